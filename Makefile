@@ -1,0 +1,40 @@
+# tunebench: `make demo` runs the whole pipeline locally on a CPU; `make test` runs every test.
+PYTHON_VERSION ?= 3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.installed
+export HF_HUB_OFFLINE ?= 1
+export AXOLOTL_DO_NOT_TRACK ?= 1
+export WANDB_MODE ?= disabled
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: install test demo lint-configs render constraints clean
+
+install: $(STAMP)
+
+# Re-install only when what pins the environment changes.
+$(STAMP): pyproject.toml constraints.txt
+	@command -v python$(PYTHON_VERSION) >/dev/null || { echo "python$(PYTHON_VERSION) is required (see README)"; exit 1; }
+	test -x $(PY) || python$(PYTHON_VERSION) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -c constraints.txt -e ".[eval,train,dev]"
+	touch $(STAMP)
+
+test: install
+	$(PY) -m pytest -q
+
+demo: install
+	$(VENV)/bin/tunebench run configs/pipelines/smoke.yaml --workdir .demo
+
+render: install
+	$(VENV)/bin/tunebench render configs/pipelines/gemma2-2b-acereason-math.yaml --kind all
+
+# Regenerate the pins from the current venv (after a deliberate upgrade).
+constraints:
+	{ echo "# Pinned versions of everything \`make install\` puts in .venv (Python 3.11, CPU)."; \
+	  echo "# Regenerate with: make constraints"; \
+	  $(PIP) freeze --exclude-editable | grep -v '^tunebench' | sed 's/+cpu$$//'; } > constraints.txt
+
+clean:
+	rm -rf $(VENV) .demo build *.egg-info

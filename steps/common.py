@@ -1,0 +1,59 @@
+"""Helpers every step shares: atomic writes, JSON files, exit codes and user-facing errors."""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_BAD_INPUT = 2
+EXIT_GATE_CLOSED = 3
+EXIT_REGRESSION = 4
+
+
+class StepInputError(Exception):
+    """Bad input a user can fix; the message names the argument or field, the value and what is valid."""
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside `target`; rename it over `target` only if the block succeeds.
+
+    Readers never see a half-written file, and a failure leaves the previous file intact.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json_atomic(path: str | os.PathLike[str], data: Any) -> None:
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def read_json(path: str | os.PathLike[str]) -> Any:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
+    """Print one actionable line to stderr and exit with `code` (no traceback for user errors)."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(code)

@@ -1,0 +1,1 @@
+"""tunebench: pipeline config, Hera DAG builders, CLI and the local runner."""

@@ -1,0 +1,307 @@
+"""Hera builders: the fine-tune → benchmark Workflow, its WorkflowTemplates and the re-benchmark CronWorkflow.
+
+```
+convert-dataset ──┐
+memory-gate ──────┴─► train ─► merge-lora ─┬─► upload
+                                           └─► eval-finetuned (withParam) ─┐
+plan-eval ─► eval-baseline (withParam; runs while training runs) ──────────┴─► aggregate
+```
+"""
+from __future__ import annotations
+
+from hera.workflows import DAG, Container, CronWorkflow, Task, Workflow, WorkflowTemplate
+from hera.workflows.models import PodGC, PodSecurityContext, TTLStrategy, WorkflowTemplateRef
+
+from workflows.config import PipelineConfig
+from workflows.params import WorkflowParam, benchmark_params, by_name, pipeline_params
+from workflows.templates import (
+    HISTORY_FILE,
+    INFRASTRUCTURE_RETRY,
+    NETWORK_RETRY,
+    RUN_DIR,
+    StepTemplate,
+    input_ref,
+    workflow_volumes,
+)
+
+PIPELINE_ENTRYPOINT = "pipeline"
+BENCHMARK_ENTRYPOINT = "benchmark"
+DATA_DIR = f"{RUN_DIR}/data"
+TRAIN_DIR = f"{RUN_DIR}/train"
+FINAL_AXOLOTL_CONFIG = f"{TRAIN_DIR}/axolotl.yaml"
+MERGED_MODEL_DIR = f"{TRAIN_DIR}/output/merged"
+EVAL_DIR = f"{RUN_DIR}/eval"
+PLAN_DIR = f"{EVAL_DIR}/plan"
+LOCAL_UPLOAD_DIR = f"{RUN_DIR}/upload"
+
+
+def _flag_args(**flags: object) -> list[str]:
+    """`--max-rows 10` style argv pairs for the optional settings that are set."""
+    args: list[str] = []
+    for name, value in flags.items():
+        if value is not None:
+            args += [f"--{name.replace('_', '-')}", str(value)]
+    return args
+
+
+# --- the step templates -------------------------------------------------------------------
+
+def convert_dataset(cfg: PipelineConfig) -> Container:
+    data = cfg.data
+    return StepTemplate(
+        name="convert-dataset", module="convert_dataset", image=cfg.cluster.images.light,
+        inputs=("source", "revision", "split", "question_field", "answer_field"),
+        args=(
+            "--source", input_ref("source"), "--revision", input_ref("revision"),
+            "--split", input_ref("split"), "--question-field", input_ref("question_field"),
+            "--answer-field", input_ref("answer_field"), "--out-dir", DATA_DIR,
+            *_flag_args(max_rows=data.max_rows, shuffle_seed=data.shuffle_seed,
+                        holdout_fraction=data.holdout_fraction or None),
+        ),
+        cpu="2", memory="8Gi", retry=NETWORK_RETRY, timeout_seconds=2 * 3600,
+    ).container(cfg)
+
+
+def memory_gate(cfg: PipelineConfig) -> Container:
+    return StepTemplate(
+        name="memory-gate", module="estimate_memory", image=cfg.cluster.images.light,
+        inputs=("model", "revision", "axolotl_config", "overrides", "gpus", "gpu_memory_gib", "mode"),
+        args=(
+            "--model", input_ref("model"), "--revision", input_ref("revision"),
+            "--axolotl-config", input_ref("axolotl_config"), "--overrides", input_ref("overrides"),
+            "--gpus", input_ref("gpus"), "--gpu-memory-gib", input_ref("gpu_memory_gib"),
+            "--sharding", cfg.gate.sharding, "--mode", input_ref("mode"),
+            "--out", f"{RUN_DIR}/gate/estimate.json",
+        ),
+        cpu="1", memory="2Gi", retry=NETWORK_RETRY, timeout_seconds=600,
+    ).container(cfg)
+
+
+def train(cfg: PipelineConfig) -> Container:
+    spec = cfg.train
+    return StepTemplate(
+        name="train", module="train", image=cfg.cluster.images.train,
+        inputs=("base_model", "base_model_revision", "axolotl_config", "overrides", "gpus"),
+        args=(
+            "--config", input_ref("axolotl_config"), "--overrides", input_ref("overrides"),
+            "--base-model", input_ref("base_model"), "--base-model-revision", input_ref("base_model_revision"),
+            "--dataset", f"{DATA_DIR}/train.parquet", "--run-dir", TRAIN_DIR, "--gpus", input_ref("gpus"),
+        ),
+        gpus=input_ref("gpus"), placement=spec, cpu=spec.cpu, memory=spec.memory,
+        retry=INFRASTRUCTURE_RETRY, timeout_seconds=spec.timeout,
+    ).container(cfg)
+
+
+def merge_lora(cfg: PipelineConfig) -> Container:
+    # Merging runs on the CPU: it needs host memory for the full-precision model, not GPUs.
+    return StepTemplate(
+        name="merge-lora", module="merge_lora", image=cfg.cluster.images.train,
+        inputs=(), args=("--config", FINAL_AXOLOTL_CONFIG),
+        cpu=cfg.train.cpu, memory=cfg.train.memory, retry=INFRASTRUCTURE_RETRY, timeout_seconds=3 * 3600,
+    ).container(cfg)
+
+
+def upload(cfg: PipelineConfig) -> Container:
+    to_hub = cfg.upload.target == "hub"
+    return StepTemplate(
+        name="upload", module="upload", image=cfg.cluster.images.light,
+        inputs=("repo_id", "private", "base_model", "dataset", "dataset_revision"),
+        args=(
+            "--model-dir", MERGED_MODEL_DIR, "--repo-id", input_ref("repo_id"),
+            "--private", input_ref("private"), "--target", "hub" if to_hub else LOCAL_UPLOAD_DIR,
+            "--axolotl-config", FINAL_AXOLOTL_CONFIG, "--base-model", input_ref("base_model"),
+            "--dataset", input_ref("dataset"), "--dataset-revision", input_ref("dataset_revision"),
+        ),
+        cpu="2", memory="8Gi", retry=NETWORK_RETRY, timeout_seconds=3 * 3600, hub_token_required=to_hub,
+    ).container(cfg)
+
+
+def plan_eval(cfg: PipelineConfig) -> Container:
+    return StepTemplate(
+        name="plan-eval", module="plan_eval", image=cfg.cluster.images.light,
+        inputs=("baselines", "subjects", "finetuned_model", "finetuned_label"),
+        args=(
+            "--baselines", input_ref("baselines"), "--subjects", input_ref("subjects"),
+            "--finetuned-model", input_ref("finetuned_model"), "--finetuned-label", input_ref("finetuned_label"),
+            "--out-dir", PLAN_DIR,
+        ),
+        outputs={
+            "baseline-items": f"{PLAN_DIR}/baseline-items.json",
+            "finetuned-items": f"{PLAN_DIR}/finetuned-items.json",
+        },
+        cpu="500m", memory="512Mi", hub_token=False, timeout_seconds=300,
+    ).container(cfg)
+
+
+def eval_mmlu_pro(cfg: PipelineConfig) -> Container:
+    ev = cfg.eval
+    return StepTemplate(
+        name="eval-mmlu-pro", module="eval_mmlu_pro", image=cfg.cluster.images.eval,
+        inputs=("model", "role", "label", "slug", "subject", "engine", "limit", "dataset", "dataset_revision"),
+        args=(
+            "--model", input_ref("model"), "--role", input_ref("role"), "--label", input_ref("label"),
+            "--subject", input_ref("subject"), "--dataset", input_ref("dataset"),
+            "--dataset-revision", input_ref("dataset_revision"), "--engine", input_ref("engine"),
+            "--out-dir", f"{EVAL_DIR}/{input_ref('slug')}", "--limit", input_ref("limit"),
+            "--extract", ev.extract, "--max-new-tokens", str(ev.max_new_tokens),
+            "--max-model-len", str(ev.max_model_len), "--batch-size", str(ev.batch_size),
+            "--tensor-parallel", str(max(ev.gpus_per_task, 1)),
+        ),
+        gpus=ev.gpus_per_task, placement=ev, cpu=ev.cpu, memory=ev.memory,
+        retry=NETWORK_RETRY, timeout_seconds=ev.timeout,
+    ).container(cfg)
+
+
+def aggregate(cfg: PipelineConfig) -> Container:
+    return StepTemplate(
+        name="aggregate", module="aggregate", image=cfg.cluster.images.light,
+        inputs=("subjects", "regression_threshold"),
+        args=(
+            "--eval-dir", EVAL_DIR, "--models", f"{PLAN_DIR}/models.json", "--subjects", input_ref("subjects"),
+            "--out-dir", f"{RUN_DIR}/summary", "--run-id", "{{workflow.name}}",
+            "--history", HISTORY_FILE, "--regression-threshold", input_ref("regression_threshold"),
+        ),
+        cpu="1", memory="2Gi", hub_token=False, timeout_seconds=900,
+    ).container(cfg)
+
+
+# --- the DAGs ---------------------------------------------------------------------------------
+
+def _eval_fanout(template: Container, name: str, items_from: Task, items_output: str,
+                 params: dict[str, WorkflowParam], depends: str) -> Task:
+    """One eval task per item of a plan list (model × subject), all from one `withParam`."""
+    return template(
+        name=name,
+        depends=depends,
+        with_param=f"{{{{tasks.{items_from.name}.outputs.parameters.{items_output}}}}}",
+        arguments={
+            "model": "{{item.model}}", "role": "{{item.role}}", "label": "{{item.label}}",
+            "slug": "{{item.slug}}", "subject": "{{item.subject}}",
+            "engine": params["eval_engine"].ref, "limit": params["eval_limit"].ref,
+            "dataset": params["eval_dataset"].ref, "dataset_revision": params["eval_dataset_revision"].ref,
+        },
+    )
+
+
+def _aggregate_task(template: Container, params: dict[str, WorkflowParam], depends: str) -> Task:
+    return template(
+        name="aggregate", depends=depends,
+        arguments={"subjects": params["subjects"].ref, "regression_threshold": params["regression_threshold"].ref},
+    )
+
+
+def _pipeline_dag(cfg: PipelineConfig, params: dict[str, WorkflowParam]) -> None:
+    p = {name: param.ref for name, param in params.items()}
+    templates = {
+        "convert": convert_dataset(cfg), "gate": memory_gate(cfg), "train": train(cfg),
+        "merge": merge_lora(cfg), "upload": upload(cfg), "plan": plan_eval(cfg),
+        "eval": eval_mmlu_pro(cfg), "aggregate": aggregate(cfg),
+    }
+    with DAG(name=PIPELINE_ENTRYPOINT, parallelism=cfg.eval.parallelism):
+        convert = templates["convert"](name="convert-dataset", arguments={
+            "source": p["dataset"], "revision": p["dataset_revision"], "split": p["dataset_split"],
+            "question_field": p["question_field"], "answer_field": p["answer_field"]})
+        gate = templates["gate"](name="memory-gate", arguments={
+            "model": p["base_model"], "revision": p["base_model_revision"],
+            "axolotl_config": p["axolotl_config"], "overrides": p["axolotl_overrides"],
+            "gpus": p["gpus"], "gpu_memory_gib": p["gpu_memory_gib"], "mode": p["gate_mode"]})
+        trained = templates["train"](name="train", depends=f"{convert.name} && {gate.name}", arguments={
+            "base_model": p["base_model"], "base_model_revision": p["base_model_revision"],
+            "axolotl_config": p["axolotl_config"], "overrides": p["axolotl_overrides"], "gpus": p["gpus"]})
+        merged = templates["merge"](name="merge-lora", depends=trained.name)
+        templates["upload"](name="upload", depends=merged.name, when=f"{p['upload_enabled']} == true", arguments={
+            "repo_id": p["hub_repo"], "private": p["hub_private"], "base_model": p["base_model"],
+            "dataset": p["dataset"], "dataset_revision": p["dataset_revision"]})
+        plan = templates["plan"](name="plan-eval", arguments={
+            "baselines": p["baselines"], "subjects": p["subjects"],
+            "finetuned_model": MERGED_MODEL_DIR, "finetuned_label": p["hub_repo"]})
+        baseline = _eval_fanout(templates["eval"], "eval-baseline", plan, "baseline-items", params, plan.name)
+        finetuned = _eval_fanout(templates["eval"], "eval-finetuned", plan, "finetuned-items", params,
+                                 f"{merged.name} && {plan.name}")
+        _aggregate_task(templates["aggregate"], params, f"{baseline.name} && {finetuned.name}")
+
+
+def _benchmark_dag(cfg: PipelineConfig, params: dict[str, WorkflowParam]) -> None:
+    templates = {"plan": plan_eval(cfg), "eval": eval_mmlu_pro(cfg), "aggregate": aggregate(cfg)}
+    with DAG(name=BENCHMARK_ENTRYPOINT, parallelism=cfg.eval.parallelism):
+        plan = templates["plan"](name="plan-eval", arguments={
+            "baselines": params["baselines"].ref, "subjects": params["subjects"].ref,
+            "finetuned_model": params["finetuned_model"].ref, "finetuned_label": params["finetuned_model"].ref})
+        baseline = _eval_fanout(templates["eval"], "eval-baseline", plan, "baseline-items", params, plan.name)
+        finetuned = _eval_fanout(templates["eval"], "eval-finetuned", plan, "finetuned-items", params, plan.name)
+        _aggregate_task(templates["aggregate"], params, f"{baseline.name} && {finetuned.name}")
+
+
+def _spec(cfg: PipelineConfig, entrypoint: str, params: list[WorkflowParam]) -> dict:
+    cluster = cfg.cluster
+    security = None
+    if cluster.run_as_user is not None:
+        security = PodSecurityContext(run_as_user=cluster.run_as_user, run_as_group=cluster.run_as_user,
+                                      fs_group=cluster.run_as_user, run_as_non_root=True)
+    return dict(
+        namespace=cluster.namespace,
+        entrypoint=entrypoint,
+        service_account_name=cluster.service_account,
+        arguments=[param.to_hera() for param in params],
+        volumes=workflow_volumes(cfg),
+        pod_gc=PodGC(strategy=cluster.pod_gc),
+        ttl_strategy=TTLStrategy(seconds_after_completion=cluster.ttl_after_finished),
+        parallelism=cluster.parallelism,
+        security_context=security,
+        labels={"app.kubernetes.io/name": "tunebench", "tunebench/pipeline": cfg.name},
+    )
+
+
+def _annotations(cfg: PipelineConfig, what: str) -> dict[str, str]:
+    text = f"{what}: {cfg.description}" if cfg.description else what
+    return {"workflows.argoproj.io/description": text}
+
+
+def build_workflow(cfg: PipelineConfig) -> Workflow:
+    """The whole pipeline as a Workflow to submit; a new name, and so a new run folder, per submission."""
+    params = pipeline_params(cfg)
+    with Workflow(generate_name=f"{cfg.name}-", annotations=_annotations(cfg, "fine-tune and benchmark"),
+                  **_spec(cfg, PIPELINE_ENTRYPOINT, params)) as workflow:
+        _pipeline_dag(cfg, by_name(params))
+    return workflow
+
+
+def build_pipeline_template(cfg: PipelineConfig) -> WorkflowTemplate:
+    """The same pipeline as a WorkflowTemplate, for resubmission from the Argo UI form."""
+    params = pipeline_params(cfg)
+    with WorkflowTemplate(name=cfg.name, annotations=_annotations(cfg, "fine-tune and benchmark"),
+                          **_spec(cfg, PIPELINE_ENTRYPOINT, params)) as template:
+        _pipeline_dag(cfg, by_name(params))
+    return template
+
+
+def benchmark_template_name(cfg: PipelineConfig) -> str:
+    return f"{cfg.name}-benchmark"
+
+
+def build_benchmark_template(cfg: PipelineConfig) -> WorkflowTemplate:
+    """Evaluation fan-out + aggregate with history and regression check, without training."""
+    params = benchmark_params(cfg)
+    with WorkflowTemplate(name=benchmark_template_name(cfg), annotations=_annotations(cfg, "MMLU-Pro re-benchmark"),
+                          **_spec(cfg, BENCHMARK_ENTRYPOINT, params)) as template:
+        _benchmark_dag(cfg, by_name(params))
+    return template
+
+
+def build_cron(cfg: PipelineConfig) -> CronWorkflow:
+    """Runs the benchmark template on the configured schedules; history accumulates on the workspace volume."""
+    if cfg.schedule is None:
+        raise ValueError(f"pipeline '{cfg.name}' has no schedule: add `schedule.crons` to render a CronWorkflow")
+    schedule = cfg.schedule
+    return CronWorkflow(
+        name=f"{cfg.name}-rebenchmark",
+        namespace=cfg.cluster.namespace,
+        annotations=_annotations(cfg, "scheduled MMLU-Pro re-benchmark"),
+        labels={"app.kubernetes.io/name": "tunebench", "tunebench/pipeline": cfg.name},
+        schedules=list(schedule.crons),
+        timezone=schedule.timezone,
+        concurrency_policy=schedule.concurrency_policy,
+        successful_jobs_history_limit=3,
+        failed_jobs_history_limit=3,
+        workflow_template_ref=WorkflowTemplateRef(name=benchmark_template_name(cfg)),
+    )

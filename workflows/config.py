@@ -1,0 +1,296 @@
+"""The pipeline config: one YAML file that says what to fine-tune, how to gate, evaluate and publish it, and where it runs."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from steps.mmlu_pro.subjects import SUBJECTS
+
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+QUANTITY = re.compile(r"^\d+(\.\d+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$")
+CRON_FIELDS = 5
+
+
+class ConfigError(Exception):
+    """A pipeline config a user must fix; the message lists each problem with its field path."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _seconds(value: int | str) -> int:
+    """Durations as `90`, `"45m"`, `"6h"` or `"1d12h"`, in seconds."""
+    if isinstance(value, int):
+        seconds = value
+    else:
+        match = DURATION.fullmatch(value.strip())
+        if not value.strip() or not match:
+            raise ValueError(f"'{value}' is not a duration; use seconds or e.g. '45m', '6h', '1d12h'")
+        days, hours, minutes, secs = (int(part or 0) for part in match.groups())
+        seconds = ((days * 24 + hours) * 60 + minutes) * 60 + secs
+    if seconds <= 0:
+        raise ValueError("a duration must be positive")
+    return seconds
+
+
+Duration = Annotated[int, Field(description="seconds, or a duration like '45m', '6h'")]
+
+
+def _quantity(value: str | int) -> str:
+    text = str(value)
+    if not QUANTITY.fullmatch(text):
+        raise ValueError(f"'{text}' is not a Kubernetes quantity; use e.g. '8', '500m', '64Gi'")
+    return text
+
+
+class ModelSpec(Strict):
+    id: str = Field(description="hub id (org/name) or a local directory of the base model")
+    revision: str = Field("main", description="hub revision: branch, tag or commit; pin a commit for reproducible runs")
+
+
+class FieldMapping(Strict):
+    question: str = Field("problem", description="source column that becomes `question`")
+    answer: str = Field("answer", description="source column that becomes `answer`")
+
+
+class DataSpec(Strict):
+    source: str = Field(description="hub dataset id, or a local parquet/jsonl/csv path")
+    revision: str = "main"
+    split: str = "train"
+    fields: FieldMapping = FieldMapping()
+    max_rows: int | None = Field(None, gt=0)
+    shuffle_seed: int | None = None
+    holdout_fraction: float = Field(0.0, ge=0.0, lt=1.0)
+
+
+class Toleration(Strict):
+    key: str | None = None
+    operator: Literal["Exists", "Equal"] = "Equal"
+    value: str | None = None
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+
+
+class PodPlacement(Strict):
+    """Where GPU pods may land: node labels that must match, and taints they tolerate."""
+
+    node_selector: dict[str, str] = {}
+    tolerations: list[Toleration] = []
+
+
+class TrainSpec(PodPlacement):
+    axolotl_config: str = Field(description="path of the Axolotl YAML, relative to the project root")
+    overrides: dict[str, Any] = Field({}, description="top-level Axolotl keys set over the YAML")
+    gpus: int = Field(1, ge=1, le=16)
+    gpu_resource: str = "nvidia.com/gpu"
+    cpu: str = "8"
+    memory: str = "64Gi"
+    shm_size: str = "16Gi"
+    timeout: Duration = _seconds("12h")
+
+    _quantities = field_validator("cpu", "memory", "shm_size", mode="before")(_quantity)
+    _duration = field_validator("timeout", mode="before")(_seconds)
+
+    @field_validator("axolotl_config")
+    @classmethod
+    def _yaml_path(cls, value: str) -> str:
+        if not value.endswith((".yaml", ".yml")):
+            raise ValueError(f"'{value}' is not a YAML file path (.yaml or .yml)")
+        return value
+
+
+class GateSpec(Strict):
+    gpu_memory_gib: float = Field(80.0, gt=0)
+    sharding: Literal["auto", "none", "fsdp", "zero3"] = "auto"
+    mode: Literal["fail", "warn"] = "fail"
+
+
+class EvalSpec(PodPlacement):
+    dataset: str = "TIGER-Lab/MMLU-Pro"
+    revision: str = "main"
+    subjects: list[str] = list(SUBJECTS)
+    baselines: list[str] = []
+    engine: Literal["vllm", "hf"] = "vllm"
+    extract: Literal["tiger", "strict"] = "tiger"
+    gpus_per_task: int = Field(1, ge=0, le=16)
+    max_new_tokens: int = Field(2048, gt=0)
+    max_model_len: int = Field(4096, gt=0)
+    limit: int | None = Field(None, gt=0, description="questions per subject, for smoke runs")
+    batch_size: int = Field(8, gt=0, description="hf engine batch size")
+    parallelism: int | None = Field(None, gt=0, description="eval tasks running at once")
+    cpu: str = "4"
+    memory: str = "32Gi"
+    timeout: Duration = _seconds("6h")
+    regression_threshold: float = Field(0.02, ge=0.0, le=1.0)
+
+    _quantities = field_validator("cpu", "memory", mode="before")(_quantity)
+    _duration = field_validator("timeout", mode="before")(_seconds)
+
+    @field_validator("subjects")
+    @classmethod
+    def _known_subjects(cls, subjects: list[str]) -> list[str]:
+        unknown = [s for s in subjects if s not in SUBJECTS]
+        if unknown:
+            raise ValueError(f"unknown subject(s) {unknown}; valid: {', '.join(SUBJECTS)}")
+        if not subjects:
+            raise ValueError("at least one subject is needed")
+        if len(set(subjects)) != len(subjects):
+            raise ValueError("subjects repeat")
+        return subjects
+
+
+class UploadSpec(Strict):
+    enabled: bool = True
+    repo_id: str = Field(description="hub repo for the merged model, org/name")
+    private: bool = True
+    target: Literal["hub", "local"] = Field("hub", description="`local` writes the same files to RUN/upload")
+
+    @field_validator("repo_id")
+    @classmethod
+    def _repo_id(cls, value: str) -> str:
+        if not re.fullmatch(r"[\w.-]+/[\w.-]+", value):
+            raise ValueError(f"'{value}' is not a hub repo id; use org/name")
+        return value
+
+
+class ClaimTemplate(Strict):
+    size: str = "200Gi"
+    storage_class: str | None = None
+    access_mode: Literal["ReadWriteOnce", "ReadWriteMany", "ReadWriteOncePod"] = "ReadWriteMany"
+
+    _quantity = field_validator("size", mode="before")(_quantity)
+
+
+class VolumeSpec(Strict):
+    """Exactly one of: an existing PersistentVolumeClaim, or a claim made per run."""
+
+    existing_claim: str | None = None
+    claim_template: ClaimTemplate | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> VolumeSpec:
+        if (self.existing_claim is None) == (self.claim_template is None):
+            raise ValueError("set exactly one of existing_claim or claim_template")
+        return self
+
+
+class SecretRef(Strict):
+    name: str = "hf-token"
+    key: str = "token"
+
+
+class Images(Strict):
+    light: str = "ghcr.io/tunebench/tunebench:0.1.0"
+    train: str = "ghcr.io/tunebench/tunebench-train:0.1.0"
+    eval: str = "ghcr.io/tunebench/tunebench-eval:0.1.0"
+
+
+class ClusterSpec(PodPlacement):
+    namespace: str = "argo"
+    service_account: str = "tunebench"
+    images: Images = Images()
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    workspace: VolumeSpec = VolumeSpec(claim_template=ClaimTemplate())
+    hf_cache: VolumeSpec | None = Field(None, description="omit to keep the HF cache on the workspace volume")
+    hf_token_secret: SecretRef = SecretRef()
+    pod_gc: Literal["OnPodCompletion", "OnPodSuccess", "OnWorkflowCompletion", "OnWorkflowSuccess"] = "OnPodSuccess"
+    ttl_after_finished: Duration = _seconds("7d")
+    parallelism: int | None = Field(None, gt=0)
+    run_as_user: int | None = Field(1000, description="UID of the step containers; null keeps the image's user")
+
+    _duration = field_validator("ttl_after_finished", mode="before")(_seconds)
+
+    @field_validator("namespace", "service_account")
+    @classmethod
+    def _dns_label(cls, value: str) -> str:
+        if not DNS_LABEL.fullmatch(value):
+            raise ValueError(f"'{value}' is not a DNS-1123 label (lowercase letters, digits, '-')")
+        return value
+
+
+class ScheduleSpec(Strict):
+    crons: list[str] = Field(description="cron expressions, e.g. '0 3 * * 1'")
+    timezone: str = "UTC"
+    concurrency_policy: Literal["Allow", "Forbid", "Replace"] = "Forbid"
+    include_finetuned: bool = Field(True, description="re-benchmark the uploaded hub repo beside the baselines")
+
+    @field_validator("crons")
+    @classmethod
+    def _cron_fields(cls, crons: list[str]) -> list[str]:
+        if not crons:
+            raise ValueError("at least one cron expression is needed")
+        for cron in crons:
+            if not cron.startswith("@") and len(cron.split()) != CRON_FIELDS:
+                raise ValueError(f"'{cron}' is not a cron expression of 5 fields (minute hour day month weekday)")
+        return crons
+
+
+class PipelineConfig(Strict):
+    name: str = Field(description="DNS-1123 name; prefixes every Argo object")
+    description: str = ""
+    model: ModelSpec
+    data: DataSpec
+    train: TrainSpec
+    gate: GateSpec = GateSpec()
+    eval: EvalSpec = EvalSpec()
+    upload: UploadSpec
+    cluster: ClusterSpec = ClusterSpec()
+    schedule: ScheduleSpec | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not DNS_LABEL.fullmatch(value) or len(value) > 40:
+            raise ValueError(f"'{value}' must be a DNS-1123 label of at most 40 characters")
+        return value
+
+    @model_validator(mode="after")
+    def _history_needs_a_lasting_volume(self) -> PipelineConfig:
+        if self.schedule is not None and self.cluster.workspace.existing_claim is None:
+            raise ValueError(
+                "schedule needs cluster.workspace.existing_claim: re-benchmark history lives on the "
+                "workspace volume, and a claim_template volume is new for every run"
+            )
+        return self
+
+
+def format_validation_error(error: ValidationError, source: str) -> str:
+    lines = [f"{source}: {error.error_count()} problem(s)"]
+    for item in error.errors():
+        path = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown field (check the spelling; see docs/config.md for the valid fields)"
+        elif item["type"] == "missing":
+            message = "required field is missing"
+        value = item.get("input")
+        shown = "" if item["type"] == "missing" or isinstance(value, dict) else f" (got {value!r})"
+        lines.append(f"  {path}: {message}{shown}")
+    return "\n".join(lines)
+
+
+def parse_pipeline(data: Any, source: str = "pipeline config") -> PipelineConfig:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
+    try:
+        return PipelineConfig.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(format_validation_error(error, source)) from None
+
+
+def load_pipeline(path: str | Path) -> PipelineConfig:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read the pipeline config ({error.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+    return parse_pipeline(data, str(path))

@@ -1,0 +1,165 @@
+"""Container templates for the steps: image, exec-form command, volumes, env, GPU settings, retries.
+
+Every template runs `python -m steps.<module>` with its arguments as separate argv
+elements, so no parameter value ever reaches a shell.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from hera.workflows import (
+    Container,
+    EmptyDirVolume,
+    Env,
+    ExistingVolume,
+    Parameter,
+    Resources,
+    RetryStrategy,
+    SecretEnv,
+    Volume,
+)
+from hera.workflows.models import (
+    Backoff,
+    SecurityContext,
+    Toleration,
+    ValueFrom,
+    VolumeMount,
+)
+
+from workflows.config import ClusterSpec, PipelineConfig, PodPlacement, VolumeSpec
+
+WORKSPACE_MOUNT = "/workspace"
+HF_CACHE_MOUNT = "/hf-cache"
+SHM_MOUNT = "/dev/shm"
+RUN_DIR = WORKSPACE_MOUNT + "/runs/{{workflow.name}}"
+HISTORY_FILE = WORKSPACE_MOUNT + "/history/mmlu-pro.parquet"
+
+WORKSPACE_VOLUME = "workspace"
+HF_CACHE_VOLUME = "hf-cache"
+SHM_VOLUME = "dshm"
+
+# Retry what the network breaks (exit 1, or the pod lost), never a verdict: 2 is bad
+# input, 3 a closed memory gate, 4 a score regression; rerunning those changes nothing.
+NETWORK_RETRY = RetryStrategy(
+    limit=3,
+    retry_policy="Always",
+    expression="lastRetry.status == 'Error' || asInt(lastRetry.exitCode) == 1",
+    backoff=Backoff(duration="30s", factor=2, max_duration="15m"),
+)
+# Long GPU steps: retry only when the pod was lost (preemption, node failure); the
+# restarted train step resumes from its newest checkpoint. A crash is not retried, so a
+# deterministic bug does not burn the GPUs three times.
+INFRASTRUCTURE_RETRY = RetryStrategy(
+    limit=2,
+    retry_policy="OnError",
+    backoff=Backoff(duration="1m", factor=2, max_duration="30m"),
+)
+
+
+def input_ref(name: str) -> str:
+    return "{{inputs.parameters." + name + "}}"
+
+
+@dataclass(frozen=True)
+class StepTemplate:
+    """What differs between the step containers; `container()` adds what they share."""
+
+    name: str
+    module: str
+    image: str
+    inputs: tuple[str, ...]
+    args: tuple[str, ...]
+    outputs: dict[str, str] = field(default_factory=dict)  # output parameter -> file path
+    gpus: str | int | None = None
+    placement: PodPlacement | None = None
+    cpu: str | None = None
+    memory: str | None = None
+    timeout_seconds: int | None = None
+    retry: RetryStrategy | None = None
+    hub_token: bool = True  # gated models need it for downloads too
+    hub_token_required: bool = False
+
+    def container(self, cfg: PipelineConfig) -> Container:
+        cluster = cfg.cluster
+        uses_gpu = self.gpus not in (None, 0, "0")
+        placement_selector, placement_tolerations = _placement(cluster, self.placement)
+        return Container(
+            name=self.name,
+            image=self.image,
+            image_pull_policy=cluster.image_pull_policy,
+            command=["python", "-m", f"steps.{self.module}"],
+            args=list(self.args),
+            inputs=[Parameter(name=name) for name in self.inputs] or None,
+            outputs=[Parameter(name=name, value_from=ValueFrom(path=path)) for name, path in self.outputs.items()] or None,
+            env=_env(cluster, self.hub_token, self.hub_token_required),
+            resources=_resources(cfg, self, uses_gpu),
+            volume_mounts=_mounts(cluster, uses_gpu),
+            node_selector=placement_selector or None,
+            tolerations=placement_tolerations or None,
+            retry_strategy=self.retry,
+            active_deadline_seconds=self.timeout_seconds,
+            security_context=SecurityContext(allow_privilege_escalation=False, privileged=False),
+        )
+
+
+def _placement(cluster: ClusterSpec, own: PodPlacement | None) -> tuple[dict[str, str], list[Toleration]]:
+    selector = dict(cluster.node_selector)
+    tolerations = list(cluster.tolerations)
+    if own is not None:
+        selector.update(own.node_selector)
+        tolerations += [t for t in own.tolerations if t not in tolerations]
+    return selector, [Toleration(**t.model_dump(exclude_none=True)) for t in tolerations]
+
+
+def _env(cluster: ClusterSpec, hub_token: bool, required: bool) -> list[Env | SecretEnv]:
+    hf_home = HF_CACHE_MOUNT if cluster.hf_cache is not None else f"{WORKSPACE_MOUNT}/hf-cache"
+    env: list[Env | SecretEnv] = [
+        Env(name="HF_HOME", value=hf_home),
+        Env(name="PYTHONUNBUFFERED", value="1"),
+        Env(name="AXOLOTL_DO_NOT_TRACK", value="1"),
+    ]
+    if hub_token:
+        secret = cluster.hf_token_secret
+        env.append(SecretEnv(name="HF_TOKEN", secret_name=secret.name, secret_key=secret.key, optional=not required))
+    return env
+
+
+def _resources(cfg: PipelineConfig, step: StepTemplate, uses_gpu: bool) -> Resources | None:
+    if not (step.cpu or step.memory or uses_gpu):
+        return None
+    return Resources(
+        cpu_request=step.cpu,
+        cpu_limit=step.cpu,
+        memory_request=step.memory,
+        memory_limit=step.memory,
+        gpus=step.gpus if uses_gpu else None,
+        gpu_flag=cfg.train.gpu_resource,
+    )
+
+
+def _mounts(cluster: ClusterSpec, uses_gpu: bool) -> list[VolumeMount]:
+    mounts = [VolumeMount(name=WORKSPACE_VOLUME, mount_path=WORKSPACE_MOUNT)]
+    if cluster.hf_cache is not None:
+        mounts.append(VolumeMount(name=HF_CACHE_VOLUME, mount_path=HF_CACHE_MOUNT))
+    if uses_gpu:
+        # NCCL and the DataLoader workers exchange tensors through /dev/shm; the container
+        # default of 64 MiB makes multi-GPU training fail with bus errors.
+        mounts.append(VolumeMount(name=SHM_VOLUME, mount_path=SHM_MOUNT))
+    return mounts
+
+
+def _volume(name: str, spec: VolumeSpec) -> ExistingVolume | Volume:
+    if spec.existing_claim is not None:
+        return ExistingVolume(name=name, claim_name=spec.existing_claim)
+    claim = spec.claim_template
+    assert claim is not None  # VolumeSpec guarantees exactly one
+    return Volume(name=name, size=claim.size, storage_class_name=claim.storage_class, access_modes=[claim.access_mode])
+
+
+def workflow_volumes(cfg: PipelineConfig) -> list[ExistingVolume | Volume | EmptyDirVolume]:
+    """Volumes of every pod: the workspace, the HF cache, and the memory-backed /dev/shm."""
+    volumes: list[ExistingVolume | Volume | EmptyDirVolume] = [_volume(WORKSPACE_VOLUME, cfg.cluster.workspace)]
+    if cfg.cluster.hf_cache is not None:
+        volumes.append(_volume(HF_CACHE_VOLUME, cfg.cluster.hf_cache))
+    volumes.append(EmptyDirVolume(name=SHM_VOLUME, medium="Memory", size_limit=cfg.train.shm_size))
+    return volumes
