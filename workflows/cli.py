@@ -1,6 +1,9 @@
 """The `tunebench` command line: thin wrappers that call one module each."""
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
 app = typer.Typer(
@@ -10,6 +13,59 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+PipelineArg = Annotated[Path, typer.Argument(help="pipeline config (configs/pipelines/*.yaml)", show_default=False)]
+
+
+def load_or_exit(pipeline: Path):  # -> PipelineConfig; the import stays lazy for a fast --help
+    """Load a pipeline config, or print what is wrong with it and exit 2."""
+    from workflows.config import ConfigError, load_pipeline
+
+    try:
+        return load_pipeline(pipeline)
+    except ConfigError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def render(
+    pipeline: PipelineArg,
+    kind: Annotated[str, typer.Option(help="workflow | template | cron | all")] = "workflow",
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="write to FILE instead of stdout")] = None,
+) -> None:
+    """Print the Argo manifests of a pipeline as deterministic YAML (the same config gives the same bytes)."""
+    from steps.common import write_text_atomic
+    from workflows.render import KINDS, render as render_yaml
+
+    if kind not in KINDS:
+        typer.echo(f"error: --kind '{kind}' is not valid; choose one of: {', '.join(KINDS)}", err=True)
+        raise typer.Exit(2)
+    cfg = load_or_exit(pipeline)
+    try:
+        text = render_yaml(cfg, kind)
+    except ValueError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        write_text_atomic(output, text)
+        typer.echo(f"wrote {output}", err=True)
+
+
+@app.command()
+def lint(
+    pipeline: PipelineArg,
+    schema: Annotated[Path | None, typer.Option(help="Argo's JSON schema file (default: $TUNEBENCH_ARGO_SCHEMA or ../shared/data/argo)")] = None,
+) -> None:
+    """Check the pipeline config, its Axolotl config and every rendered manifest; exit 1 on any problem."""
+    from workflows.check import check_pipeline
+
+    report = check_pipeline(pipeline, schema)
+    report.print()
+    raise typer.Exit(0 if report.ok else 1)
+
 
 # --- commands owned by other modules: one registration line each --------------------
 # (keep imports of heavy libraries inside the command functions, so `tunebench --help` stays fast)

@@ -259,17 +259,37 @@ class PipelineConfig(Strict):
         return self
 
 
+def _fields_at(loc: tuple[Any, ...]) -> list[str]:
+    """Field names of the config section at `loc`, for 'did you mean' help on unknown keys."""
+    model: Any = PipelineConfig
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        info = model.model_fields.get(part) if isinstance(model, type) and issubclass(model, BaseModel) else None
+        if info is None:
+            return []
+        annotation = info.annotation
+        candidates = [annotation, *getattr(annotation, "__args__", ())]
+        model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        if model is None:
+            return []
+    return sorted(model.model_fields)
+
+
 def format_validation_error(error: ValidationError, source: str) -> str:
     lines = [f"{source}: {error.error_count()} problem(s)"]
     for item in error.errors():
-        path = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        path = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in item["loc"]).lstrip(".")
+        path = path or "(top level)"
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
-            message = "unknown field (check the spelling; see docs/config.md for the valid fields)"
+            valid = _fields_at(item["loc"][:-1])
+            message = "unknown field" + (f"; valid here: {', '.join(valid)}" if valid else "")
         elif item["type"] == "missing":
             message = "required field is missing"
         value = item.get("input")
-        shown = "" if item["type"] == "missing" or isinstance(value, dict) else f" (got {value!r})"
+        hidden = item["type"] == "missing" or isinstance(value, dict) or repr(value) in message
+        shown = "" if hidden else f" (got {value!r})"
         lines.append(f"  {path}: {message}{shown}")
     return "\n".join(lines)
 
