@@ -10,7 +10,7 @@ plan-eval ─► eval-baseline (withParam; runs while training runs) ───�
 from __future__ import annotations
 
 from hera.workflows import DAG, Container, CronWorkflow, Task, Workflow, WorkflowTemplate
-from hera.workflows.models import PodGC, PodSecurityContext, TTLStrategy, WorkflowTemplateRef
+from hera.workflows.models import PodGC, PodSecurityContext, TTLStrategy, VolumeClaimGC, WorkflowTemplateRef
 
 from workflows.config import PipelineConfig
 from workflows.params import WorkflowParam, benchmark_params, by_name, pipeline_params
@@ -232,6 +232,11 @@ def _benchmark_dag(cfg: PipelineConfig, params: dict[str, WorkflowParam]) -> Non
         _aggregate_task(templates["aggregate"], params, f"{baseline.name} && {finetuned.name}")
 
 
+def _has_claim_templates(cfg: PipelineConfig) -> bool:
+    volumes = [cfg.cluster.workspace, cfg.cluster.hf_cache]
+    return any(volume is not None and volume.claim_template is not None for volume in volumes)
+
+
 def _spec(cfg: PipelineConfig, entrypoint: str, params: list[WorkflowParam]) -> dict:
     cluster = cfg.cluster
     security = None
@@ -248,6 +253,8 @@ def _spec(cfg: PipelineConfig, entrypoint: str, params: list[WorkflowParam]) -> 
         ttl_strategy=TTLStrategy(seconds_after_completion=cluster.ttl_after_finished),
         parallelism=cluster.parallelism,
         security_context=security,
+        # A failed run keeps its per-run claim, so `argo retry` resumes from its checkpoints.
+        volume_claim_gc=VolumeClaimGC(strategy="OnWorkflowSuccess") if _has_claim_templates(cfg) else None,
         labels={"app.kubernetes.io/name": "tunebench", "tunebench/pipeline": cfg.name},
     )
 
