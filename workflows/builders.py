@@ -10,7 +10,7 @@ plan-eval ─► eval-baseline (withParam; runs while training runs) ───�
 from __future__ import annotations
 
 from hera.workflows import DAG, Container, CronWorkflow, Task, Workflow, WorkflowTemplate
-from hera.workflows.models import PodGC, PodSecurityContext, TTLStrategy, VolumeClaimGC, WorkflowTemplateRef
+from hera.workflows.models import PodGC, PodSecurityContext, TTLStrategy, VolumeClaimGC, WorkflowMetadata, WorkflowTemplateRef
 
 from workflows.config import PipelineConfig
 from workflows.params import WorkflowParam, benchmark_params, by_name, pipeline_params
@@ -255,8 +255,14 @@ def _spec(cfg: PipelineConfig, entrypoint: str, params: list[WorkflowParam]) -> 
         security_context=security,
         # A failed run keeps its per-run claim, so `argo retry` resumes from its checkpoints.
         volume_claim_gc=VolumeClaimGC(strategy="OnWorkflowSuccess") if _has_claim_templates(cfg) else None,
-        labels={"app.kubernetes.io/name": "tunebench", "tunebench/pipeline": cfg.name},
+        labels=_labels(cfg),
+        # Runs made from the templates (UI submissions, cron) carry the labels too.
+        workflow_metadata=WorkflowMetadata(labels=_labels(cfg)),
     )
+
+
+def _labels(cfg: PipelineConfig) -> dict[str, str]:
+    return {"app.kubernetes.io/name": "tunebench", "tunebench/pipeline": cfg.name}
 
 
 def _annotations(cfg: PipelineConfig, what: str) -> dict[str, str]:
@@ -304,7 +310,7 @@ def build_cron(cfg: PipelineConfig) -> CronWorkflow:
         name=f"{cfg.name}-rebenchmark",
         namespace=cfg.cluster.namespace,
         annotations=_annotations(cfg, "scheduled MMLU-Pro re-benchmark"),
-        labels={"app.kubernetes.io/name": "tunebench", "tunebench/pipeline": cfg.name},
+        labels=_labels(cfg),
         schedules=list(schedule.crons),
         timezone=schedule.timezone,
         concurrency_policy=schedule.concurrency_policy,

@@ -31,7 +31,7 @@ def load_or_exit(pipeline: Path):  # -> PipelineConfig; the import stays lazy fo
 @app.command()
 def render(
     pipeline: PipelineArg,
-    kind: Annotated[str, typer.Option(help="workflow | template | cron | all")] = "workflow",
+    kind: Annotated[str, typer.Option(help="workflow | template | cron | all (the Argo objects) | rbac (ServiceAccount, Role, RoleBinding)")] = "workflow",
     output: Annotated[Path | None, typer.Option("-o", "--output", help="write to FILE instead of stdout")] = None,
 ) -> None:
     """Print the Argo manifests of a pipeline as deterministic YAML (the same config gives the same bytes)."""
@@ -69,6 +69,18 @@ def lint(
 
 # --- commands owned by other modules: one registration line each --------------------
 # (keep imports of heavy libraries inside the command functions, so `tunebench --help` stays fast)
+from workflows.cluster import commands as _cluster  # noqa: E402  (typer only at import time)
+
+app.command()(_cluster.submit)
+app.command()(_cluster.apply)
+app.command()(_cluster.status)
+app.command()(_cluster.retry)
+from steps.estimate_memory import estimate_command  # noqa: E402
+app.command("estimate", help="Will a model fit for fine-tuning on N GPUs? Memory per GPU by component, and advice (exit 3 if not).")(estimate_command)
+from workflows.runner.cli import run_command  # noqa: E402
+app.command("run", help="Run the pipeline's Workflow on this machine, task by task, as Argo would (resumable).")(run_command)
+from steps.mmlu_pro.rescore import rescore_command  # noqa: E402
+app.command("rescore", help="Re-score saved MMLU-Pro outputs (ours or the reference's) with --extract tiger|strict.")(rescore_command)
 
 if __name__ == "__main__":
     app()

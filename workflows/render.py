@@ -8,9 +8,12 @@ import yaml
 
 from workflows.builders import build_benchmark_template, build_cron, build_pipeline_template, build_workflow
 from workflows.config import PipelineConfig
+from workflows.rbac import rbac_header, rbac_manifests
 
-Kind = Literal["workflow", "template", "cron", "all"]
-KINDS: tuple[str, ...] = ("workflow", "template", "cron", "all")
+Kind = Literal["workflow", "template", "cron", "all", "rbac"]
+# `all` is the Argo objects (what `argo lint` and the Argo Server take); `rbac` is the
+# Kubernetes objects the pods need, applied once with kubectl.
+KINDS: tuple[str, ...] = ("workflow", "template", "cron", "all", "rbac")
 
 
 def _builders(cfg: PipelineConfig, kind: str) -> list[Callable[[PipelineConfig], Any]]:
@@ -29,6 +32,8 @@ def _builders(cfg: PipelineConfig, kind: str) -> list[Callable[[PipelineConfig],
 
 def manifests(cfg: PipelineConfig, kind: str = "workflow") -> list[dict[str, Any]]:
     """The manifests of `kind` as plain dicts, in a fixed order."""
+    if kind == "rbac":
+        return rbac_manifests(cfg)
     return [builder(cfg).to_dict() for builder in _builders(cfg, kind)]
 
 
@@ -50,4 +55,5 @@ def to_yaml(documents: list[dict[str, Any]]) -> str:
 
 
 def render(cfg: PipelineConfig, kind: str = "workflow") -> str:
-    return to_yaml(manifests(cfg, kind))
+    text = to_yaml(manifests(cfg, kind))
+    return rbac_header(cfg) + text if kind == "rbac" else text
