@@ -1,0 +1,133 @@
+"""MMLU-Pro rows: from the hub at a pinned revision (cached in HF_HOME) or from a local folder.
+
+A local folder holds `validation.{parquet,jsonl}` (few-shot examples) and
+`test.{parquet,jsonl}` (the questions), with the fields of TIGER-Lab/MMLU-Pro.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from steps.common import StepInputError
+from steps.mmlu_pro.failures import load_failure
+
+HUB_DATASET = "TIGER-Lab/MMLU-Pro"
+SPLITS = ("validation", "test")
+REQUIRED_FIELDS = ("question_id", "question", "options", "answer", "answer_index", "cot_content", "category")
+LOCAL_FORMATS = ("parquet", "jsonl")
+_HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
+
+
+@dataclass(frozen=True)
+class SubjectData:
+    shots: list[dict[str, Any]]       # validation rows of the subject, in dataset order
+    questions: list[dict[str, Any]]   # test rows of the subject, in dataset order
+    revision: str                     # commit for the hub (when known), content hash for a folder
+
+
+def clean_row(row: dict[str, Any]) -> dict[str, Any]:
+    """The reference drops "N/A" options (padding in the 2024 release) before lettering them."""
+    row = dict(row)
+    row["options"] = [option for option in row["options"] if option != "N/A"]
+    return row
+
+
+def _check_fields(columns: list[str], where: str) -> None:
+    missing = [field for field in REQUIRED_FIELDS if field not in columns]
+    if missing:
+        raise StepInputError(
+            f"{where} lacks the MMLU-Pro field(s) {', '.join(missing)}; "
+            f"required: {', '.join(REQUIRED_FIELDS)}; found: {', '.join(columns) or 'no columns'}")
+
+
+def _local_split_file(folder: Path, split: str) -> Path:
+    for fmt in LOCAL_FORMATS:
+        path = folder / f"{split}.{fmt}"
+        if path.is_file():
+            return path
+    raise StepInputError(f"--dataset {folder}: no {split}.parquet or {split}.jsonl; a local MMLU-Pro "
+                         f"folder holds both splits ({', '.join(SPLITS)})")
+
+
+def _read_rows(path: Path) -> list[dict[str, Any]]:
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(path)
+        _check_fields(table.column_names, str(path))
+        return table.to_pylist()
+    rows = []
+    with path.open(encoding="utf-8") as lines:
+        for number, line in enumerate(lines, 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as error:
+                    raise StepInputError(f"{path}:{number} is not a JSON line: {error}") from None
+    _check_fields(list(rows[0]) if rows else [], str(path))
+    return rows
+
+
+def _fingerprint(paths: list[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return "sha256:" + digest.hexdigest()[:16]
+
+
+def _load_local(folder: Path) -> tuple[dict[str, list[dict[str, Any]]], str]:
+    files = {split: _local_split_file(folder, split) for split in SPLITS}
+    return {split: _read_rows(path) for split, path in files.items()}, _fingerprint(list(files.values()))
+
+
+def _hub_commit(split: Any, requested: str) -> str:
+    """`datasets` caches hub data under a folder named by the commit it downloaded."""
+    for cache_file in getattr(split, "cache_files", None) or []:
+        for part in Path(cache_file.get("filename", "")).parts:
+            if _COMMIT.match(part):
+                return part
+    return requested
+
+
+def _load_hub(dataset_id: str, revision: str) -> tuple[dict[str, list[dict[str, Any]]], str]:
+    import datasets
+
+    try:
+        loaded = datasets.load_dataset(dataset_id, revision=revision)
+    except Exception as error:  # noqa: BLE001 - any load failure is reported with its reason
+        raise load_failure(f"--dataset {dataset_id} at --dataset-revision {revision}", error) from None
+    missing = [split for split in SPLITS if split not in loaded]
+    if missing:
+        raise StepInputError(f"--dataset {dataset_id} has no split {', '.join(missing)}; "
+                             f"found: {', '.join(loaded)}; needed: {', '.join(SPLITS)}")
+    rows = {}
+    for split in SPLITS:
+        _check_fields(list(loaded[split].column_names), f"--dataset {dataset_id} split {split}")
+        rows[split] = loaded[split].to_list()
+    return rows, _hub_commit(loaded["test"], revision)
+
+
+def load_splits(source: str, revision: str | None = None) -> tuple[dict[str, list[dict[str, Any]]], str]:
+    """Both splits of MMLU-Pro and the revision they came from."""
+    folder = Path(source)
+    if folder.is_dir():
+        return _load_local(folder)
+    if _HUB_ID.match(source) and not folder.exists():
+        return _load_hub(source, revision or "main")
+    raise StepInputError(f"--dataset {source!r} is neither a folder with {'/'.join(SPLITS)} files "
+                         f"nor a hub dataset id like {HUB_DATASET}")
+
+
+def load_subject(source: str, subject: str, revision: str | None = None) -> SubjectData:
+    splits, resolved = load_splits(source, revision)
+    shots = [clean_row(row) for row in splits["validation"] if row["category"] == subject]
+    questions = [clean_row(row) for row in splits["test"] if row["category"] == subject]
+    if not questions:
+        raise StepInputError(f"--dataset {source}: the test split has no question of subject {subject!r}")
+    return SubjectData(shots=shots, questions=questions, revision=resolved)

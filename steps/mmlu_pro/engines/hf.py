@@ -1,0 +1,78 @@
+"""The transformers engine: batched greedy generation on a CPU or the visible GPUs."""
+from __future__ import annotations
+
+from typing import Any
+
+from steps.mmlu_pro.engines.base import (
+    STOP_STRINGS,
+    Generation,
+    GenerationSettings,
+    cut_at_stop,
+    resolve_model,
+    token_counter,
+)
+
+
+class HFEngine:
+    name = "hf"
+
+    def __init__(self, model: str, revision: str | None, settings: GenerationSettings):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        ref = resolve_model(model)
+        base_revision = None if ref.adapter else revision
+        self.chunk_size = settings.batch_size
+        cuda = torch.cuda.is_available()
+        self._tokenizer = AutoTokenizer.from_pretrained(ref.tokenizer, revision=base_revision)
+        # Decoder-only models continue the last token, so batches are padded on the left.
+        self._tokenizer.padding_side = "left"
+        if self._tokenizer.pad_token is None:
+            self._tokenizer.pad_token = self._tokenizer.eos_token
+        self._model = AutoModelForCausalLM.from_pretrained(
+            ref.base, revision=base_revision, dtype=torch.bfloat16 if cuda else torch.float32,
+            device_map="auto" if cuda else None)
+        if ref.adapter:
+            from peft import PeftModel
+
+            self._model = PeftModel.from_pretrained(self._model, ref.adapter)
+        self._model.eval()
+        self._count = token_counter(self._tokenizer)
+        self._torch = torch
+
+    def count_tokens(self, prompts: list[str]) -> list[int]:
+        return self._count(prompts)
+
+    def generate(self, prompts: list[str], max_new_tokens: list[int]) -> list[Generation]:
+        results: list[Generation] = []
+        for start in range(0, len(prompts), self.chunk_size):
+            batch = slice(start, start + self.chunk_size)
+            results += self._generate_batch(prompts[batch], max_new_tokens[batch])
+        return results
+
+    def _generate_batch(self, prompts: list[str], limits: list[int]) -> list[Generation]:
+        tokenizer = self._tokenizer
+        inputs = tokenizer(prompts, return_tensors="pt", padding=True).to(self._model.device)
+        with self._torch.inference_mode():
+            output = self._model.generate(
+                **inputs, do_sample=False, temperature=None, top_p=None, top_k=None,
+                # Greedy continuations do not depend on how far the batch runs, so the batch
+                # runs to its longest limit and each row is cut to its own.
+                max_new_tokens=max(limits), stop_strings=list(STOP_STRINGS), tokenizer=tokenizer,
+                pad_token_id=tokenizer.pad_token_id)
+        new_tokens = output[:, inputs["input_ids"].shape[1]:].tolist()
+        return [self._decode(tokens[:limit], limit) for tokens, limit in zip(new_tokens, limits, strict=True)]
+
+    def _decode(self, tokens: list[int], limit: int) -> Generation:
+        eos = self._eos_ids()
+        ended = next((i for i, token in enumerate(tokens) if token in eos), None)
+        if ended is not None:
+            tokens = tokens[:ended]
+        text, stopped = cut_at_stop(self._tokenizer.decode(tokens, skip_special_tokens=True))
+        return Generation(text=text, hit_token_limit=ended is None and not stopped and len(tokens) >= limit)
+
+    def _eos_ids(self) -> set[int]:
+        eos: Any = self._model.generation_config.eos_token_id
+        if eos is None:
+            eos = self._tokenizer.eos_token_id
+        return set(eos if isinstance(eos, list) else [eos]) - {None}

@@ -1,0 +1,44 @@
+"""The vLLM engine: one batched offline call per subject, tensor parallel, optional LoRA adapter."""
+from __future__ import annotations
+
+from steps.common import StepInputError
+from steps.mmlu_pro.engines.base import STOP_STRINGS, Generation, GenerationSettings, resolve_model, token_counter
+
+# vLLM only accepts these maximum LoRA ranks.
+_LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
+
+
+class VllmEngine:
+    name = "vllm"
+    chunk_size = None
+
+    def __init__(self, model: str, revision: str | None, settings: GenerationSettings):
+        try:
+            import vllm
+        except ImportError:
+            raise StepInputError("--engine vllm needs the vllm package, which is not installed here "
+                                 "(the eval GPU image has it); use --engine hf on a CPU") from None
+        ref = resolve_model(model)
+        lora = {}
+        if ref.adapter:
+            rank = next((r for r in _LORA_RANKS if r >= ref.lora_rank), ref.lora_rank)
+            lora = {"enable_lora": True, "max_lora_rank": rank}
+            from vllm.lora.request import LoRARequest
+
+            self._lora_request = LoRARequest("adapter", 1, ref.adapter)
+        else:
+            self._lora_request = None
+        self._llm = vllm.LLM(model=ref.base, tokenizer=ref.tokenizer, revision=None if ref.adapter else revision,
+                             tensor_parallel_size=settings.tensor_parallel, max_model_len=settings.max_model_len,
+                             **lora)
+        self._sampling = vllm.SamplingParams
+        self._count = token_counter(self._llm.get_tokenizer())
+
+    def count_tokens(self, prompts: list[str]) -> list[int]:
+        return self._count(prompts)
+
+    def generate(self, prompts: list[str], max_new_tokens: list[int]) -> list[Generation]:
+        params = [self._sampling(temperature=0, max_tokens=limit, stop=list(STOP_STRINGS)) for limit in max_new_tokens]
+        outputs = self._llm.generate(prompts, params, lora_request=self._lora_request)
+        return [Generation(text=out.outputs[0].text, hit_token_limit=out.outputs[0].finish_reason == "length")
+                for out in outputs]

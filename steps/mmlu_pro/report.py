@@ -1,0 +1,128 @@
+"""What a person reads: the results table (summary.md) and the grouped bar chart (scores.png)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from steps.common import atomic_path
+
+OVERALL = "overall"
+_BASELINE_COLOURS = ("#8c9db5", "#4c6a92", "#b7b7b7", "#6b6b6b", "#a3c4dc", "#2f4b6e")
+_FINETUNED_COLOURS = ("#e4572e", "#f3a712", "#29a36a")
+
+
+def _cell_text(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def _name(entry: dict[str, Any]) -> str:
+    role = "fine-tuned" if entry["role"] == "finetuned" else "baseline"
+    return f"{_cell_text(entry['label'])} ({role})"
+
+
+def _score_cell(result: dict[str, Any] | None) -> str:
+    if result is None:
+        return "missing"
+    mark = "" if result.get("complete", True) else "*"
+    return f"{result['accuracy']:.4f} ({result['correct']}/{result['n']}){mark}"
+
+
+def _signed(value: float | None) -> str:
+    return "–" if value is None else f"{value:+.4f}"
+
+
+def render_markdown(summary: dict[str, Any]) -> str:
+    models, deltas = summary["models"], summary["deltas"]
+    columns = [_name(e) for e in models] + [f"Δ {_cell_text(d['model'])} vs {_cell_text(d['baseline'])}" for d in deltas]
+    lines = [
+        f"# MMLU-Pro results: {summary['run_id']}",
+        "",
+        "Accuracy per subject (correct/questions). **Overall** is total correct over total questions, "
+        "as MMLU-Pro reports it; **macro** is the mean of the subject accuracies. "
+        "Δ is the fine-tuned model minus a baseline, in accuracy points (×100 for percentage points).",
+        "",
+        "| subject | " + " | ".join(columns) + " |",
+        "|---|" + "---:|" * len(columns),
+    ]
+    for subject in summary["subjects"]:
+        cells = [_score_cell(e["subjects"].get(subject)) for e in models]
+        cells += [_signed(d["subjects"].get(subject)) for d in deltas]
+        lines.append(f"| {subject} | " + " | ".join(cells) + " |")
+    overall = [f"**{_score_cell(e['overall'] if e['subjects'] else None)}**" for e in models]
+    lines.append("| **overall** | " + " | ".join(overall + [f"**{_signed(d['overall'])}**" for d in deltas]) + " |")
+    macro = ["–" if e["macro_accuracy"] is None else f"{e['macro_accuracy']:.4f}" for e in models]
+    lines.append("| macro | " + " | ".join(macro + [_signed(d["macro"]) for d in deltas]) + " |")
+    lines.append("")
+    if summary["partial"]:
+        lines.append("\\* partial: " + "; ".join(
+            f"{p['model']} {p['subject']} ({p['n']} of {p['n_questions']} questions)" for p in summary["partial"]))
+        lines.append("")
+    if summary["missing"]:
+        lines.append("**Missing results** (not in overall or macro): " + "; ".join(
+            f"{m['model']} {m['subject']}" for m in summary["missing"]))
+        lines.append("")
+    if summary["regressions"]:
+        lines.append(f"**Regressions** (fell by more than {summary['regression_threshold']:g} since the previous run): "
+                     + "; ".join(f"{r['model']} {r['subject']} {r['previous_accuracy']:.4f} → {r['accuracy']:.4f} "
+                                 f"(previous run {r['previous_run']})" for r in summary["regressions"]))
+        lines.append("")
+    for entry in models:
+        lines.append(f"- {_cell_text(entry['label'])}: `{entry['model']}` revision `{entry['model_revision']}`, "
+                     f"engine {entry['engine']}, extraction {entry['extract']}, dataset {entry['dataset']} "
+                     f"@ `{entry['dataset_revision']}`, settings `{entry['settings_hash']}`")
+    return "\n".join(lines) + "\n"
+
+
+def _legend_columns(n_models: int, n_groups: int) -> int:
+    return max(1, min(n_models, 4 if n_groups > 2 else 1))
+
+
+def _legend_rows(n_models: int, n_groups: int) -> int:
+    return -(-n_models // _legend_columns(n_models, n_groups))
+
+
+def plot_scores(summary: dict[str, Any], path: Path) -> Path:
+    """Grouped bars: one group per subject (and overall), one bar per model, values on the bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models = summary["models"]
+    groups = [*summary["subjects"], OVERALL] if len(summary["subjects"]) > 1 else list(summary["subjects"])
+    baseline_colours = iter(_BASELINE_COLOURS * 4)
+    finetuned_colours = iter(_FINETUNED_COLOURS * 4)
+    width = 0.8 / max(len(models), 1)
+    figure, axes = plt.subplots(figsize=(min(14.0, max(6.0, 1.2 + len(groups) * (0.3 + 0.22 * len(models)))), 5.0))
+    highest = 0.0
+    for index, entry in enumerate(models):
+        colour = next(finetuned_colours if entry["role"] == "finetuned" else baseline_colours)
+        offset = (index - (len(models) - 1) / 2) * width
+        legend_label: str | None = _name(entry)
+        for position, group in enumerate(groups):
+            result = entry["overall"] if group == OVERALL else entry["subjects"].get(group)
+            if result is None or not result["n"]:
+                axes.text(position + offset, 0.005, "n/a", ha="center", va="bottom", fontsize=7, rotation=90)
+                continue
+            accuracy = result["accuracy"]
+            highest = max(highest, accuracy)
+            axes.bar(position + offset, accuracy, width, color=colour, label=legend_label,
+                     hatch="//" if not result.get("complete", True) else None, edgecolor="white")
+            legend_label = None
+            axes.text(position + offset, accuracy + 0.005, f"{accuracy:.3f}".lstrip("0"), ha="center",
+                      va="bottom", fontsize=7)
+    if groups[-1] == OVERALL:
+        axes.axvline(len(groups) - 1.5, color="#999999", linestyle=":", linewidth=1)
+    axes.set_xticks(range(len(groups)), groups, rotation=30 if len(groups) > 4 else 0, ha="right" if len(groups) > 4 else "center")
+    axes.set_ylim(0, min(1.0, highest * 1.2 + 0.05))
+    axes.set_ylabel("accuracy")
+    axes.set_title(f"MMLU-Pro accuracy, run {summary['run_id']}", pad=12 + 14 * _legend_rows(len(models), len(groups)))
+    axes.grid(axis="y", alpha=0.3)
+    axes.set_axisbelow(True)
+    axes.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=_legend_columns(len(models), len(groups)),
+                fontsize=8, frameon=False)
+    figure.tight_layout()
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=150, bbox_inches="tight")
+    plt.close(figure)
+    return path

@@ -1,0 +1,133 @@
+"""`tunebench rescore`: score saved generations again, ours or the reference's cached outputs.
+
+Reads our `<subject>.jsonl` records, the reference's JSON lists (text in `model_outputs`
+or `generated_text`) and zips holding either. Nothing is generated: only extraction and
+scoring run, so `--extract` can be switched after the fact.
+"""
+from __future__ import annotations
+
+import json
+import zipfile
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from steps.common import StepInputError, atomic_path, fail, write_json_atomic
+from steps.mmlu_pro.extract import EXTRACT_MODES
+from steps.mmlu_pro.results import Score, apply_extraction, score
+
+TEXT_FIELDS = ("generated_text", "model_outputs")
+
+
+def _parse(text: str, name: str) -> list[dict[str, Any]]:
+    stripped = text.lstrip()
+    try:
+        if stripped.startswith("["):
+            rows = json.loads(stripped)
+        else:
+            rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+    except json.JSONDecodeError as error:
+        raise StepInputError(f"{name} is neither a JSON list nor JSON lines: {error}") from None
+    if not all(isinstance(row, dict) for row in rows):
+        raise StepInputError(f"{name} must hold one JSON object per question")
+    return rows
+
+
+def _raw_rows(path: Path) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    if not path.is_file():
+        raise StepInputError(f"FILE {path} does not exist")
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            members = [m for m in archive.namelist() if m.endswith((".json", ".jsonl"))]
+            if not members:
+                raise StepInputError(f"{path} holds no .json or .jsonl file")
+            for member in members:
+                yield f"{path}:{member}", _parse(archive.read(member).decode("utf-8"), f"{path}:{member}")
+    else:
+        yield str(path), _parse(path.read_text(encoding="utf-8"), str(path))
+
+
+def _as_record(row: dict[str, Any], where: str) -> dict[str, Any]:
+    """One question in the form `apply_extraction` scores, from our records or the reference's rows."""
+    text_field = next((field for field in TEXT_FIELDS if field in row), None)
+    missing = [field for field in ("question_id", "answer") if field not in row]
+    if text_field is None:
+        missing.append(" or ".join(TEXT_FIELDS))
+    if "n_options" not in row and "options" not in row:
+        missing.append("options")
+    if missing:
+        raise StepInputError(f"{where}: a row lacks {', '.join(missing)}; found fields: {', '.join(sorted(row))}")
+    return {
+        "question_id": row["question_id"],
+        "subject": row.get("subject") or row.get("category") or "unknown",
+        "answer": row["answer"],
+        "n_options": row["n_options"] if "n_options" in row else len(row["options"]),
+        "generated_text": row[text_field] or "",
+    }
+
+
+def load_generations(files: Iterable[Path]) -> list[dict[str, Any]]:
+    records: list[dict[str, Any]] = []
+    seen: dict[str, str] = {}
+    for path in files:
+        for where, rows in _raw_rows(Path(path)):
+            for row in rows:
+                record = _as_record(row, where)
+                key = str(record["question_id"])
+                if key in seen:
+                    raise StepInputError(f"question_id {key} appears twice ({seen[key]} and {where}); "
+                                         "rescore one model's outputs at a time")
+                seen[key] = where
+                records.append(record)
+    return records
+
+
+def rescore(files: Iterable[Path], extract: str = "tiger") -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Predictions per question and the scores per subject and overall (total correct / total questions)."""
+    if extract not in EXTRACT_MODES:
+        raise StepInputError(f"--extract {extract!r}; valid: {', '.join(EXTRACT_MODES)}")
+    records = [apply_extraction(record, extract) for record in load_generations(files)]
+    by_subject: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for record in records:
+        by_subject[record["subject"]].append(record)
+    report = {
+        "extract": extract,
+        "subjects": {subject: score(rows).as_dict() for subject, rows in sorted(by_subject.items())},
+        "overall": score(records).as_dict(),
+    }
+    return records, report
+
+
+def _table(report: dict[str, Any]) -> str:
+    rows = [(subject, s) for subject, s in report["subjects"].items()] + [("overall", report["overall"])]
+    width = max(len(name) for name, _ in rows)
+    lines = [f"{'subject':<{width}}  {'n':>6}  {'correct':>7}  accuracy"]
+    lines += [f"{name:<{width}}  {s['n']:>6}  {s['correct']:>7}  {s['accuracy']:.4f}" for name, s in rows]
+    return "\n".join(lines)
+
+
+def rescore_command(
+    files: Annotated[list[Path], typer.Argument(help="Saved outputs: our SUBJECT.jsonl records, the reference's JSON lists, or zips of either.", show_default=False)],
+    extract: Annotated[str, typer.Option(help="tiger: three patterns, then a guess seeded by question id; strict: 'answer is (X)' only.")] = "tiger",
+    predictions: Annotated[Path | None, typer.Option(help="Write one JSON line per question: question_id, pred, method, ...")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write n, correct and accuracy per subject and overall as JSON.")] = None,
+) -> None:
+    """Re-score saved MMLU-Pro generations with the reference's answer extraction."""
+    try:
+        records, report = rescore(files, extract)
+    except StepInputError as error:
+        fail(str(error))
+    if predictions is not None:
+        fields = ("question_id", "subject", "pred", "method", "answer", "correct")
+        with atomic_path(predictions) as tmp, tmp.open("w", encoding="utf-8") as out:
+            for record in records:
+                out.write(json.dumps({field: record[field] for field in fields}) + "\n")
+    if json_out is not None:
+        write_json_atomic(json_out, report)
+    print(_table(report))
+
+
+__all__ = ["Score", "load_generations", "rescore", "rescore_command"]

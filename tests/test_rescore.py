@@ -1,0 +1,81 @@
+"""`tunebench rescore`: our records and the reference's cached outputs, predictions and JSON scores."""
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from steps.mmlu_pro.extract import fallback_letter
+from workflows.cli import app
+
+
+def _ours(path: Path, rows: list[tuple[int, str, str, str]]) -> Path:
+    """Records as eval_mmlu_pro writes them: (question_id, subject, answer, generated_text)."""
+    path.write_text("".join(json.dumps({"question_id": qid, "subject": subject, "answer": answer, "n_options": 4,
+                                        "generated_text": text, "pred": "Z", "method": "stale", "correct": True}) + "\n"
+                            for qid, subject, answer, text in rows))
+    return path
+
+
+def _reference(rows: list[tuple[int, str, str, str]], text_field: str) -> str:
+    return json.dumps([{"question_id": qid, "category": subject, "answer": answer, "options": ["1", "2", "3"],
+                        text_field: text, "pred": None} for qid, subject, answer, text in rows])
+
+
+def _rescore(*args: str):
+    return CliRunner().invoke(app, ["rescore", *args])
+
+
+def test_our_records_are_scored_again_and_predictions_are_written(tmp_path):
+    math = _ours(tmp_path / "math.jsonl", [(1, "math", "A", "the answer is (A)"), (2, "math", "B", "Answer: C"),
+                                           (3, "math", "C", "nothing at all")])
+    law = _ours(tmp_path / "law.jsonl", [(4, "law", "D", "I think D.")])
+    result = _rescore(str(math), str(law), "--predictions", str(tmp_path / "p.jsonl"), "--json", str(tmp_path / "s.json"))
+    assert result.exit_code == 0, result.output
+
+    predictions = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text().splitlines()]
+    assert [(p["question_id"], p["pred"], p["method"]) for p in predictions] == [
+        (1, "A", "l1"), (2, "C", "l2"), (3, fallback_letter(3, 4), "fallback"), (4, "D", "l3")]
+    report = json.loads((tmp_path / "s.json").read_text())
+    third_right = fallback_letter(3, 4) == "C"
+    assert report["subjects"]["law"] == {"n": 1, "correct": 1, "accuracy": 1.0}
+    assert report["subjects"]["math"]["correct"] == 1 + third_right
+    assert report["overall"]["n"] == 4 and report["overall"]["correct"] == 2 + third_right
+    assert "overall" in result.output and "math" in result.output
+
+
+def test_strict_counts_a_miss_as_wrong_with_no_prediction(tmp_path):
+    ours = _ours(tmp_path / "math.jsonl", [(1, "math", "A", "Answer: A"), (2, "math", "B", "so the answer is B")])
+    result = _rescore(str(ours), "--extract", "strict", "--predictions", str(tmp_path / "p.jsonl"),
+                      "--json", str(tmp_path / "s.json"))
+    assert result.exit_code == 0
+    predictions = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text().splitlines()]
+    assert [(p["pred"], p["method"]) for p in predictions] == [(None, "none"), ("B", "l1")]
+    assert json.loads((tmp_path / "s.json").read_text())["overall"] == {"n": 2, "correct": 1, "accuracy": 0.5}
+
+
+def test_the_references_json_lists_and_zips_are_read_with_either_text_field(tmp_path):
+    rows = [(10, "history", "B", "the answer is (B)"), (11, "history", "A", "the answer is (C)")]
+    (tmp_path / "history_result.json").write_text(_reference(rows[:1], "model_outputs"))
+    with zipfile.ZipFile(tmp_path / "outputs.zip", "w") as archive:
+        archive.writestr("model_outputs_x.json", _reference(rows[1:], "generated_text"))
+    result = _rescore(str(tmp_path / "history_result.json"), str(tmp_path / "outputs.zip"), "--json", str(tmp_path / "s.json"))
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "s.json").read_text())["subjects"] == {"history": {"n": 2, "correct": 1, "accuracy": 0.5}}
+
+
+def test_unusable_input_is_refused_with_one_line(tmp_path):
+    (tmp_path / "bad.json").write_text("[{\"question_id\": 1, \"answer\": \"A\"}]")
+    ours = _ours(tmp_path / "a.jsonl", [(1, "math", "A", "x")])
+    cases = [
+        ((str(tmp_path / "absent.jsonl"),), "does not exist"),
+        ((str(tmp_path / "bad.json"),), "lacks generated_text or model_outputs, options"),
+        ((str(ours), str(ours)), "question_id 1 appears twice"),
+        ((str(ours), "--extract", "loose"), "valid: tiger, strict"),
+    ]
+    for args, message in cases:
+        result = _rescore(*args)
+        assert result.exit_code == 2, (args, result.output)
+        assert message in result.output and "Traceback" not in result.output
