@@ -1,0 +1,97 @@
+"""Helpers of the Axolotl tests: a tiny base model and dataset, and one training run shared by the test modules.
+
+Training once per session keeps the suite inside a few minutes on two CPU cores; the
+train, merge and upload tests all read that run (each test that changes it works on a copy).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+TINY_CONFIG = PROJECT_ROOT / "configs" / "axolotl" / "tiny-cpu-lora.yaml"
+DATASET_ROWS = 48
+# A handful of steps: enough for two checkpoints, little enough for seconds of CPU.
+QUICK_OVERRIDES = '{"max_steps": 4}'
+QUICK_SAVE_STEPS = 2
+
+
+@dataclass(frozen=True)
+class TinyAssets:
+    base_model: Path
+    dataset: Path
+
+
+@dataclass(frozen=True)
+class TrainedRun:
+    assets: TinyAssets
+    run_dir: Path
+    result: subprocess.CompletedProcess
+
+    @property
+    def config(self) -> Path:
+        return self.run_dir / "axolotl.yaml"
+
+    @property
+    def output(self) -> Path:
+        return self.run_dir / "output"
+
+
+def offline_env(**extra: str) -> dict[str, str]:
+    """The environment of a step run in the tests: no hub, no telemetry, no tracker."""
+    env = {key: value for key, value in os.environ.items() if key not in ("HF_TOKEN",)}
+    env.update(HF_HUB_OFFLINE="1", AXOLOTL_DO_NOT_TRACK="1", WANDB_MODE="disabled", **extra)
+    return env
+
+
+def run_step(module: str, *args: object, timeout: float = 600, **popen) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=PROJECT_ROOT, env=offline_env(),
+                          capture_output=True, text=True, timeout=timeout, **popen)
+
+
+def train_args(assets: TinyAssets, run_dir: Path, overrides: str = QUICK_OVERRIDES,
+               save_steps: int = QUICK_SAVE_STEPS) -> list[str]:
+    return ["--config", str(TINY_CONFIG), "--base-model", str(assets.base_model), "--dataset", str(assets.dataset),
+            "--run-dir", str(run_dir), "--gpus", "1", "--overrides", overrides, "--save-steps", str(save_steps)]
+
+
+def build_assets(root: Path) -> TinyAssets:
+    """A random-init tiny Llama with its tokenizer, and AceReason-shaped rows converted as the pipeline does."""
+    from steps import tiny_assets
+    from steps.convert_dataset import convert_dataset
+
+    base_model = tiny_assets.build_tiny_llama(root / "tiny-llama")
+    raw = tiny_assets.build_acereason_dataset(root / "acereason.parquet", n=DATASET_ROWS, seed=0)
+    convert_dataset(str(raw), root / "data")
+    return TinyAssets(base_model, root / "data" / "train.parquet")
+
+
+_SESSION: dict[str, object] = {}
+
+
+def shared_assets(tmp_path_factory) -> TinyAssets:
+    if "assets" not in _SESSION:
+        _SESSION["assets"] = build_assets(tmp_path_factory.mktemp("tiny-assets"))
+    return _SESSION["assets"]  # type: ignore[return-value]
+
+
+def shared_trained_run(tmp_path_factory) -> TrainedRun:
+    """One `steps.train` run of the tiny config, made on first use and reused by every module."""
+    if "run" not in _SESSION:
+        assets = shared_assets(tmp_path_factory)
+        run_dir = tmp_path_factory.mktemp("trained") / "train"
+        result = run_step("steps.train", *train_args(assets, run_dir))
+        _SESSION["run"] = TrainedRun(assets, run_dir, result)
+    return _SESSION["run"]  # type: ignore[return-value]
+
+
+def copy_run(run: TrainedRun, destination: Path) -> TrainedRun:
+    """A copy of a trained run under another folder, its config's paths rewritten to the copy."""
+    shutil.copytree(run.run_dir, destination)
+    config = destination / "axolotl.yaml"
+    config.write_text(config.read_text().replace(str(run.run_dir), str(destination)))
+    return TrainedRun(run.assets, destination, run.result)
