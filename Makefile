@@ -24,7 +24,10 @@ $(STAMP): pyproject.toml constraints.txt
 test: install
 	$(PY) -m pytest -q
 
+# The tiny model and data are built locally (no downloads); a second `make demo` resumes
+# from .demo and reuses every finished task (`rm -rf .demo` starts over).
 demo: install
+	$(PY) -m steps.tiny_assets --out build/demo-assets
 	$(VENV)/bin/tunebench run configs/pipelines/smoke.yaml --workdir .demo
 
 render: install

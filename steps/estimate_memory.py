@@ -32,8 +32,8 @@ def estimate_memory(model: str, *, gpus: int, gpu_memory_gib: float, revision: s
     from steps.memory.advice import advise, fewest_gpus
     from steps.memory.inventory import load_inventory
     from steps.memory.model import COMPONENTS, GIB, memory_totals, per_gpu_bytes
-    from steps.memory.settings import (METHODS, TYPICAL_AXOLOTL_CONFIG, load_axolotl_yaml, resolve_sharding,
-                                       training_setup)
+    from steps.memory.settings import METHODS, TYPICAL_AXOLOTL_CONFIG, resolve_sharding, training_setup
+    from steps.training.axolotl_config import load_yaml_config
 
     revision = revision or None  # the DAG passes "" for "not pinned"
     if isinstance(gpus, bool) or not isinstance(gpus, int) or gpus < 1:
@@ -43,7 +43,7 @@ def estimate_memory(model: str, *, gpus: int, gpu_memory_gib: float, revision: s
     settings = settings or {}
     if not axolotl_config and "adapter" not in settings:
         raise StepInputError("--method: needed when no --axolotl-config says the adapter (full, lora or qlora)")
-    config = load_axolotl_yaml(axolotl_config) if axolotl_config else dict(TYPICAL_AXOLOTL_CONFIG)
+    config = load_yaml_config(axolotl_config, what="--axolotl-config") if axolotl_config else dict(TYPICAL_AXOLOTL_CONFIG)
     config.update(settings)
     setup = training_setup(config, f"--axolotl-config {axolotl_config}" if axolotl_config else "training settings")
     inventory = load_inventory(model, revision)
@@ -140,7 +140,8 @@ def estimate_command(
 ) -> None:
     """Estimate the GPU memory of a fine-tuning run and say whether it fits (exit 3 if not, in fail mode)."""
     from steps.memory.inventory import ModelSourceUnavailable
-    from steps.memory.settings import cli_settings, parse_overrides
+    from steps.memory.settings import cli_settings
+    from steps.training.axolotl_config import parse_overrides
 
     try:
         settings = parse_overrides(overrides) | cli_settings(

@@ -127,3 +127,16 @@ def test_cli_render_rejects_an_unknown_kind():
     result = CliRunner().invoke(app, ["render", str(REFERENCE), "--kind", "job"])
     assert result.exit_code == 2
     assert "workflow, template, cron, all" in result.output
+
+
+@pytest.mark.axolotl
+def test_cli_lint_runs_axolotls_schema_over_the_final_config(tmp_path):
+    axolotl_yaml = tmp_path / "bad-axolotl.yaml"
+    reference_axolotl = ROOT / "configs" / "axolotl" / "gemma2-2b-qlora-fsdp.yaml"
+    axolotl_yaml.write_text(reference_axolotl.read_text() + "\nlora_r: many\nlora_dropuot: 0.1\n")
+    pipeline = tmp_path / "pipeline.yaml"
+    pipeline.write_text(REFERENCE.read_text().replace("configs/axolotl/gemma2-2b-qlora-fsdp.yaml", str(axolotl_yaml)))
+    result = CliRunner().invoke(app, ["lint", str(pipeline)])
+    assert result.exit_code == 1
+    assert "lora_r" in result.output and "many" in result.output
+    assert "unknown Axolotl key 'lora_dropuot'" in result.output

@@ -42,13 +42,34 @@ class Report:
 
 
 def _axolotl_section(cfg: PipelineConfig) -> Section:
+    """The final Axolotl config the train step would build, through Axolotl's own schema."""
     section = Section(f"Axolotl config {cfg.train.axolotl_config}")
     try:
-        from steps.axolotl_config import validate_user_config
-    except ImportError as error:  # the light image has no Axolotl; the train step validates again
-        section.note = f"Axolotl schema not checked: {error}"
+        import axolotl  # noqa: F401 - only present where training dependencies are installed
+    except ImportError:
+        section.note = "Axolotl is not installed here: schema not checked (the train step validates it again)"
         return section
-    section.problems = validate_user_config(Path(cfg.train.axolotl_config), cfg.train.overrides, cfg.model.id)
+    from steps.common import StepInputError
+    from steps.training.axolotl_config import (PipelineSettings, TrainPaths, assumed_capabilities,
+                                               build_final_config, load_yaml_config, unknown_keys,
+                                               validate_config)
+
+    placeholder_run = Path("/workspace/runs/lint")
+    try:
+        final = build_final_config(
+            load_yaml_config(cfg.train.axolotl_config, what="train.axolotl_config"), dict(cfg.train.overrides),
+            PipelineSettings(base_model=cfg.model.id, base_model_revision=cfg.model.revision,
+                             dataset=placeholder_run / "data" / "train.parquet",
+                             paths=TrainPaths(placeholder_run / "train"), gpus=cfg.train.gpus))
+    except StepInputError as error:
+        section.problems.append(str(error))
+        return section
+    section.problems += [f"unknown Axolotl key '{key}' (Axolotl would ignore it silently)" for key in unknown_keys(final)]
+    try:
+        validate_config(final, *assumed_capabilities(cfg.train.gpus))
+    except StepInputError as error:
+        section.problems.append(str(error))
+    section.note = f"Axolotl's schema, {cfg.train.gpus} GPU(s) assumed Ampere or newer"
     return section
 
 

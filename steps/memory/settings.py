@@ -85,32 +85,6 @@ class TrainingSetup:
         return replace(self, method=method, base_quantisation=quantisation)
 
 
-def load_axolotl_yaml(path: str | Path) -> dict[str, Any]:
-    import yaml
-
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except OSError as error:
-        raise StepInputError(f"--axolotl-config {path}: cannot read it: {error.strerror or error}") from None
-    except yaml.YAMLError as error:
-        raise StepInputError(f"--axolotl-config {path}: not valid YAML: {' '.join(str(error).split())}") from None
-    if not isinstance(data, dict):
-        raise StepInputError(f"--axolotl-config {path}: expected a mapping of Axolotl settings at the top level")
-    return data
-
-
-def parse_overrides(text: str | None) -> dict[str, Any]:
-    if not text:
-        return {}
-    try:
-        overrides = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise StepInputError(f"--overrides {text!r}: not valid JSON ({error})") from None
-    if not isinstance(overrides, dict):
-        raise StepInputError(f"--overrides {text!r}: expected a JSON object of Axolotl settings")
-    return overrides
-
-
 def training_setup(config: dict[str, Any], source: str) -> TrainingSetup:
     """Resolve merged Axolotl settings; `source` names where they came from in error messages."""
     try:

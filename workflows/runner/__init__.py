@@ -1,0 +1,15 @@
+"""The local runner: `tunebench run` interprets a rendered Argo Workflow on this machine.
+
+    from workflows.runner import RunOptions, run_workflow
+    result = run_workflow(manifest_dict, RunOptions(workdir=Path(".demo")))
+
+See docs/local-runner.md for what it emulates and what it does not.
+"""
+from __future__ import annotations
+
+from workflows.runner.engine import RunOptions, RunResult, run_workflow
+from workflows.runner.errors import ManifestError, RunnerError, UnresolvedReference, UnsupportedFeature
+from workflows.runner.manifest import load_workflow
+
+__all__ = ["RunOptions", "RunResult", "run_workflow", "load_workflow", "ManifestError", "RunnerError",
+           "UnresolvedReference", "UnsupportedFeature"]

@@ -1,0 +1,1106 @@
+"""The local runner's controller: walks the DAG of a Workflow manifest as Argo does and runs its pods as processes.
+
+One thread (the caller's) owns every node and decides what starts; each running attempt waits
+for its process in a worker thread and reports back through a queue.
+
+Semantics follow Argo v3.6: `depends` (plain `A` = Succeeded, Skipped or Daemoned, plus
+continueOn) and `dependencies`; `when` after substitution (false -> Skipped; dependents
+proceed); withItems / withParam / withSequence (an empty list -> Skipped, "empty params");
+an expanded task fails when a child fails; retryStrategy (limit, retryPolicy, expression,
+backoff); activeDeadlineSeconds and timeout; parallelism of the workflow and of each DAG;
+failFast; the DAG's phase from its leaf (target) tasks, where a Skipped/Omitted task takes
+the worst phase of the tasks it depends on.
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import queue
+import secrets
+import string
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from workflows.runner.errors import ExpressionError, ManifestError, RunnerError, UnresolvedReference
+from workflows.runner.expr import DependsRef, evaluate_expr, evaluate_when
+from workflows.runner.manifest import Task, Template, Workflow, load_workflow
+from workflows.runner.process import (
+    ERROR,
+    FAILED,
+    SUCCEEDED,
+    AttemptResult,
+    LocalProcess,
+    PrepareError,
+    default_python,
+    prepare,
+    volume_dir,
+)
+from workflows.runner.state import RunState
+from workflows.runner.subst import (
+    as_param_string,
+    item_label,
+    item_scope,
+    substitute,
+    substitute_deep,
+)
+
+PENDING = "Pending"
+RUNNING = "Running"
+SKIPPED = "Skipped"
+OMITTED = "Omitted"
+FULFILLED = frozenset({SUCCEEDED, FAILED, ERROR, SKIPPED, OMITTED})
+COMPLETED = frozenset({SUCCEEDED, FAILED, ERROR})
+FAILED_OR_ERROR = frozenset({FAILED, ERROR})
+DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(value: Any, where: str) -> float:
+    """Argo/Go durations: `30`, `"30"`, `"30s"`, `"1m30s"`, `"2h"`, in seconds."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    text = str(value).strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    total, number = 0.0, ""
+    i = 0
+    while i < len(text):
+        if text[i].isdigit() or text[i] == ".":
+            number += text[i]
+            i += 1
+            continue
+        unit = next((u for u in ("ns", "us", "µs", "ms", "s", "m", "h") if text.startswith(u, i)
+                     and not (u == "m" and text.startswith("ms", i))), None)
+        if unit is None or not number:
+            raise ManifestError(f"{where}: '{value}' is not a duration (e.g. 30s, 1m, 2h)")
+        total += float(number) * DURATION_UNITS[unit]
+        number = ""
+        i += len(unit)
+    if number:
+        raise ManifestError(f"{where}: '{value}' is not a duration (e.g. 30s, 1m, 2h)")
+    return total
+
+
+@dataclass
+class RunOptions:
+    workdir: Path
+    cwd: Path = field(default_factory=Path.cwd)
+    parallelism: int | None = None
+    parameters: dict[str, str] = field(default_factory=dict)
+    resume: bool = True
+    backoff_scale: float = 1.0
+    kill_grace_s: float = 10.0
+    env: Mapping[str, str] | None = None
+    python: str = field(default_factory=default_python)
+
+
+@dataclass
+class Attempt:
+    number: int
+    started: float
+    finished: float | None = None
+    status: str | None = None
+    exit_code: int | None = None
+    message: str = ""
+
+
+class Node:
+    """Common fields of a pod (container invocation) and a DAG invocation."""
+
+    kind = "node"
+
+    def __init__(self, key: str, display: str, template: Template, task: TaskNode | None, index: int | None,
+                 item: Any) -> None:
+        self.key = key
+        self.display = display
+        self.template = template
+        self.task = task
+        self.index = index
+        self.item = item
+        self.phase = PENDING
+        self.message = ""
+        self.started: float | None = None
+        self.finished: float | None = None
+        self.inputs: dict[str, str] = {}
+        self.label = display  # short, for the console
+
+    @property
+    def fulfilled(self) -> bool:
+        return self.phase in FULFILLED
+
+
+class PodNode(Node):
+    kind = "pod"
+
+    def __init__(self, *args: Any, dag: DagNode, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.dag = dag
+        self.attempts: list[Attempt] = []
+        self.outputs: dict[str, str] = {}
+        self.reused = False
+        self.fingerprint = ""
+        self.retry_at: float | None = None
+        self.running: LocalProcess | None = None
+        self.nominal_elapsed = 0.0  # attempts plus unscaled backoff, for backoff.maxDuration
+        self.sequence = 0
+        self.log_path: Path | None = None
+        self.resolved: dict[str, Any] | None = None
+
+    @property
+    def exit_code(self) -> int | None:
+        return self.attempts[-1].exit_code if self.attempts else None
+
+
+class DagNode(Node):
+    kind = "dag"
+
+    def __init__(self, *args: Any, parent: DagNode | None, fresh_upstream: bool, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.parent = parent
+        self.fresh_upstream = fresh_upstream
+        self.tasks: dict[str, TaskNode] = {}
+        self.order: list[TaskNode] = []
+        self.stopped_by: str | None = None  # fail-fast: the failure that stopped new tasks
+        self.stopped_task: TaskNode | None = None
+        self.running_pods = 0
+        self.needed: set[str] | None = None
+        self.prefix = ""
+
+
+class TaskNode:
+    def __init__(self, dag: DagNode, spec: Task, template: Template) -> None:
+        self.dag = dag
+        self.spec = spec
+        self.template = template
+        self.key = dag.prefix + spec.name
+        self.phase = PENDING
+        self.message = ""
+        self.children: list[PodNode | DagNode] = []
+        self.ready: float | None = None  # when its dependencies were done
+        self.started: float | None = None  # when its first pod started
+        self.finished: float | None = None
+        self.ran_now = False  # a pod of this task (or below it) ran in this invocation of `tunebench run`
+
+    @property
+    def fulfilled(self) -> bool:
+        return self.phase in FULFILLED
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+@dataclass
+class RunResult:
+    workflow_name: str
+    phase: str
+    message: str
+    workdir: Path
+    started: float
+    finished: float
+    root: DagNode
+    interrupted: bool = False
+    pods: list[PodNode] = field(default_factory=list)
+
+    @property
+    def succeeded(self) -> bool:
+        return self.phase == SUCCEEDED
+
+    def volume(self, name: str) -> Path:
+        return volume_dir(self.workdir, name)
+
+
+Listener = Callable[[str, Any, dict[str, Any]], None]
+
+
+def _now() -> float:
+    return time.time()
+
+
+def _random_suffix() -> str:
+    alphabet = string.ascii_lowercase + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(5))
+
+
+def _log_name(key: str) -> str:
+    safe = "".join(c if c.isalnum() or c in "-._" else "_" for c in key)
+    return safe or "node"
+
+
+class Engine:
+    def __init__(self, manifest: dict[str, Any] | Workflow, options: RunOptions, listener: Listener | None = None) -> None:
+        self.workflow = manifest if isinstance(manifest, Workflow) else load_workflow(manifest)
+        self.options = options
+        self.workdir = options.workdir.resolve()
+        self.listener = listener or (lambda kind, node, info: None)
+        self.base_env = dict(os.environ if options.env is None else options.env)
+        self.events: queue.Queue[tuple[PodNode, AttemptResult]] = queue.Queue()
+        self.ready: list[PodNode] = []
+        self.running: set[PodNode] = set()
+        self.pods: list[PodNode] = []
+        self.all_tasks: list[TaskNode] = []
+        self.sequence = itertools.count()
+        self.limit = self._global_limit()
+        self.parameters = self._parameters()
+        self.state = RunState.open(self.workdir)
+        self.name = self._workflow_name()
+        self.created = self.state.created or datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        self.scope = self._workflow_scope()
+        self.deadline: float | None = None
+        self.started = _now()
+        self.interrupted = False
+
+    # --- setup ---------------------------------------------------------------------------------
+
+    def _global_limit(self) -> int | None:
+        limits = [n for n in (self.options.parallelism, self.workflow.parallelism) if n]
+        return min(limits) if limits else None
+
+    def _parameters(self) -> dict[str, str]:
+        values = {name: param.value or "" for name, param in self.workflow.parameters.items()}
+        for name, value in self.options.parameters.items():
+            if name not in values:
+                raise ManifestError(f"unknown workflow parameter '{name}'; the workflow has: "
+                                    f"{', '.join(values) or 'none'}")
+            enum = self.workflow.parameters[name].enum
+            if enum and value not in enum:
+                raise ManifestError(f"workflow parameter '{name}' = {value!r} is not one of {', '.join(enum)}")
+            values[name] = value
+        return values
+
+    def _workflow_name(self) -> str:
+        wanted = self.workflow.name
+        prefix = self.workflow.generate_name
+        stored = self.state.workflow_name
+        if stored:
+            if (wanted and stored != wanted) or (not wanted and prefix and not stored.startswith(prefix)):
+                raise RunnerError(
+                    f"{self.workdir} holds the run '{stored}' of another workflow; use another --workdir "
+                    "(or delete this one to start over)")
+            return stored
+        name = wanted or f"{prefix}{_random_suffix()}"
+        self.state.begin(name, prefix or wanted or "")
+        return name
+
+    def _workflow_scope(self) -> dict[str, str]:
+        wf = self.workflow
+        scope = {
+            "workflow.name": self.name,
+            "workflow.namespace": wf.namespace,
+            "workflow.uid": hashlib.sha1(f"{self.workdir}:{self.name}".encode()).hexdigest()[:8] + "-local",
+            "workflow.serviceAccountName": wf.service_account,
+            "workflow.creationTimestamp": self.created,
+            "workflow.mainEntrypoint": wf.entrypoint,
+        }
+        scope.update({f"workflow.parameters.{k}": v for k, v in self.parameters.items()})
+        scope.update({f"workflow.labels.{k}": str(v) for k, v in wf.labels.items()})
+        scope.update({f"workflow.annotations.{k}": str(v) for k, v in wf.annotations.items()})
+        return scope
+
+    # --- the main loop ---------------------------------------------------------------------------
+
+    def run(self) -> RunResult:
+        self.started = _now()
+        if self.workflow.active_deadline_seconds:
+            self.deadline = self.started + self.workflow.active_deadline_seconds
+        root = self._root()
+        self.listener("workflow-start", self, {"root": root})
+        try:
+            idle = 0
+            while True:
+                self._reconcile(root)
+                self._launch()
+                if root.fulfilled and not self.running:
+                    break
+                if not self.running and not self._waiting_retries():
+                    # pods that ended at once (could not start) let tasks finish on the next pass
+                    idle += 1
+                    if idle > 3:
+                        raise RunnerError("the runner stalled: no task can start and none is running")
+                    continue
+                idle = 0
+                self._wait()
+        except KeyboardInterrupt:
+            self.interrupted = True
+            self._stop_everything("interrupted")
+            self._kill_all("interrupted")
+            self._drain()
+            root.phase, root.message = FAILED, "interrupted"
+        finally:
+            self.state.save()
+        finished = _now()
+        result = RunResult(self.name, root.phase, root.message, self.workdir, self.started, finished, root,
+                           self.interrupted, self.pods)
+        self.state.write_timeline(self._timeline(result))
+        self.listener("workflow-end", self, {"result": result})
+        return result
+
+    def _root(self) -> DagNode:
+        entry = self.workflow.templates[self.workflow.entrypoint]
+        if entry.kind == "container":
+            # A workflow whose entrypoint is a container: a one-task DAG around it.
+            task = Task(name=entry.name, template=entry.name, raw={}, arguments={}, depends=None, dependencies=[],
+                        when=None, with_items=None, with_param=None, with_sequence=None)
+            entry = Template(name=f"{entry.name}-entry", kind="dag", raw={}, tasks={entry.name: task})
+            self.workflow.templates[entry.name] = entry
+            args = {k: v for k, v in self.parameters.items()}
+            task.arguments = {p.name: "{{workflow.parameters." + p.name + "}}" for p in
+                              self.workflow.templates[task.template].inputs if p.name in args}
+        root = DagNode("", self.name, entry, None, None, None, parent=None, fresh_upstream=False)
+        root.inputs = self._inputs(entry, dict(self.parameters), f"entrypoint '{entry.name}'", {})
+        self._init_dag(root)
+        return root
+
+    def _init_dag(self, dag: DagNode) -> None:
+        template = dag.template
+        dag.phase = RUNNING
+        dag.started = _now()
+        if template.targets:
+            needed = set(template.targets)
+            for target in template.targets:
+                needed |= template.tasks[target].ancestors
+            dag.needed = needed
+        for spec in _ordered(template.tasks):
+            node = TaskNode(dag, spec, self.workflow.templates[spec.template])
+            dag.tasks[spec.name] = node
+            dag.order.append(node)
+            self.all_tasks.append(node)
+
+    def _waiting_retries(self) -> bool:
+        return any(pod.retry_at is not None for pod in self.ready)
+
+    def _wait(self) -> None:
+        timeout = 0.5
+        now = _now()
+        retry_times = [pod.retry_at for pod in self.ready if pod.retry_at is not None]
+        if retry_times:
+            timeout = max(0.0, min(timeout, min(retry_times) - now))
+        if self.deadline is not None:
+            timeout = max(0.0, min(timeout, self.deadline - now))
+        try:
+            pod, result = self.events.get(timeout=timeout)
+            self._finish_attempt(pod, result)
+            while True:
+                pod, result = self.events.get_nowait()
+                self._finish_attempt(pod, result)
+        except queue.Empty:
+            pass
+        if self.deadline is not None and _now() >= self.deadline:
+            self._workflow_deadline()
+
+    def _drain(self) -> None:
+        while self.running:
+            pod, result = self.events.get()
+            self._finish_attempt(pod, result, final=True)
+
+    def _kill_all(self, reason: str) -> None:
+        threads = []
+        for pod in list(self.running):
+            if pod.running is not None:
+                thread = threading.Thread(target=pod.running.kill, args=(reason,), daemon=True)
+                thread.start()
+                threads.append(thread)
+        for thread in threads:
+            thread.join()
+
+    def _workflow_deadline(self) -> None:
+        reason = f"the workflow's activeDeadlineSeconds ({self.workflow.active_deadline_seconds} s) exceeded"
+        self.deadline = None
+        self._stop_everything(reason)
+        self._kill_all(reason)
+        self._drain()
+
+    def _stop_everything(self, reason: str) -> None:
+        for task in self.all_tasks:
+            if task.dag.stopped_by is None:
+                task.dag.stopped_by = reason
+        for pod in list(self.ready):
+            self.ready.remove(pod)
+            pod.retry_at = None
+            if pod.attempts:
+                pod.phase, pod.message, pod.finished = FAILED, reason, _now()
+            else:
+                pod.phase, pod.message = OMITTED, f"not started: {reason}"
+            self.listener("pod-end", pod, {})
+
+    # --- reconciling the DAGs ------------------------------------------------------------------------
+
+    def _reconcile(self, dag: DagNode) -> None:
+        for task in dag.order:
+            if task.phase == PENDING:
+                self._maybe_start_task(dag, task)
+            if task.phase == RUNNING:
+                for child in task.children:
+                    if isinstance(child, DagNode) and not child.fulfilled:
+                        self._reconcile(child)
+                self._maybe_finish_task(task)
+        if dag.fulfilled:
+            return
+        if any(task.phase == RUNNING for task in dag.order):
+            return
+        pending = [t for t in dag.order if t.phase == PENDING and (dag.needed is None or t.name in dag.needed)]
+        if pending and dag.stopped_by is None:
+            return  # something can still start (deps are fulfilled only after running tasks finish)
+        dag.phase, dag.message = self._assess(dag)
+        dag.finished = _now()
+        if dag.task is not None:
+            self.listener("dag-end", dag, {})
+
+    def _maybe_start_task(self, dag: DagNode, task: TaskNode) -> None:
+        if dag.needed is not None and task.name not in dag.needed:
+            return
+        deps = [dag.tasks[name] for name in task.spec.deps]
+        if any(not dep.fulfilled for dep in deps):
+            return
+        try:
+            execute = self._depends_satisfied(dag, task)
+        except ExpressionError as error:
+            self._task_done(task, ERROR, str(error))
+            return
+        if not execute:
+            self._task_done(task, OMITTED, "omitted: depends condition not met")
+            return
+        if dag.stopped_by is not None:
+            return  # failFast: no new task starts
+        where = f"task '{task.key}'"
+        try:
+            scope = self._task_scope(dag, task)
+            items = self._expand(task, scope, where)
+        except (UnresolvedReference, ExpressionError, ManifestError) as error:
+            self._task_done(task, ERROR, str(error))
+            return
+        if items is not None and not items:
+            self._task_done(task, SKIPPED, "Skipped, empty params")
+            return
+        task.phase, task.ready = RUNNING, _now()
+        self.listener("task-start", task, {"items": 0 if items is None else len(items)})
+        labels = short_labels(items) if items is not None else [""]
+        for (index, item), label in zip([(None, None)] if items is None else list(enumerate(items)), labels):
+            self._create_child(dag, task, scope, index, item, label)
+        self._maybe_finish_task(task)
+
+    def _depends_satisfied(self, dag: DagNode, task: TaskNode) -> bool:
+        spec = task.spec
+        if spec.depends is None:
+            return all(self._result(dag, DependsRef(name, None)) for name in spec.deps)
+        return spec.depends.evaluate(lambda ref: self._result(dag, ref))
+
+    def _result(self, dag: DagNode, ref: DependsRef) -> bool:
+        task = dag.tasks[ref.task]
+        phase = task.phase
+        if ref.result is None:
+            return phase in (SUCCEEDED, SKIPPED) or task.spec.continues_on(phase)
+        return _task_result(task, ref.result)
+
+    def _task_scope(self, dag: DagNode, task: TaskNode) -> dict[str, str]:
+        scope = dict(self.scope)
+        scope.update({f"inputs.parameters.{k}": v for k, v in dag.inputs.items()})
+        for name in task.spec.ancestors:
+            other = dag.tasks[name]
+            prefix = f"tasks.{name}"
+            scope[f"{prefix}.status"] = other.phase
+            scope[f"{prefix}.id"] = other.key or name
+            if other.spec.expands:
+                maps = [child.outputs for child in other.children if isinstance(child, PodNode) and child.outputs]
+                scope[f"{prefix}.outputs.parameters"] = json.dumps(maps, separators=(",", ":"))
+                for output in other.template.output_names():
+                    values = [m[output] for m in maps if output in m]
+                    scope[f"{prefix}.outputs.parameters.{output}"] = json.dumps(values, separators=(",", ":"))
+            elif other.children and isinstance(other.children[0], PodNode):
+                pod = other.children[0]
+                if pod.exit_code is not None:
+                    scope[f"{prefix}.exitCode"] = str(pod.exit_code)
+                for output, value in pod.outputs.items():
+                    scope[f"{prefix}.outputs.parameters.{output}"] = value
+        return scope
+
+    def _explain(self, dag: DagNode, task: TaskNode) -> Callable[[str], str | None]:
+        def explain(ref: str) -> str | None:
+            if ref.startswith("tasks."):
+                parts = ref.split(".")
+                other = dag.tasks.get(parts[1]) if len(parts) > 1 else None
+                if other is None:
+                    return f"there is no task '{parts[1] if len(parts) > 1 else ''}' in this dag"
+                if other.phase != SUCCEEDED:
+                    return f"task '{other.name}' ended {other.phase}{' (' + other.message + ')' if other.message else ''}, so it has no outputs"
+                if ref.endswith(".exitCode"):
+                    return f"task '{other.name}' has no single exit code"
+                return f"task '{other.name}' did not produce it"
+            if ref == "item" or ref.startswith("item."):
+                return "the item has no such field"
+            return None
+        return explain
+
+    def _expand(self, task: TaskNode, scope: dict[str, str], where: str) -> list[Any] | None:
+        spec = task.spec
+        explain = self._explain(task.dag, task)
+        if spec.with_items is not None:
+            return [substitute_deep(item, scope, f"{where} withItems", explain) for item in spec.with_items]
+        if spec.with_param is not None:
+            text = substitute(spec.with_param, scope, f"{where} withParam", explain)
+            try:
+                items = json.loads(text)
+            except json.JSONDecodeError:
+                items = None
+            if not isinstance(items, list):
+                shown = text.strip()
+                shown = shown if len(shown) <= 200 else shown[:200] + "..."
+                raise ManifestError(f"{where}: withParam value could not be parsed as a JSON list: {shown}")
+            return items
+        if spec.with_sequence is not None:
+            return _sequence(substitute_deep(spec.with_sequence, scope, f"{where} withSequence", explain), where)
+        return None
+
+    def _create_child(self, dag: DagNode, task: TaskNode, scope: dict[str, str], index: int | None, item: Any,
+                      label: str) -> None:
+        spec = task.spec
+        suffix = "" if index is None else item_label(index, item)
+        key = task.key if index is None else f"{task.key}.{index}"
+        display = task.key + suffix
+        local = dict(scope)
+        if index is not None:
+            local.update(item_scope(item))
+        template = task.template
+        if template.kind == "dag":
+            child: PodNode | DagNode = DagNode(key, display, template, task, index, item, parent=dag,
+                                               fresh_upstream=self._fresh(dag, task))
+            child.prefix = key + "."
+        else:
+            child = PodNode(key, display, template, task, index, item, dag=dag)
+            child.log_path = self.workdir / "logs" / f"{_log_name(key)}.log"
+        child.label = task.key if index is None else f"{task.key}({index}{':' + label if label else ''})"
+        task.children.append(child)
+        where = f"task '{display}'"
+        explain = self._explain(dag, task)
+        try:
+            if spec.when is not None:
+                condition = substitute(spec.when, local, f"{where} when", explain)
+                if not evaluate_when(condition):
+                    child.phase, child.message = SKIPPED, f"when '{condition}' evaluated false"
+                    self.listener("pod-end" if isinstance(child, PodNode) else "dag-end", child, {})
+                    return
+            arguments = {name: substitute(value, local, f"{where} argument '{name}'", explain)
+                         for name, value in spec.arguments.items()}
+            child.inputs = self._inputs(template, arguments, where, self.scope)
+        except (UnresolvedReference, ExpressionError, ManifestError) as error:
+            child.phase, child.message = ERROR, str(error)
+            self.listener("pod-end" if isinstance(child, PodNode) else "dag-end", child, {})
+            self._on_failure(dag, task, ERROR)
+            return
+        if isinstance(child, DagNode):
+            self._init_dag(child)
+            self.listener("dag-start", child, {})
+            return
+        self._queue_pod(child)
+
+    def _inputs(self, template: Template, arguments: dict[str, str], where: str,
+                scope: Mapping[str, str]) -> dict[str, str]:
+        values: dict[str, str] = {}
+        for param in template.inputs:
+            value = param.value if param.value is not None else param.default
+            if value is not None and "{{" in value:
+                value = substitute(value, scope, f"{where} input parameter '{param.name}'")
+            if param.name in arguments:
+                value = arguments[param.name]
+            if value is None:
+                raise ManifestError(f"{where}: inputs.parameters.{param.name} was not supplied")
+            if param.enum and value not in param.enum:
+                raise ManifestError(f"{where}: input parameter '{param.name}' = {value!r} is not one of "
+                                    f"{', '.join(param.enum)}")
+            values[param.name] = value
+        return values
+
+    def _fresh(self, dag: DagNode, task: TaskNode) -> bool:
+        return dag.fresh_upstream or any(dag.tasks[name].ran_now for name in task.spec.deps)
+
+    def _pod_scope(self, pod: PodNode, retries: int) -> dict[str, str]:
+        scope = dict(self.scope)
+        scope.update({f"inputs.parameters.{k}": v for k, v in pod.inputs.items()})
+        scope["pod.name"] = f"{self.name}-{_log_name(pod.key)}"
+        scope["node.name"] = f"{self.name}.{pod.display}"
+        scope["retries"] = str(retries)
+        return scope
+
+    def _resolved_template(self, pod: PodNode, retries: int) -> dict[str, Any]:
+        raw = {key: value for key, value in pod.template.raw.items() if key not in ("name", "inputs")}
+        if "retryStrategy" not in raw and self.workflow.default_retry is not None:
+            raw["retryStrategy"] = self.workflow.default_retry
+        return substitute_deep(raw, self._pod_scope(pod, retries), f"template '{pod.template.name}' of task '{pod.display}'")
+
+    def _queue_pod(self, pod: PodNode) -> None:
+        try:
+            resolved = self._resolved_template(pod, 0)
+        except (UnresolvedReference, ManifestError) as error:
+            self.pods.append(pod)
+            self._pod_done(pod, ERROR, str(error))
+            return
+        pod.fingerprint = _fingerprint(pod.template.name, resolved, pod.inputs)
+        task = pod.task
+        assert task is not None
+        previous = self.state.node(pod.key)
+        if (self.options.resume and previous and previous.get("phase") == SUCCEEDED
+                and previous.get("fingerprint") == pod.fingerprint and not self._fresh(pod.dag, task)):
+            pod.reused = True
+            pod.outputs = dict(previous.get("outputs") or {})
+            pod.started, pod.finished = previous.get("started"), previous.get("finished")
+            pod.attempts = [Attempt(**a) for a in previous.get("attempts") or []]
+            pod.phase, pod.message = SUCCEEDED, "reused: succeeded in an earlier run with the same inputs"
+            self.pods.append(pod)
+            self.listener("pod-end", pod, {})
+            return
+        pod.sequence = next(self.sequence)
+        self.pods.append(pod)
+        self.ready.append(pod)
+
+    # --- launching pods ----------------------------------------------------------------------------------
+
+    def _chain(self, pod: PodNode) -> list[DagNode]:
+        chain: list[DagNode] = []
+        dag: DagNode | None = pod.dag
+        while dag is not None:
+            chain.append(dag)
+            dag = dag.parent
+        return chain
+
+    def _launch(self) -> None:
+        if not self.ready:
+            return
+        now = _now()
+        self.ready.sort(key=lambda p: (-(p.task.spec.path_length if p.task else 0), p.sequence))
+        for pod in list(self.ready):
+            if self.limit is not None and len(self.running) >= self.limit:
+                return
+            if pod.retry_at is not None and pod.retry_at > now:
+                continue
+            chain = self._chain(pod)
+            if not pod.attempts and any(dag.stopped_by for dag in chain):
+                self.ready.remove(pod)
+                pod.phase = OMITTED
+                pod.message = f"not started: fail-fast after {next(d.stopped_by for d in chain if d.stopped_by)}"
+                self.listener("pod-end", pod, {})
+                continue
+            if any(dag.template.parallelism is not None and dag.running_pods >= dag.template.parallelism
+                   for dag in chain):
+                continue
+            self.ready.remove(pod)
+            self._start_attempt(pod, chain)
+
+    def _start_attempt(self, pod: PodNode, chain: list[DagNode]) -> None:
+        number = len(pod.attempts)
+        pod.retry_at = None
+        try:
+            resolved = self._resolved_template(pod, number)
+            spec = prepare(pod.template, resolved, workdir=self.workdir, cwd=self.options.cwd, base_env=self.base_env,
+                           secret_env_names=self.workflow.secret_env_names, volume_kinds=self.workflow.volumes,
+                           pod_key=f"{_log_name(pod.key)}-{number}", python=self.options.python)
+            spec.deadline_s, spec.deadline_reason = self._attempt_deadline(pod, resolved, spec.deadline_s)
+        except (UnresolvedReference, ManifestError, PrepareError, ValueError) as error:
+            now = _now()
+            pod.attempts.append(Attempt(number, now, now, ERROR, None, str(error)))
+            pod.started = pod.started or now
+            self._pod_done(pod, ERROR, str(error))
+            return
+        if spec.deadline_s is not None and spec.deadline_s <= 0:
+            now = _now()
+            message = "timeout exceeded before the attempt could start"
+            pod.attempts.append(Attempt(number, now, now, FAILED, None, message))
+            self._pod_done(pod, FAILED, message)
+            return
+        pod.phase = RUNNING
+        now = _now()
+        pod.started = pod.started or now
+        pod.attempts.append(Attempt(number, now))
+        self._mark_started(pod, now)
+        retry_limit = self._retry_limit(resolved)
+        total = "∞" if retry_limit is None else str(retry_limit + 1)
+        header = (f"\n==== {pod.display}: attempt {number + 1}/{total} at "
+                  f"{datetime.now().strftime('%Y-%m-%d %H:%M:%S')} (tunebench run, workflow {self.name})\n")
+        process = LocalProcess(spec, pod.log_path or self.workdir / "logs" / "pod.log", header,
+                               self.options.kill_grace_s)
+        pod.running = process
+        self.running.add(pod)
+        for dag in chain:
+            dag.running_pods += 1
+        self._mark_ran(pod)
+        pod.resolved = resolved
+        self.listener("pod-start", pod, {"attempt": number + 1, "argv": spec.argv})
+        thread = threading.Thread(target=self._run_attempt, args=(pod, process), name=f"pod-{pod.key}", daemon=True)
+        thread.start()
+
+    def _run_attempt(self, pod: PodNode, process: LocalProcess) -> None:
+        try:
+            result = process.run()
+        except Exception as error:  # noqa: BLE001 - reported as the attempt's error, never lost
+            now = _now()
+            result = AttemptResult(ERROR, None, f"runner error: {error!r}", now, now)
+        self.events.put((pod, result))
+
+    def _mark_started(self, pod: PodNode, now: float) -> None:
+        task: TaskNode | None = pod.task
+        while task is not None:
+            task.started = task.started or now
+            task = task.dag.task
+
+    def _mark_ran(self, pod: PodNode) -> None:
+        task: TaskNode | None = pod.task
+        while task is not None:
+            task.ran_now = True
+            parent = task.dag
+            task = parent.task if isinstance(parent, DagNode) else None
+
+    def _attempt_deadline(self, pod: PodNode, resolved: dict[str, Any],
+                          active: float | None) -> tuple[float | None, str]:
+        """Seconds this attempt may run, and what to say when it runs out."""
+        limits: list[tuple[float, str]] = []
+        if active is not None:
+            limits.append((active, f"activeDeadlineSeconds ({active:g} s) exceeded"))
+        if resolved.get("timeout") is not None:
+            total = parse_duration(resolved["timeout"], f"template '{pod.template.name}' timeout")
+            first = pod.attempts[0].started if pod.attempts else _now()
+            limits.append((total - (_now() - first), f"timeout ({resolved['timeout']}) exceeded"))
+        if not limits:
+            return None, ""
+        return min(limits)
+
+    # --- finishing attempts, retries -------------------------------------------------------------------
+
+    def _finish_attempt(self, pod: PodNode, result: AttemptResult, final: bool = False) -> None:
+        self.running.discard(pod)
+        for dag in self._chain(pod):
+            dag.running_pods -= 1
+        pod.running = None
+        attempt = pod.attempts[-1]
+        attempt.started, attempt.finished = result.started, result.finished
+        attempt.status, attempt.exit_code, attempt.message = result.status, result.exit_code, result.message
+        pod.nominal_elapsed += result.finished - result.started
+        if result.status == SUCCEEDED:
+            pod.outputs = result.outputs
+            self._pod_done(pod, SUCCEEDED, "")
+            return
+        if not final and not self.interrupted:
+            delay = self._retry_delay(pod, result)
+            if delay is not None:
+                scaled = delay * self.options.backoff_scale
+                pod.retry_at = _now() + scaled
+                pod.nominal_elapsed += delay
+                pod.phase = RUNNING
+                pod.message = f"{result.message}; retrying in {scaled:.0f}s"
+                self.ready.append(pod)
+                self.state.record(pod)
+                self.listener("pod-retry", pod, {"delay": scaled, "result": result})
+                return
+        self._pod_done(pod, result.status, result.message)
+
+    def _retry_limit(self, resolved: dict[str, Any]) -> int | None:
+        strategy = resolved.get("retryStrategy")
+        if not strategy:
+            return 0
+        if strategy.get("limit") is None:
+            return None
+        return int(str(strategy["limit"]))
+
+    def _retry_delay(self, pod: PodNode, result: AttemptResult) -> float | None:
+        """Seconds (unscaled) until the next attempt, or None when the failure is final."""
+        resolved = pod.resolved or self._resolved_template(pod, len(pod.attempts) - 1)
+        strategy = resolved.get("retryStrategy")
+        if not strategy:
+            return None
+        where = f"template '{pod.template.name}' retryStrategy"
+        limit = self._retry_limit(resolved)
+        retries_done = len(pod.attempts) - 1
+        if limit is not None and retries_done >= limit:
+            pod.message = f"{result.message} (no retries left of {limit})"
+            return None
+        policy = strategy.get("retryPolicy") or ("Always" if strategy.get("expression") else "OnFailure")
+        status = result.status
+        allowed = {
+            "Always": status in (FAILED, ERROR),
+            "OnFailure": status == FAILED,
+            "OnError": status == ERROR,
+            "OnTransientError": status == ERROR and result.signaled,
+        }.get(policy, False)
+        if not allowed:
+            return None
+        expression = strategy.get("expression")
+        if expression:
+            variables = {"lastRetry": {
+                "exitCode": str(result.exit_code if result.exit_code is not None else -1),
+                "status": status,
+                "duration": str(int(result.finished - result.started)),
+                "message": result.message,
+            }}
+            try:
+                if evaluate_expr(str(expression), variables) is not True:
+                    return None
+            except ExpressionError as error:
+                pod.message = f"{result.message}; retryStrategy.expression failed: {error}"
+                return None
+        backoff = strategy.get("backoff") or {}
+        if not backoff:
+            return 0.0
+        base = parse_duration(backoff.get("duration", 0), f"{where}.backoff.duration")
+        factor = float(str(backoff.get("factor", 1)))
+        delay = base * factor ** retries_done
+        if backoff.get("cap") is not None:
+            delay = min(delay, parse_duration(backoff["cap"], f"{where}.backoff.cap"))
+        if backoff.get("maxDuration") is not None:
+            max_duration = parse_duration(backoff["maxDuration"], f"{where}.backoff.maxDuration")
+            if pod.nominal_elapsed + delay > max_duration:
+                pod.message = f"{result.message} (backoff maxDuration {backoff['maxDuration']} reached)"
+                return None
+        return delay
+
+    def _pod_done(self, pod: PodNode, phase: str, message: str) -> None:
+        pod.phase, pod.finished = phase, _now()
+        if message or phase != SUCCEEDED:
+            pod.message = pod.message if pod.message and message and pod.message.startswith(message) else message
+        else:
+            pod.message = ""
+        self.state.record(pod)
+        self.state.save()
+        self.listener("pod-end", pod, {})
+        if phase in FAILED_OR_ERROR and pod.task is not None:
+            self._on_failure(pod.dag, pod.task, phase)
+
+    # --- tasks and DAGs finishing ---------------------------------------------------------------------------
+
+    def _maybe_finish_task(self, task: TaskNode) -> None:
+        if task.phase != RUNNING or any(not child.fulfilled for child in task.children):
+            return
+        pods = [child for child in task.children if isinstance(child, PodNode)]
+        if pods and len(pods) == len(task.children) and all(pod.reused for pod in pods):
+            task.started = min((p.started for p in pods if p.started), default=task.started)
+            task.finished = max((p.finished for p in pods if p.finished), default=None)
+        phases = [child.phase for child in task.children]
+        if not task.spec.expands:
+            child = task.children[0]
+            phase, message = child.phase, child.message
+        else:
+            failed = [child for child in task.children if child.phase in FAILED_OR_ERROR]
+            stopped = [child for child in task.children if child.phase == OMITTED]
+            if failed:
+                phase, message = failed[-1].phase, f"{len(failed)} of {len(phases)} failed"
+            elif stopped:
+                phase, message = OMITTED, f"{len(stopped)} of {len(phases)} not started (fail-fast)"
+            else:
+                phase, message = SUCCEEDED, ""
+        self._task_done(task, phase, message, notify_failure=task.spec.expands or isinstance(task.children[0], DagNode))
+
+    def _task_done(self, task: TaskNode, phase: str, message: str, notify_failure: bool = True) -> None:
+        task.phase, task.message = phase, message
+        task.finished = task.finished or _now()
+        task.started = task.started or task.finished
+        self.listener("task-end", task, {})
+        if phase in FAILED_OR_ERROR and notify_failure:
+            self._on_failure(task.dag, task, phase)
+
+    def _on_failure(self, dag: DagNode, task: TaskNode, phase: str) -> None:
+        """failFast: an unhandled failure stops new tasks in this DAG; running ones finish."""
+        if not dag.template.fail_fast or dag.stopped_by is not None:
+            return
+        if self._failure_handled(dag, task, phase):
+            return
+        dag.stopped_by = f"'{task.name}' {phase.lower()}"
+        dag.stopped_task = task
+        self.listener("fail-fast", dag, {"task": task})
+
+    def _failure_handled(self, dag: DagNode, task: TaskNode, phase: str) -> bool:
+        """Does the manifest expect this failure: continueOn, or a dependent whose depends accepts it?"""
+        if task.spec.continues_on(phase):
+            return True
+        result_name = "Errored" if phase == ERROR else "Failed"
+        for any_succeeded, all_failed in ((True, False), (False, True)):
+            def result_of(ref: DependsRef, _any: bool = any_succeeded, _all: bool = all_failed) -> bool:
+                if ref.task != task.name:
+                    return ref.result in (None, "Succeeded", "AnySucceeded")
+                if ref.result is None:
+                    return False
+                return {"AnySucceeded": _any, "AllFailed": _all}.get(ref.result, ref.result == result_name)
+            for name in task.spec.dependents:
+                other = dag.tasks[name].spec
+                if other.depends is not None and other.depends.evaluate(result_of):
+                    return True
+        return False
+
+    def _assess(self, dag: DagNode) -> tuple[str, str]:
+        if dag.stopped_by is not None:
+            if dag.stopped_task is not None:
+                task = dag.stopped_task
+                phase = task.phase if task.phase in FAILED_OR_ERROR else FAILED
+                return phase, _describe_failure(task)
+            return FAILED, dag.stopped_by
+        tasks = dag.tasks
+        branch: dict[str, str] = {}
+
+        def phase_of(name: str) -> str:
+            if name in branch:
+                return branch[name]
+            task = tasks[name]
+            if task.phase in COMPLETED:
+                result = task.phase
+            else:
+                parents = [phase_of(dep) for dep in task.spec.deps]
+                result = next((p for p in parents if p in FAILED_OR_ERROR), SUCCEEDED)
+            branch[name] = result
+            return result
+
+        targets = dag.template.targets or [t.name for t in dag.order if not t.spec.dependents]
+        for name in targets:
+            phase = phase_of(name)
+            if phase in FAILED_OR_ERROR and not tasks[name].spec.continues_on(phase):
+                culprit = next((t for t in dag.order if t.phase in FAILED_OR_ERROR), tasks[name])
+                return phase, _describe_failure(culprit)
+        return SUCCEEDED, ""
+
+    # --- the timeline ----------------------------------------------------------------------------------------
+
+    def _timeline(self, result: RunResult) -> dict[str, Any]:
+        def iso(ts: float | None) -> str | None:
+            return None if ts is None else datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds")
+
+        def offset(ts: float | None) -> float | None:
+            return None if ts is None else round(ts - result.started, 3)
+
+        nodes = []
+        for task in self.all_tasks:
+            pods = [c for c in task.children if isinstance(c, PodNode)]
+            nodes.append({
+                "task": task.key, "template": task.template.name, "phase": task.phase, "message": task.message,
+                "reused": bool(pods) and all(pod.reused for pod in pods),
+                "ready": iso(task.ready), "start": iso(task.started), "end": iso(task.finished),
+                "start_s": offset(task.started), "end_s": offset(task.finished),
+                "duration_s": None if task.started is None or task.finished is None else round(task.finished - task.started, 3),
+                "pods": [{
+                    "node": pod.display, "label": pod.label, "key": pod.key, "phase": pod.phase, "message": pod.message,
+                    "reused": pod.reused, "item": pod.item,
+                    "log": str(pod.log_path.relative_to(self.workdir)) if pod.log_path else None,
+                    "start": iso(pod.started), "end": iso(pod.finished),
+                    "start_s": None if pod.reused else offset(pod.started),
+                    "end_s": None if pod.reused else offset(pod.finished),
+                    "attempts": [{"number": a.number + 1, "status": a.status, "exit_code": a.exit_code,
+                                  "message": a.message, "start": iso(a.started), "end": iso(a.finished),
+                                  "duration_s": None if a.finished is None else round(a.finished - a.started, 3)}
+                                 for a in pod.attempts],
+                } for pod in pods],
+            })
+        return {
+            "workflow": self.name, "phase": result.phase, "message": result.message,
+            "start": iso(result.started), "end": iso(result.finished),
+            "duration_s": round(result.finished - result.started, 3), "tasks": nodes,
+        }
+
+
+def _ordered(tasks: dict[str, Task]) -> list[Task]:
+    """Tasks in dependency order, keeping the manifest's order among independent ones."""
+    order: list[Task] = []
+    done: set[str] = set()
+
+    def visit(task: Task) -> None:
+        if task.name in done:
+            return
+        done.add(task.name)
+        for dep in task.deps:
+            visit(tasks[dep])
+        order.append(task)
+
+    for task in tasks.values():
+        visit(task)
+    return order
+
+
+def short_labels(items: list[Any]) -> list[str]:
+    """What tells a fan-out's children apart, for the console: the values of the fields that vary
+    (`math`, `physics`), or the item itself when it is short; at most 40 characters."""
+    def clip(text: str) -> str:
+        return text if len(text) <= 40 else text[:37] + "..."
+
+    if items and all(isinstance(item, dict) for item in items):
+        keys = sorted({key for item in items for key in item})
+        varying = [k for k in keys if len({as_param_string(item.get(k, "")) for item in items}) > 1]
+        if not varying:
+            values = [as_param_string(v) for v in items[0].values()]
+            return [clip(min(values, key=len))] * len(items) if values else [""] * len(items)
+        return [clip(",".join(as_param_string(item.get(k, "")) for k in varying)) for item in items]
+    return [clip(as_param_string(item)) for item in items]
+
+
+def _describe_failure(task: TaskNode) -> str:
+    """`task 'train' failed: exit code 1`, naming the failed child of a fan-out or nested DAG."""
+    text = f"task '{task.key}' {task.phase.lower() if task.phase in FAILED_OR_ERROR else 'failed'}"
+    failed = [child for child in task.children if child.phase in FAILED_OR_ERROR]
+    if task.spec.expands and failed:
+        child = failed[0]
+        more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+        return f"{text}: {child.label}: {child.message}{more}"
+    if failed and isinstance(failed[0], DagNode):
+        return f"{text}: {failed[0].message}"
+    message = failed[0].message if failed else task.message
+    return f"{text}: {message}" if message else text
+
+
+def _task_result(task: TaskNode, result: str) -> bool:
+    phase = task.phase
+    if result == "Succeeded":
+        return phase == SUCCEEDED
+    if result == "Failed":
+        return phase == FAILED
+    if result == "Errored":
+        return phase == ERROR
+    if result == "Skipped":
+        return phase == SKIPPED
+    if result == "Omitted":
+        return phase == OMITTED
+    if result == "Daemoned":
+        return False
+    children = task.children if task.spec.expands else []
+    if result == "AnySucceeded":
+        return any(child.phase == SUCCEEDED for child in children)
+    if result == "AllFailed":
+        return bool(children) and all(child.phase == FAILED for child in children)
+    return False
+
+
+def _sequence(spec: dict[str, Any], where: str) -> list[str]:
+    try:
+        if spec.get("count") is not None:
+            start = int(str(spec.get("start", 0)))
+            values = list(range(start, start + int(str(spec["count"]))))
+        elif spec.get("end") is not None:
+            start, end = int(str(spec.get("start", 0))), int(str(spec["end"]))
+            step = 1 if end >= start else -1
+            values = list(range(start, end + step, step))
+        else:
+            raise ManifestError(f"{where}: withSequence needs count or end")
+        fmt = spec.get("format")
+        return [fmt % value if fmt else str(value) for value in values]
+    except (TypeError, ValueError) as error:
+        raise ManifestError(f"{where}: invalid withSequence {spec}: {error}") from None
+
+
+def _fingerprint(template: str, resolved: dict[str, Any], inputs: dict[str, str]) -> str:
+    container = resolved.get("container") or {}
+    env = []
+    for item in container.get("env") or []:
+        if "valueFrom" in item:
+            env.append([item.get("name"), "secret:" + json.dumps(item["valueFrom"], sort_keys=True)])
+        else:
+            env.append([item.get("name"), item.get("value")])
+    data = {"template": template, "command": container.get("command"), "args": container.get("args"), "env": env,
+            "workingDir": container.get("workingDir"), "inputs": inputs,
+            "outputs": (resolved.get("outputs") or {}).get("parameters")}
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def run_workflow(manifest: dict[str, Any], options: RunOptions, listener: Listener | None = None) -> RunResult:
+    """Run a Workflow manifest locally; see RunOptions. Raises ManifestError before anything runs."""
+    return Engine(manifest, options, listener).run()
+
+

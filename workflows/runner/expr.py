@@ -1,0 +1,489 @@
+"""The three small expression languages of an Argo manifest, evaluated without Python's `eval`.
+
+- `when` (govaluate, after `{{...}}` substitution): `true == true`, `'a' != 'b'`, `3 > 2`,
+  `Succeeded == Succeeded`. As in Argo, a bare word that is not `true`/`false` is a string,
+  so an unquoted substituted value compares as text.
+- `retryStrategy.expression` (expr-lang): `lastRetry.status == 'Error' || asInt(lastRetry.exitCode) == 1`;
+  identifiers are variables, with `asInt`, `asFloat`, `string`, `int`, `float`, `len`.
+- `depends`: `A && (B.Failed || !C.Succeeded)`, task names with dashes, the results
+  Succeeded, Failed, Errored, Skipped, Omitted, Daemoned, AnySucceeded, AllFailed.
+
+Each is a tokenizer plus a recursive-descent parser; errors raise ExpressionError.
+"""
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from workflows.runner.errors import ExpressionError
+
+# --- tokens ---------------------------------------------------------------------------------
+
+_NUMBER = re.compile(r"\d+(?:\.\d+)?(?:[eE][+-]?\d+)?")
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
+_OPERATORS = ("&&", "||", "==", "!=", "<=", ">=", "=~", "!~", "<", ">", "!", "+", "-", "*", "/", "%",
+              "?", ":", "(", ")", "[", "]", ",")
+_WORD_OPERATORS = {"and": "&&", "or": "||", "not": "!", "in": "in", "matches": "matches",
+                   "contains": "contains", "startsWith": "startsWith", "endsWith": "endsWith"}
+
+
+@dataclass(frozen=True)
+class Token:
+    kind: str  # num, str, ident, op, end
+    value: Any
+    pos: int
+
+
+def tokenize(text: str, word_operators: bool) -> list[Token]:
+    tokens: list[Token] = []
+    i = 0
+    while i < len(text):
+        char = text[i]
+        if char.isspace():
+            i += 1
+            continue
+        if char in "'\"":
+            value, i = _read_string(text, i)
+            tokens.append(Token("str", value, i))
+            continue
+        number = _NUMBER.match(text, i)
+        if number:
+            raw = number.group()
+            value: Any = float(raw) if any(c in raw for c in ".eE") else int(raw)
+            tokens.append(Token("num", value, i))
+            i = number.end()
+            continue
+        ident = _IDENT.match(text, i)
+        if ident:
+            word = ident.group()
+            if word_operators and word in _WORD_OPERATORS:
+                tokens.append(Token("op", _WORD_OPERATORS[word], i))
+            else:
+                tokens.append(Token("ident", word, i))
+            i = ident.end()
+            continue
+        for op in _OPERATORS:
+            if text.startswith(op, i):
+                tokens.append(Token("op", op, i))
+                i += len(op)
+                break
+        else:
+            raise ExpressionError(f"unexpected character {char!r} at position {i} in {text!r}")
+    tokens.append(Token("end", None, len(text)))
+    return tokens
+
+
+def _read_string(text: str, start: int) -> tuple[str, int]:
+    quote = text[start]
+    out: list[str] = []
+    i = start + 1
+    escapes = {"n": "\n", "t": "\t", "\\": "\\", "'": "'", '"': '"'}
+    while i < len(text):
+        char = text[i]
+        if char == "\\" and i + 1 < len(text):
+            out.append(escapes.get(text[i + 1], text[i + 1]))
+            i += 2
+            continue
+        if char == quote:
+            return "".join(out), i + 1
+        out.append(char)
+        i += 1
+    raise ExpressionError(f"unterminated string starting at position {start} in {text!r}")
+
+
+# --- values ---------------------------------------------------------------------------------
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if value is None:
+        return "nil"
+    if isinstance(value, list):
+        return "array"
+    return type(value).__name__
+
+
+def _show(value: Any) -> str:
+    return repr(value) if not isinstance(value, bool) else str(value).lower()
+
+
+def _equal(left: Any, right: Any) -> bool:
+    return _kind(left) == _kind(right) and left == right
+
+
+def _as_number(value: Any, name: str) -> float:
+    if isinstance(value, bool):
+        raise ExpressionError(f"{name}: {_show(value)} is not a number")
+    if isinstance(value, (int, float)):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value.strip()) if name == "asInt" else float(value.strip())
+        except ValueError:
+            raise ExpressionError(f"{name}({value!r}): not a number") from None
+    raise ExpressionError(f"{name}: cannot convert {_show(value)}")
+
+
+def _as_int(value: Any) -> int:
+    if isinstance(value, float):
+        return int(value)
+    return int(_as_number(value, "asInt"))
+
+
+FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "asInt": _as_int,
+    "int": _as_int,
+    "asFloat": lambda value: float(_as_number(value, "asFloat")),
+    "float": lambda value: float(_as_number(value, "asFloat")),
+    "string": lambda value: value if isinstance(value, str) else (str(value).lower() if isinstance(value, bool) else str(value)),
+    "len": lambda value: len(value),
+}
+
+
+# --- the parser / evaluator ---------------------------------------------------------------
+
+class _Parser:
+    """Parses to a closure tree; `variables` is None for govaluate (`when`) mode."""
+
+    def __init__(self, text: str, variables: Mapping[str, Any] | None) -> None:
+        self.text = text
+        self.variables = variables
+        self.expr_mode = variables is not None
+        self.tokens = tokenize(text, word_operators=self.expr_mode)
+        self.i = 0
+
+    # helpers
+    def peek(self) -> Token:
+        return self.tokens[self.i]
+
+    def take(self) -> Token:
+        token = self.tokens[self.i]
+        self.i += 1
+        return token
+
+    def accept(self, *ops: str) -> str | None:
+        token = self.peek()
+        if token.kind == "op" and token.value in ops:
+            self.i += 1
+            return token.value
+        return None
+
+    def expect(self, op: str) -> None:
+        if not self.accept(op):
+            token = self.peek()
+            found = "the end" if token.kind == "end" else repr(token.value)
+            raise ExpressionError(f"expected {op!r} at position {token.pos} in {self.text!r}, found {found}")
+
+    def error(self, message: str) -> ExpressionError:
+        return ExpressionError(f"{message} in {self.text!r}")
+
+    def parse(self) -> Callable[[], Any]:
+        if self.peek().kind == "end":
+            raise self.error("empty expression")
+        node = self.ternary()
+        token = self.peek()
+        if token.kind != "end":
+            hint = " (quote values that contain spaces or dashes)" if not self.expr_mode else ""
+            raise self.error(f"unexpected {token.value!r} at position {token.pos}{hint}")
+        return node
+
+    # grammar
+    def ternary(self) -> Callable[[], Any]:
+        condition = self.logic_or()
+        if self.accept("?"):
+            yes = self.ternary()
+            self.expect(":")
+            no = self.ternary()
+            return lambda: yes() if self.boolean(condition(), "?:") else no()
+        return condition
+
+    def logic_or(self) -> Callable[[], Any]:
+        left = self.logic_and()
+        while self.accept("||"):
+            right = self.logic_and()
+            left = (lambda a, b: lambda: self.boolean(a(), "||") or self.boolean(b(), "||"))(left, right)
+        return left
+
+    def logic_and(self) -> Callable[[], Any]:
+        left = self.compare()
+        while self.accept("&&"):
+            right = self.compare()
+            left = (lambda a, b: lambda: self.boolean(a(), "&&") and self.boolean(b(), "&&"))(left, right)
+        return left
+
+    def compare(self) -> Callable[[], Any]:
+        left = self.additive()
+        ops = ("==", "!=", "<", "<=", ">", ">=", "=~", "!~", "in", "matches", "contains", "startsWith", "endsWith")
+        while (op := self.accept(*ops)) is not None:
+            right = self.additive()
+            left = (lambda a, b, o: lambda: self.binary(o, a(), b()))(left, right, op)
+        return left
+
+    def additive(self) -> Callable[[], Any]:
+        left = self.multiplicative()
+        while (op := self.accept("+", "-")) is not None:
+            right = self.multiplicative()
+            left = (lambda a, b, o: lambda: self.arith(o, a(), b()))(left, right, op)
+        return left
+
+    def multiplicative(self) -> Callable[[], Any]:
+        left = self.unary()
+        while (op := self.accept("*", "/", "%")) is not None:
+            right = self.unary()
+            left = (lambda a, b, o: lambda: self.arith(o, a(), b()))(left, right, op)
+        return left
+
+    def unary(self) -> Callable[[], Any]:
+        if self.accept("!"):
+            operand = self.unary()
+            return lambda: not self.boolean(operand(), "!")
+        if self.accept("-"):
+            operand = self.unary()
+            return lambda: -self.number(operand(), "-")
+        if self.accept("+"):
+            operand = self.unary()
+            return lambda: self.number(operand(), "+")
+        return self.primary()
+
+    def primary(self) -> Callable[[], Any]:
+        token = self.take()
+        if token.kind in ("num", "str"):
+            value = token.value
+            return lambda: value
+        if token.kind == "op" and token.value == "(":
+            inner = self.ternary()
+            self.expect(")")
+            return inner
+        if token.kind == "op" and token.value == "[" and self.expr_mode:
+            items: list[Callable[[], Any]] = []
+            if not self.accept("]"):
+                items.append(self.ternary())
+                while self.accept(","):
+                    items.append(self.ternary())
+                self.expect("]")
+            return lambda: [item() for item in items]
+        if token.kind == "ident":
+            return self.identifier(token)
+        found = "the end" if token.kind == "end" else repr(token.value)
+        raise self.error(f"unexpected {found} at position {token.pos}")
+
+    def identifier(self, token: Token) -> Callable[[], Any]:
+        name = token.value
+        if name in ("true", "false"):
+            value = name == "true"
+            return lambda: value
+        if not self.expr_mode:
+            # Argo's `when`: govaluate variables are turned into strings.
+            return lambda: name
+        if name == "nil":
+            return lambda: None
+        if self.accept("("):
+            if name not in FUNCTIONS:
+                raise self.error(f"unknown function {name}() (supported: {', '.join(sorted(FUNCTIONS))})")
+            args: list[Callable[[], Any]] = []
+            if not self.accept(")"):
+                args.append(self.ternary())
+                while self.accept(","):
+                    args.append(self.ternary())
+                self.expect(")")
+            function = FUNCTIONS[name]
+            return lambda: function(*[arg() for arg in args])
+        return lambda: self.lookup(name)
+
+    def lookup(self, name: str) -> Any:
+        assert self.variables is not None
+        value: Any = self.variables
+        for part in name.split("."):
+            if not isinstance(value, Mapping) or part not in value:
+                raise self.error(f"unknown variable {name!r} (known: {', '.join(_known(self.variables))})")
+            value = value[part]
+        return value
+
+    # operations
+    def number(self, value: Any, op: str) -> Any:
+        if _kind(value) != "number":
+            raise self.error(f"{_show(value)} is not a number and cannot be used with {op!r}")
+        return value
+
+    def boolean(self, value: Any, op: str) -> bool:
+        if not isinstance(value, bool):
+            raise self.error(f"{_show(value)} is not a boolean and cannot be used with {op!r}")
+        return value
+
+    def binary(self, op: str, left: Any, right: Any) -> Any:
+        if op == "==":
+            return _equal(left, right)
+        if op == "!=":
+            return not _equal(left, right)
+        if op in ("<", "<=", ">", ">="):
+            if _kind(left) != _kind(right) or _kind(left) not in ("number", "string"):
+                raise self.error(f"cannot compare {_show(left)} {op} {_show(right)}")
+            return {"<": left < right, "<=": left <= right, ">": left > right, ">=": left >= right}[op]
+        if op in ("=~", "!~", "matches"):
+            if not isinstance(left, str) or not isinstance(right, str):
+                raise self.error(f"{op!r} needs strings, got {_show(left)} and {_show(right)}")
+            try:
+                found = re.search(right, left) is not None
+            except re.error as error:
+                raise self.error(f"invalid regular expression {right!r}: {error}") from None
+            return not found if op == "!~" else found
+        if op == "in":
+            if not isinstance(right, list):
+                raise self.error(f"'in' needs an array on the right, got {_show(right)}")
+            return any(_equal(left, item) for item in right)
+        if not isinstance(left, str) or not isinstance(right, str):
+            raise self.error(f"{op!r} needs strings, got {_show(left)} and {_show(right)}")
+        return {"contains": right in left, "startsWith": left.startswith(right), "endsWith": left.endswith(right)}[op]
+
+    def arith(self, op: str, left: Any, right: Any) -> Any:
+        if op == "+" and isinstance(left, str) and isinstance(right, str):
+            return left + right
+        if _kind(left) != "number" or _kind(right) != "number":
+            raise self.error(f"{_show(left)} {op} {_show(right)}: arithmetic needs numbers")
+        if op == "+":
+            return left + right
+        if op == "-":
+            return left - right
+        if op == "*":
+            return left * right
+        if right == 0:
+            raise self.error("division by zero")
+        if op == "/":
+            result = left / right
+            return int(result) if self.expr_mode and isinstance(left, int) and isinstance(right, int) and result.is_integer() else result
+        return math.fmod(left, right)
+
+
+def _known(variables: Mapping[str, Any], prefix: str = "") -> list[str]:
+    names: list[str] = []
+    for key, value in variables.items():
+        if isinstance(value, Mapping):
+            names += _known(value, f"{prefix}{key}.")
+        else:
+            names.append(prefix + key)
+    return names
+
+
+def evaluate_when(text: str) -> bool:
+    """A task's `when`, already substituted, with Argo's govaluate semantics."""
+    result = _Parser(text, None).parse()()
+    if not isinstance(result, bool):
+        raise ExpressionError(f"expected a boolean from {text!r}, got {_show(result)}")
+    return result
+
+
+def evaluate_expr(text: str, variables: Mapping[str, Any]) -> Any:
+    """An expr-lang expression (retryStrategy.expression) over `variables`."""
+    return _Parser(text, variables).parse()()
+
+
+# --- depends ------------------------------------------------------------------------------------
+
+TASK_RESULTS = ("Succeeded", "Failed", "Errored", "Skipped", "Omitted", "Daemoned", "AnySucceeded", "AllFailed")
+_DEPENDS_TOKEN = re.compile(r"\s*(?:(&&|\|\||!|\(|\))|([a-zA-Z0-9][-a-zA-Z0-9]*)(?:\.([A-Za-z]+))?)")
+
+
+@dataclass(frozen=True)
+class DependsRef:
+    task: str
+    result: str | None  # None: the plain `A` (Succeeded, Skipped or Daemoned; plus continueOn)
+
+
+class DependsExpr:
+    """A parsed `depends` expression; `evaluate(results)` with a function (task, result) -> bool."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.refs: list[DependsRef] = []
+        self._tokens = self._tokenize(text)
+        self._i = 0
+        if not self._tokens:
+            raise ExpressionError(f"empty depends expression {text!r}")
+        self._tree = self._or()
+        if self._i != len(self._tokens):
+            raise ExpressionError(f"unexpected {self._tokens[self._i][1]!r} in depends {text!r}")
+
+    def _tokenize(self, text: str) -> list[tuple[str, Any]]:
+        tokens: list[tuple[str, Any]] = []
+        pos = 0
+        while pos < len(text):
+            if text[pos:].strip() == "":
+                break
+            match = _DEPENDS_TOKEN.match(text, pos)
+            if not match or match.end() == pos:
+                raise ExpressionError(f"unexpected character {text[pos:].strip()[0]!r} in depends {text!r}")
+            op, task, result = match.groups()
+            if op:
+                tokens.append(("op", op))
+            else:
+                if result is not None and result not in TASK_RESULTS:
+                    raise ExpressionError(
+                        f"task result '{result}' for task '{task}' is invalid in depends {text!r}; "
+                        f"valid: {', '.join(TASK_RESULTS)}")
+                ref = DependsRef(task, result)
+                self.refs.append(ref)
+                tokens.append(("ref", ref))
+            pos = match.end()
+        return tokens
+
+    def _peek(self) -> tuple[str, Any] | None:
+        return self._tokens[self._i] if self._i < len(self._tokens) else None
+
+    def _accept(self, op: str) -> bool:
+        token = self._peek()
+        if token == ("op", op):
+            self._i += 1
+            return True
+        return False
+
+    def _or(self) -> Callable[[Callable[[DependsRef], bool]], bool]:
+        left = self._and()
+        while self._accept("||"):
+            right = self._and()
+            left = (lambda a, b: lambda r: a(r) or b(r))(left, right)
+        return left
+
+    def _and(self) -> Callable[[Callable[[DependsRef], bool]], bool]:
+        left = self._not()
+        while self._accept("&&"):
+            right = self._not()
+            left = (lambda a, b: lambda r: a(r) and b(r))(left, right)
+        return left
+
+    def _not(self) -> Callable[[Callable[[DependsRef], bool]], bool]:
+        if self._accept("!"):
+            inner = self._not()
+            return lambda r: not inner(r)
+        return self._atom()
+
+    def _atom(self) -> Callable[[Callable[[DependsRef], bool]], bool]:
+        token = self._peek()
+        if token is None:
+            raise ExpressionError(f"depends {self.text!r} ends too early")
+        if self._accept("("):
+            inner = self._or()
+            if not self._accept(")"):
+                raise ExpressionError(f"missing ')' in depends {self.text!r}")
+            return inner
+        if token[0] != "ref":
+            raise ExpressionError(f"unexpected {token[1]!r} in depends {self.text!r}")
+        self._i += 1
+        ref = token[1]
+        return lambda r: r(ref)
+
+    @property
+    def tasks(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for ref in self.refs:
+            seen.setdefault(ref.task, None)
+        return list(seen)
+
+    def evaluate(self, result_of: Callable[[DependsRef], bool]) -> bool:
+        return self._tree(result_of)

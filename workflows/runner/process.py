@@ -1,0 +1,246 @@
+"""One container of the manifest as a local process: the pod the local runner starts.
+
+- `python`, `python3`, `python3.11` become the project's interpreter (sys.executable); any
+  other command runs as it is from PATH, with the interpreter's bin directory first on it.
+- Every volume mount's mountPath maps to `<workdir>/volumes/<volume>[/<subPath>]`: the runner
+  rewrites that path prefix wherever it appears in args, env values, workingDir and output
+  paths. An emptyDir is a fresh folder per attempt, removed after it (as a pod's is).
+- Env: the user's environment, minus the variables other templates take from Secrets, plus the
+  template's env. A secretKeyRef takes the variable of the same name from the local environment.
+- The process gets its own session (process group), so a deadline or Ctrl-C ends its children too.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from workflows.runner.manifest import Template, uses_python
+
+SUCCEEDED = "Succeeded"
+FAILED = "Failed"
+ERROR = "Error"
+
+
+class PrepareError(Exception):
+    """The pod cannot be started as configured (e.g. a required secret is missing); not worth retrying."""
+
+
+@dataclass
+class PodSpec:
+    """What to run for one attempt, with every path already local."""
+
+    argv: list[str]
+    env: dict[str, str]
+    cwd: Path
+    deadline_s: float | None
+    outputs: list[tuple[str, Path, str | None]]  # name, local path, default
+    scratch_dirs: list[Path] = field(default_factory=list)  # emptyDir folders to remove afterwards
+    unmap: PathMapper | None = None  # local folders -> mount paths, for output parameter values
+    deadline_reason: str = ""
+
+
+@dataclass
+class AttemptResult:
+    status: str  # Succeeded | Failed | Error
+    exit_code: int | None
+    message: str
+    started: float
+    finished: float
+    outputs: dict[str, str] = field(default_factory=dict)
+    signaled: bool = False  # killed by a signal the runner did not send
+
+
+class PathMapper:
+    """Rewrites container paths (mountPaths) to local folders inside strings."""
+
+    def __init__(self, mapping: dict[str, Path]) -> None:
+        self.mapping = {mount.rstrip("/") or "/": local for mount, local in mapping.items()}
+        ordered = sorted(self.mapping, key=len, reverse=True)
+        if ordered:
+            alternatives = "|".join(re.escape(path) for path in ordered)
+            self._pattern: re.Pattern[str] | None = re.compile(rf"(?<![\w.~/-])({alternatives})(?![\w.-])")
+        else:
+            self._pattern = None
+
+    def __call__(self, text: str) -> str:
+        if self._pattern is None or "/" not in text:
+            return text
+        return self._pattern.sub(lambda match: str(self.mapping[match.group(1)]), text)
+
+    def reverse(self) -> PathMapper:
+        """Local folders back to mount paths: output parameters carry the paths Argo would pass."""
+        return PathMapper({str(local): Path(mount) for mount, local in self.mapping.items()})
+
+
+def volume_dir(workdir: Path, volume: str) -> Path:
+    return workdir / "volumes" / volume
+
+
+def prepare(template: Template, resolved: dict[str, Any], *, workdir: Path, cwd: Path, base_env: dict[str, str],
+            secret_env_names: set[str], volume_kinds: dict[str, str], pod_key: str, python: str) -> PodSpec:
+    """The local command of a resolved (substituted) container template."""
+    container = resolved["container"]
+    mapping: dict[str, Path] = {}
+    scratch: list[Path] = []
+    for mount in resolved["container"].get("volumeMounts") or []:
+        volume = mount["name"]
+        root = volume_dir(workdir, volume)
+        if volume_kinds.get(volume) == "emptyDir":
+            root = root / pod_key
+            if root.exists():
+                shutil.rmtree(root, ignore_errors=True)
+            scratch.append(root)
+        local = root / mount["subPath"] if mount.get("subPath") else root
+        local.mkdir(parents=True, exist_ok=True)
+        mapping[mount["mountPath"]] = local.resolve()
+    mapper = PathMapper(mapping)
+
+    command = [str(part) for part in container.get("command") or []]
+    args = [str(part) for part in container.get("args") or []]
+    if uses_python(command):
+        command[0] = python
+    argv = [command[0]] + [mapper(part) for part in command[1:] + args]
+
+    env = {key: value for key, value in base_env.items() if key not in secret_env_names}
+    bin_dir = str(Path(python).parent)
+    env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "") if env.get("PATH") else bin_dir
+    for item in container.get("env") or []:
+        name = item["name"]
+        if "valueFrom" in item:
+            ref = item["valueFrom"]["secretKeyRef"]
+            value = base_env.get(name)
+            if value is None:
+                if ref.get("optional"):
+                    continue
+                raise PrepareError(
+                    f"env {name} comes from Secret '{ref.get('name')}' (key '{ref.get('key')}'), which is required; "
+                    f"locally it is read from the environment variable {name}: set it, or make the secret optional")
+            env[name] = value
+        else:
+            env[name] = mapper(str(item.get("value", "")))
+
+    working_dir = container.get("workingDir")
+    run_cwd = Path(mapper(str(working_dir))) if working_dir else cwd
+    if working_dir and not run_cwd.is_absolute():
+        run_cwd = cwd / run_cwd
+
+    deadline = resolved.get("activeDeadlineSeconds")
+    outputs = []
+    for param in (resolved.get("outputs") or {}).get("parameters") or []:
+        value_from = param["valueFrom"]
+        outputs.append((param["name"], Path(mapper(str(value_from["path"]))), _default(value_from)))
+    return PodSpec(argv=argv, env=env, cwd=run_cwd, deadline_s=float(deadline) if deadline is not None else None,
+                   outputs=outputs, scratch_dirs=scratch, unmap=mapper.reverse())
+
+
+def _default(value_from: dict[str, Any]) -> str | None:
+    default = value_from.get("default")
+    return None if default is None else str(default)
+
+
+class LocalProcess:
+    """Runs one attempt; `kill()` may be called from another thread."""
+
+    def __init__(self, spec: PodSpec, log_path: Path, header: str, kill_grace_s: float) -> None:
+        self.spec = spec
+        self.log_path = log_path
+        self.header = header
+        self.kill_grace_s = kill_grace_s
+        self.process: subprocess.Popen[bytes] | None = None
+        self.killed_reason: str | None = None
+
+    def run(self) -> AttemptResult:
+        started = time.time()
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab", buffering=0) as log:
+            log.write(self.header.encode())
+            log.write(("$ " + shlex.join(self.spec.argv) + "\n").encode())
+            try:
+                self.process = subprocess.Popen(
+                    self.spec.argv, cwd=self.spec.cwd, env=self.spec.env, stdin=subprocess.DEVNULL,
+                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            except OSError as error:
+                message = f"could not start {self.spec.argv[0]!r}: {error.strerror or error}"
+                log.write(f"tunebench run: {message}\n".encode())
+                return AttemptResult(ERROR, None, message, started, time.time())
+            if self.killed_reason is not None:  # killed while starting
+                self._signal_group(signal.SIGTERM)
+            try:
+                returncode = self.process.wait(timeout=self.spec.deadline_s)
+            except subprocess.TimeoutExpired:
+                self.killed_reason = self.spec.deadline_reason or f"deadline ({self.spec.deadline_s:g} s) exceeded"
+                returncode = self._terminate()
+            finished = time.time()
+            result = self._result(returncode, started, finished)
+            if result.status != SUCCEEDED:
+                log.write(f"tunebench run: {result.message}\n".encode())
+        self._cleanup()
+        return result
+
+    def _result(self, returncode: int, started: float, finished: float) -> AttemptResult:
+        if self.killed_reason is not None:
+            code = 128 - returncode if returncode < 0 else returncode
+            return AttemptResult(FAILED, code, self.killed_reason, started, finished)
+        if returncode < 0:
+            signum = -returncode
+            name = signal.Signals(signum).name if signum in signal.Signals._value2member_map_ else str(signum)
+            return AttemptResult(ERROR, 128 + signum, f"killed by signal {name}", started, finished, signaled=True)
+        if returncode != 0:
+            return AttemptResult(FAILED, returncode, f"exit code {returncode}", started, finished)
+        outputs: dict[str, str] = {}
+        for name, path, default in self.spec.outputs:
+            try:
+                text = path.read_text(encoding="utf-8")
+            except OSError:
+                if default is None:
+                    return AttemptResult(ERROR, 0, f"output parameter '{name}': {path} was not written (no default)",
+                                         started, finished)
+                text = default
+            text = text[:-1] if text.endswith("\n") else text
+            outputs[name] = self.spec.unmap(text) if self.spec.unmap is not None else text
+        return AttemptResult(SUCCEEDED, 0, "", started, finished, outputs)
+
+    def _signal_group(self, signum: int) -> None:
+        if self.process is None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signum)
+
+    def _terminate(self) -> int:
+        assert self.process is not None
+        self._signal_group(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=self.kill_grace_s)
+        except subprocess.TimeoutExpired:
+            self._signal_group(signal.SIGKILL)
+            return self.process.wait()
+
+    def kill(self, reason: str) -> None:
+        """Stop the attempt (SIGTERM to its process group, SIGKILL after the grace period)."""
+        if self.killed_reason is None:
+            self.killed_reason = reason
+        if self.process is not None and self.process.poll() is None:
+            self._signal_group(signal.SIGTERM)
+            deadline = time.time() + self.kill_grace_s
+            while self.process.poll() is None and time.time() < deadline:
+                time.sleep(0.05)
+            if self.process.poll() is None:
+                self._signal_group(signal.SIGKILL)
+
+    def _cleanup(self) -> None:
+        for folder in self.spec.scratch_dirs:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def default_python() -> str:
+    return sys.executable

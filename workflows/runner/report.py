@@ -1,0 +1,72 @@
+"""After a run: the aggregate's score table, how fine-tuning changed the answers, and where
+summary.md and scores.png are. Reads the files steps.aggregate and steps.eval_mmlu_pro write;
+anything missing or unexpected is skipped, never an error."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from workflows.runner.engine import RunResult
+
+
+def summary_dir(result: RunResult) -> Path | None:
+    """RUN/summary of this run: `<volume>/runs/<workflow name>/summary` on whichever volume holds it."""
+    volumes = result.workdir / "volumes"
+    if not volumes.is_dir():
+        return None
+    for volume in sorted(volumes.iterdir()):
+        candidate = volume / "runs" / result.workflow_name / "summary"
+        if (candidate / "summary.md").exists() or (candidate / "summary.json").exists():
+            return candidate
+    return None
+
+
+def first_pattern_shares(summary_folder: Path) -> list[tuple[str, str, int, int]]:
+    """(label, role, answers found by the first pattern `answer is (X)`, questions) per model."""
+    try:
+        summary = json.loads((summary_folder / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    eval_dir = summary_folder.parent / "eval"
+    shares = []
+    for model in summary.get("models") or []:
+        first = total = 0
+        for subject in (model.get("subjects") or {}):
+            path = eval_dir / str(model.get("slug", "")) / f"{subject}.summary.json"
+            try:
+                data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+                methods = data["methods"]
+                first += int(methods.get("l1", 0))
+                total += int(data["n"])
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+        if total:
+            shares.append((str(model.get("label")), str(model.get("role")), first, total))
+    return shares
+
+
+def print_summary(result: RunResult, console: Console) -> Path | None:
+    folder = summary_dir(result)
+    if folder is None:
+        return None
+    markdown = folder / "summary.md"
+    if markdown.exists():
+        console.print()
+        console.print(markdown.read_text(encoding="utf-8").rstrip(), markup=False, highlight=False, emoji=False)
+    shares = first_pattern_shares(folder)
+    if shares:
+        console.print()
+        console.print("answers found by the first pattern, 'answer is (X)' (the rest by the fallbacks):",
+                      markup=False, highlight=False)
+        for label, role, first, total in shares:
+            console.print(f"  {label} ({role}): {first}/{total} = {first / total:.0%}", markup=False, highlight=False)
+    console.print()
+    if markdown.exists():
+        console.print(f"summary: {markdown}", highlight=False, markup=False)
+    plot = folder / "scores.png"
+    if plot.exists():
+        console.print(f"plot:    {plot}", highlight=False, markup=False)
+    return folder
