@@ -307,3 +307,19 @@ def test_vllm_serves_a_lora_adapter_over_its_base_model(tiny_assets, tmp_path, f
     assert llm.kwargs["model"] == str(tiny_assets["model"]) == llm.kwargs["tokenizer"]
     assert llm.kwargs["enable_lora"] is True and llm.kwargs["max_lora_rank"] == 32
     assert llm.calls[0][2].path == str(adapter)
+
+
+def test_local_model_fingerprint_tells_weights_apart(tmp_path):
+    from steps.mmlu_pro.engines.base import FINGERPRINT_SAMPLE_BYTES, folder_fingerprint
+
+    def model_folder(name: str, tail: bytes) -> Path:
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "config.json").write_text('{"model_type": "llama"}')
+        # same size, same config: only the weights' last bytes differ, as after a merge
+        (folder / "model.safetensors").write_bytes(b"\0" * (4 * FINGERPRINT_SAMPLE_BYTES) + tail)
+        return folder
+
+    base, merged = model_folder("base", b"base"), model_folder("merged", b"tune")
+    assert folder_fingerprint(base) != folder_fingerprint(merged)
+    assert folder_fingerprint(base) == folder_fingerprint(model_folder("copy", b"base"))
