@@ -21,6 +21,23 @@ class StepInputError(Exception):
     """Bad input a user can fix; the message names the argument or field, the value and what is valid."""
 
 
+class TransientFailure(Exception):
+    """A failure a retry may cure (the network, the hub); steps exit 1 so Argo retries them."""
+
+
+_TRANSIENT_HINTS = ("connect", "timed out", "timeout", "temporarily", "503", "502", "504", "429")
+
+
+def load_failure(what: str, error: BaseException) -> Exception:
+    """An exception naming `what` could not be loaded and why, classed as bad input or transient."""
+    text = str(error).strip()
+    reason = text.splitlines()[0] if text else type(error).__name__
+    message = f"{what} cannot be loaded: {reason}"
+    if isinstance(error, (ConnectionError, TimeoutError)) or any(hint in reason.lower() for hint in _TRANSIENT_HINTS):
+        return TransientFailure(message)
+    return StepInputError(message)
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside `target`; rename it over `target` only if the block succeeds.

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import typer
 
-from steps.common import StepInputError, atomic_path, fail, write_json_atomic
+from steps.common import EXIT_FAILURE, StepInputError, TransientFailure, atomic_path, fail, load_failure, write_json_atomic
 
 BATCH_ROWS = 16_384
 READ_BUFFER_BYTES = 1 << 20
@@ -122,7 +122,13 @@ def _open_reader(format_name: str, file: Path, fields: FieldMapping) -> tuple[pa
 
 def _open_hub(dataset_id: str, fields: FieldMapping, *, revision: str | None, split: str) -> Source:
     import datasets
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
 
+    try:
+        validate_repo_id(dataset_id)
+    except HFValidationError:
+        raise StepInputError(f"--source {dataset_id!r}: no such local file or folder, and not a hub dataset "
+                             f"id (org/name)") from None
     try:
         # Not streaming: the download is cached in HF_HOME, so a rerun or a retry reads it locally.
         dataset = datasets.load_dataset(dataset_id, revision=revision, split=split)
@@ -132,7 +138,9 @@ def _open_hub(dataset_id: str, fields: FieldMapping, *, revision: str | None, sp
     except ValueError as error:
         if "split" in str(error).lower():
             raise StepInputError(f"--split {split}: {error}") from None
-        raise
+        raise load_failure(f"hub dataset {dataset_id}", error) from None
+    except (OSError, ConnectionError) as error:  # offline and not cached, the hub down, ...
+        raise load_failure(f"hub dataset {dataset_id}", error) from None
     schema = dataset.features.arrow_schema
     _check_fields(schema, fields, dataset_id)
     columns = dataset.select_columns([fields.question, fields.answer])
@@ -482,6 +490,8 @@ def convert_command(
                                 shuffle_seed=shuffle_seed, holdout_fraction=holdout_fraction)
     except StepInputError as error:
         fail(str(error))
+    except TransientFailure as error:
+        fail(str(error), EXIT_FAILURE)
     held_out = f", {stats['holdout_rows']:,} held out" if stats["holdout_rows"] else ""
     print(f"wrote {stats['rows_out']:,} rows to {Path(out_dir) / TRAIN_FILE}{held_out} "
           f"(read {stats['rows_in']:,}; dropped {stats['dropped_empty']:,} empty, "

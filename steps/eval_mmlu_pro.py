@@ -17,7 +17,7 @@ from steps.mmlu_pro.data import load_subject
 from steps.mmlu_pro.engines import Engine, GenerationSettings, load_engine
 from steps.mmlu_pro.engines.base import STOP_STRINGS, model_revision
 from steps.mmlu_pro.extract import EXTRACT_MODES
-from steps.mmlu_pro.failures import TransientFailure, load_failure
+from steps.common import TransientFailure, load_failure
 from steps.mmlu_pro.prompt import DEFAULT_SHOTS, PROMPT_VERSION, PromptBuilder
 from steps.mmlu_pro.results import apply_extraction, read_records, settings_hash, subject_summary, write_records
 from steps.mmlu_pro.subjects import check_subject

@@ -11,7 +11,7 @@ import pytest
 from steps.common import StepInputError
 from steps.mmlu_pro import data
 from steps.mmlu_pro.data import load_subject
-from steps.mmlu_pro.failures import TransientFailure
+from steps.common import TransientFailure
 from steps.mmlu_pro.subjects import SUBJECTS, check_subject, parse_subjects
 from steps.tiny_assets import build_mmlu_pro_dataset, mmlu_pro_rows
 

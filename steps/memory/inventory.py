@@ -16,7 +16,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from steps.common import StepInputError
+from steps.common import StepInputError, TransientFailure
 from steps.memory.architectures import ModelDims, Shapes, model_dims, tensors_from_config, ties_embeddings
 
 HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
@@ -24,7 +24,7 @@ LAYER_INDEX = re.compile(r"\.(?:layers|h|blocks)\.(\d+)\.")
 MAX_HEADER_BYTES = 100 * 2**20  # the format's own limit; a larger length means a corrupt file
 
 
-class ModelSourceUnavailable(Exception):
+class ModelSourceUnavailable(TransientFailure):
     """The hub could not be reached (not the user's input at fault; the step exits 1)."""
 
 

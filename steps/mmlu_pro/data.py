@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from steps.common import StepInputError
-from steps.mmlu_pro.failures import load_failure
+from steps.common import load_failure
 
 HUB_DATASET = "TIGER-Lab/MMLU-Pro"
 SPLITS = ("validation", "test")
