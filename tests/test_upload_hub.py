@@ -17,7 +17,12 @@ TOKEN = "hf_standin_secret_token_0123456789"
 
 
 @pytest.fixture
-def hub():
+def hub(monkeypatch):
+    # `make test` exports HF_HUB_OFFLINE=1 (nothing else may reach a hub); the stand-in is local.
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     server = HubStandIn()
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
