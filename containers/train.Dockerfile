@@ -16,7 +16,13 @@ COPY workflows/ workflows/
 COPY steps/ steps/
 COPY configs/ configs/
 # The constraints keep the libraries Axolotl 0.19.0 was tested with; torch stays the image's own.
-RUN pip install --no-cache-dir -c constraints.txt . \
+# Axolotl is reinstalled into site-packages: the image's editable install points into
+# /workspace/axolotl, and the pods' volumes are mounted under /mnt, never over site-packages.
+# The image's Python may live under /root (conda); UID 1000 needs to traverse it.
+RUN pip install --no-cache-dir --no-deps --force-reinstall "axolotl==0.19.0" \
+    && pip install --no-cache-dir -c constraints.txt . \
+    && python -c "import axolotl, sys; sys.exit('/workspace/' in axolotl.__file__)" \
+    && chmod o+rx /root \
     && useradd --uid 1000 --user-group --create-home --home-dir /home/tunebench tunebench \
     && chown -R 1000:1000 /app
 

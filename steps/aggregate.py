@@ -1,9 +1,10 @@
 """Aggregate a run's MMLU-Pro results: per model and subject, overall, deltas, history, regressions.
 
 Reads `models.json` (from `plan_eval`) and every `<eval-dir>/<slug>/<subject>.summary.json`
-it implies; writes `summary.json`, `summary.md` and `scores.png`; appends to the parquet
-history and exits 4 when a subject fell by more than the threshold since the previous run
-of the same model and settings. A missing or partial result is reported, never averaged away.
+it implies; writes `summary.json`, `summary.md` and `scores.png`; writes the run's rows to
+its own file in the history folder (`<history>/<run-id>.parquet`) and exits 4 when a subject
+fell by more than the threshold since the previous run of the same model, at the same
+revision, with the same settings. A missing or partial result is reported, never averaged away.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from steps.common import EXIT_REGRESSION, StepInputError, fail, read_json, write_json_atomic, write_text_atomic
-from steps.mmlu_pro.history import Regression, record_run
+from steps.mmlu_pro.history import Regression, check_run_id, record_run
 from steps.mmlu_pro.report import plot_scores, render_markdown
 from steps.mmlu_pro.results import Score
 from steps.mmlu_pro.subjects import parse_subjects
@@ -55,8 +56,11 @@ def _macro(results: dict[str, dict[str, Any]]) -> float | None:
 
 def _model_entry(model: dict[str, str], subjects: list[str], eval_dir: Path) -> dict[str, Any]:
     found = {s: _read_summary(eval_dir / model["slug"] / f"{s}.summary.json") for s in subjects}
+    # Each subject keeps the revision it was measured at: an unpinned hub model can move
+    # between the tasks of one fan-out, and the history compares like with like.
     results = {s: {"n": f["n"], "correct": f["correct"], "accuracy": f["accuracy"], "complete": f["complete"],
-                   "n_questions": f["n_questions"], "settings_hash": f["settings_hash"]}
+                   "n_questions": f["n_questions"], "settings_hash": f["settings_hash"],
+                   "model_revision": f.get("model_revision")}
                for s, f in found.items() if f is not None}
     first = next((f for f in found.values() if f is not None), {})
     return {
@@ -102,7 +106,8 @@ def summarize(run_id: str, subjects: list[str], models: list[dict[str, str]], ev
 def history_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
     return [
         {"time": summary["time"], "run": summary["run_id"], "model": entry["label"], "role": entry["role"],
-         "source": entry["model"], "model_revision": entry["model_revision"], "subject": subject,
+         "source": entry["model"], "model_revision": result.get("model_revision") or entry["model_revision"],
+         "subject": subject,
          "n": result["n"], "correct": result["correct"], "accuracy": result["accuracy"],
          "settings_hash": result["settings_hash"]}
         for entry in summary["models"] for subject, result in entry["subjects"].items()
@@ -114,6 +119,8 @@ def aggregate(eval_dir: Path, models_file: Path, subjects: list[str], out_dir: P
               now: datetime | None = None) -> tuple[dict[str, Any], list[Regression]]:
     if not 0 <= threshold <= 1:
         raise StepInputError(f"--regression-threshold {threshold} must be between 0 and 1 (an accuracy difference)")
+    if history:
+        check_run_id(run_id)
     time = (now or datetime.now(timezone.utc)).isoformat(timespec="seconds")
     summary = summarize(run_id, subjects, load_models(models_file), Path(eval_dir), time, threshold)
     regressions = record_run(Path(history), history_rows(summary), run_id, threshold) if history else []
@@ -130,8 +137,12 @@ def aggregate_command(
     models: Annotated[Path, typer.Option(help="models.json written by plan_eval.")],
     subjects: Annotated[str, typer.Option(help='JSON list of the subjects evaluated, or "all".')],
     out_dir: Annotated[Path, typer.Option(help="Folder for summary.json, summary.md and scores.png.")],
-    run_id: Annotated[str, typer.Option(help="Name of this run in the history (the workflow name).")],
-    history: Annotated[Path | None, typer.Option(help="Parquet history shared by runs; compared with, then appended to.")] = None,
+    run_id: Annotated[str, typer.Option(help="Name of this run in the history (the workflow name); with --history it names the run's file.")],
+    history: Annotated[Path | None, typer.Option(
+        metavar="DIR",
+        help="History folder shared by runs (created if missing): this run's rows are written to "
+             "DIR/<run-id>.parquet, replacing an earlier attempt's, after comparing them with the previous "
+             "run of the same model, revision and settings among the other *.parquet files there.")] = None,
     regression_threshold: Annotated[float, typer.Option(help="Exit 4 when a subject's accuracy fell by more than this.")] = 0.02,
 ) -> None:
     """Collect the run's per-subject results into a summary, a table and a chart; check for regressions."""

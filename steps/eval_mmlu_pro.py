@@ -16,6 +16,7 @@ from steps.common import StepInputError, fail, write_json_atomic
 from steps.mmlu_pro.data import load_subject
 from steps.mmlu_pro.engines import Engine, GenerationSettings, load_engine
 from steps.mmlu_pro.engines.base import STOP_STRINGS, model_revision
+from steps.mmlu_pro.engines.vllm import CHUNK_SIZE as VLLM_CHUNK_SIZE
 from steps.mmlu_pro.extract import EXTRACT_MODES
 from steps.common import TransientFailure, load_failure
 from steps.mmlu_pro.prompt import DEFAULT_SHOTS, PROMPT_VERSION, PromptBuilder
@@ -156,7 +157,8 @@ def eval_command(
     revision: Annotated[str | None, typer.Option(help="Hub revision of the model (branch, tag or commit).")] = None,
     dataset: Annotated[str, typer.Option(help="Hub id, or a folder with validation and test .parquet/.jsonl.")] = "TIGER-Lab/MMLU-Pro",
     dataset_revision: Annotated[str, typer.Option(help="Hub revision of the dataset; pin a commit to compare runs.")] = "main",
-    engine: Annotated[str, typer.Option(help="vllm (GPU, one batched call) or hf (transformers; CPU or GPU).")] = "vllm",
+    engine: Annotated[str, typer.Option(help=f"vllm (GPU, batched calls of {VLLM_CHUNK_SIZE} questions) or hf (transformers; CPU or GPU); "
+                                             "answers are saved after each call.")] = "vllm",
     extract: Annotated[str, typer.Option(help="tiger: the reference's three patterns, then a guess seeded by question id; "
                                               "strict: 'answer is (X)' only, a miss is wrong.")] = "tiger",
     max_new_tokens: Annotated[int, typer.Option(help="Tokens generated per question at most.")] = 2048,

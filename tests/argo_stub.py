@@ -419,28 +419,44 @@ class ArgoStub:
                 out["finishedAt"] = _ts(BASE_TIME + STEP * (level + 1))
             return out
 
-        def leaf(label: str, template: str, phase: str, level: int, message: str | None) -> list[dict[str, Any]]:
+        def leaf(label: str, template: str, phase: str, level: int, message: str | None,
+                 boundary: str = name, path: str = name) -> list[dict[str, Any]]:
             """A pod, or a Retry node with its first attempt when the template retries."""
             retried = bool(templates[template].get("retryStrategy"))
             pod_label = f"{label}(0)" if retried else label
             extra = {"message": message} if message else {}
-            pod = {"id": node_id(pod_label), "name": f"{name}.{pod_label}", "displayName": pod_label, "type": "Pod",
-                   "templateName": template, "phase": phase, "boundaryID": name, **times(level, phase), **extra}
+            pod = {"id": node_id(f"{path}.{pod_label}"), "name": f"{path}.{pod_label}", "displayName": pod_label,
+                   "type": "Pod", "templateName": template, "phase": phase, "boundaryID": boundary,
+                   **times(level, phase), **extra}
             pods["total"] += 1
             pods["done"] += phase == "Succeeded"
             if not retried:
                 return [pod]
-            retry = {"id": node_id(label), "name": f"{name}.{label}", "displayName": label, "type": "Retry",
-                     "templateName": template, "phase": phase, "boundaryID": name, "children": [pod["id"]],
+            retry = {"id": node_id(f"{path}.{label}"), "name": f"{path}.{label}", "displayName": label, "type": "Retry",
+                     "templateName": template, "phase": phase, "boundaryID": boundary, "children": [pod["id"]],
                      **times(level, phase), **extra}
             return [retry, pod]
+
+        def fan_out(task_name: str, task: dict[str, Any], phase: str, level: int, message: str | None,
+                    boundary: str, path: str) -> list[dict[str, Any]]:
+            """A TaskGroup with one item per subject, as Argo shows a `withParam` task."""
+            group = {"id": node_id(f"{path}.{task_name}"), "name": f"{path}.{task_name}", "displayName": task_name,
+                     "type": "TaskGroup", "phase": phase, "boundaryID": boundary, "templateName": task["template"],
+                     "children": [], **times(level, phase)}
+            out = [group]
+            for index, subject in enumerate(("math", "physics")):
+                item_nodes = leaf(f"{task_name}({index}:{subject})", task["template"], phase, level, message,
+                                  boundary, path)
+                group["children"].append(item_nodes[0]["id"])
+                out += item_nodes
+            return out
 
         for task_name, level in sorted(levels.items(), key=lambda item: (item[1], item[0])):
             if level > current:
                 continue
             task = tasks[task_name]
             if any(dep in blocked for dep in self._deps(task, tasks)):
-                nodes[node_id(task_name)] = {"id": node_id(task_name), "name": f"{name}.{task_name}",
+                nodes[node_id(f"{name}.{task_name}")] = {"id": node_id(f"{name}.{task_name}"), "name": f"{name}.{task_name}",
                                              "displayName": task_name, "type": "Skipped", "phase": "Omitted",
                                              "boundaryID": name, "message": "omitted: depends condition not met"}
                 blocked.append(task_name)
@@ -450,33 +466,42 @@ class ArgoStub:
             if message:
                 failed.append(task_name)
                 blocked.append(task_name)
+            inner = (templates[task["template"]].get("dag") or {}).get("tasks")
             if task.get("withParam") or task.get("withItems"):
-                group = {"id": node_id(task_name), "name": f"{name}.{task_name}", "displayName": task_name,
-                         "type": "TaskGroup", "phase": phase, "boundaryID": name, "templateName": task["template"],
-                         "children": [], **times(level, phase)}
-                for index, subject in enumerate(("math", "physics")):
-                    item_nodes = leaf(f"{task_name}({index}:{subject})", task["template"], phase, level, message)
-                    group["children"].append(item_nodes[0]["id"])
-                    nodes.update({node["id"]: node for node in item_nodes})
-                nodes[group["id"]] = group
+                nodes.update({node["id"]: node for node in fan_out(task_name, task, phase, level, message, name, name)})
+            elif inner:  # a DAG template: its own node, its tasks inside its boundary
+                dag_node = {"id": node_id(f"{name}.{task_name}"), "name": f"{name}.{task_name}",
+                            "displayName": task_name, "type": "DAG", "phase": phase, "boundaryID": name,
+                            "templateName": task["template"], "children": [], **times(level, phase)}
+                nodes[dag_node["id"]] = dag_node
+                for inner_task in inner:
+                    made = (fan_out(inner_task["name"], inner_task, phase, level, message, dag_node["id"],
+                                    dag_node["name"]) if inner_task.get("withParam") else
+                            leaf(inner_task["name"], inner_task["template"], phase, level, message, dag_node["id"],
+                                 dag_node["name"]))
+                    dag_node["children"].append(made[0]["id"])
+                    nodes.update({node["id"]: node for node in made})
             else:
                 nodes.update({node["id"]: node for node in leaf(task_name, task["template"], phase, level, message)})
         for node in nodes.values():  # Argo's DAG edges: a task node's children are its dependents
-            dependents = [node_id(t) for t, task in tasks.items() if node.get("displayName") in self._deps(task, tasks)]
-            if dependents and node.get("type") in ("Pod", "Retry", "TaskGroup", "Skipped"):
+            if node.get("boundaryID") != name:
+                continue  # edges of the pipeline DAG only
+            dependents = [node_id(f"{name}.{t}") for t, task in tasks.items()
+                          if node.get("displayName") in self._deps(task, tasks)]
+            if dependents and node.get("type") in ("Pod", "Retry", "TaskGroup", "Skipped", "DAG"):
                 node.setdefault("children", [])
                 node["children"] += [d for d in dependents if d in nodes and d not in node["children"]]
         finished = current > max(levels.values(), default=-1)
         phase = ("Failed" if failed else "Succeeded") if finished else "Running"
         root = {"id": name, "name": name, "displayName": name, "type": "DAG", "phase": phase,
                 "templateName": self._spec_of(workflow)["entrypoint"], "startedAt": _ts(BASE_TIME),
-                "children": [node_id(t) for t, lv in levels.items() if lv == 0]}
+                "children": [node_id(f"{name}.{t}") for t, lv in levels.items() if lv == 0]}
         status: dict[str, Any] = {"phase": phase, "startedAt": _ts(BASE_TIME),
                                   "progress": f"{pods['done']}/{max(pods['total'], 1)}", "nodes": {name: root, **nodes}}
         if finished:
             status["finishedAt"] = root["finishedAt"] = _ts(BASE_TIME + STEP * (current + 1))
             if failed:
-                status["message"] = root["message"] = f"child '{node_id(failed[0])}' failed"
+                status["message"] = root["message"] = "child '" + node_id(f"{name}.{failed[0]}") + "' failed"
         workflow["status"] = status
 
     @staticmethod

@@ -1,5 +1,5 @@
 """steps.aggregate: overall and macro scores, deltas, missing/partial results, the report files,
-the history and the regression check."""
+the history folder (one file per run) and the regression check (same model and revision only)."""
 from __future__ import annotations
 
 import json
@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from steps.aggregate import aggregate, aggregate_command
 from steps.common import EXIT_REGRESSION, write_json_atomic
+from steps.mmlu_pro.history import HISTORY_COLUMNS, read_history
 from steps.mmlu_pro.results import subject_summary
 
 BASE = {"model": "google/gemma-2-2b", "slug": "google--gemma-2-2b", "role": "baseline", "label": "google/gemma-2-2b"}
@@ -21,10 +22,10 @@ TUNED = {"model": "/ws/runs/r/train/output/merged", "slug": "finetuned", "role":
 
 
 def write_result(eval_dir: Path, model: dict, subject: str, correct: int, n: int, n_questions: int | None = None,
-                 settings_hash: str = "settings-1") -> None:
+                 settings_hash: str = "settings-1", model_revision: str = "rev-1") -> None:
     records = [{"correct": i < correct, "method": "l1", "k": 5, "hit_token_limit": False} for i in range(n)]
     summary = subject_summary(records, n_questions=n_questions or n, subject=subject, model=model["model"],
-                              label=model["label"], role=model["role"], engine="hf", model_revision="rev-1",
+                              label=model["label"], role=model["role"], engine="hf", model_revision=model_revision,
                               dataset="TIGER-Lab/MMLU-Pro", dataset_revision="abc", extract="tiger",
                               settings_hash=settings_hash)
     write_json_atomic(eval_dir / model["slug"] / f"{subject}.summary.json", summary)
@@ -57,7 +58,7 @@ def test_overall_is_total_correct_over_total_questions_and_deltas_are_against_ea
     summary, regressions = aggregate(eval_dir, models, ["math", "law"], tmp_path / "summary", "r1")
     base, big, tuned = summary["models"]
     assert tuned["subjects"]["math"] == {"n": 100, "correct": 25, "accuracy": 0.25, "complete": True,
-                                         "n_questions": 100, "settings_hash": "settings-1"}
+                                         "n_questions": 100, "settings_hash": "settings-1", "model_revision": "rev-1"}
     assert tuned["overall"] == {"n": 150, "correct": 60, "accuracy": pytest.approx(0.4)}
     assert tuned["macro_accuracy"] == pytest.approx((0.25 + 0.7) / 2)
     assert base["overall"]["accuracy"] == pytest.approx(40 / 150)
@@ -106,35 +107,90 @@ def test_missing_and_partial_results_are_listed_not_averaged_away(tmp_path):
     assert "0.3000 (3/10)*" in markdown and "org/tuned math (10 of 100 questions)" in markdown
 
 
-def _history_run(tmp_path, run_id, math, law, settings_hash="settings-1", threshold="0.02", when=None):
+def _history_run(tmp_path, run_id, math, law, settings_hash="settings-1", threshold="0.02", revision="rev-1"):
     eval_dir = tmp_path / run_id / "eval"
-    write_result(eval_dir, TUNED, "math", math, 100, settings_hash=settings_hash)
-    write_result(eval_dir, TUNED, "law", law, 100, settings_hash=settings_hash)
+    write_result(eval_dir, TUNED, "math", math, 100, settings_hash=settings_hash, model_revision=revision)
+    write_result(eval_dir, TUNED, "law", law, 100, settings_hash=settings_hash, model_revision=revision)
     models = write_models(tmp_path / run_id / "models.json", TUNED)
     return _aggregate_cli("--eval-dir", str(eval_dir), "--models", str(models), "--subjects", '["math", "law"]',
                           "--out-dir", str(tmp_path / run_id / "summary"), "--run-id", run_id,
-                          "--history", str(tmp_path / "history" / "mmlu-pro.parquet"),
-                          "--regression-threshold", threshold)
+                          "--history", str(tmp_path / "history"), "--regression-threshold", threshold)
 
 
-def test_history_gets_a_row_per_model_and_subject_and_a_drop_beyond_the_threshold_exits_4(tmp_path):
+def _history_files(tmp_path) -> list[str]:
+    return sorted(path.name for path in (tmp_path / "history").iterdir())
+
+
+def test_each_run_writes_its_own_history_file_and_a_drop_beyond_the_threshold_exits_4(tmp_path):
     assert _history_run(tmp_path, "run-1", math=30, law=50).exit_code == 0
     result = _history_run(tmp_path, "run-2", math=25, law=49)   # math −0.05, law −0.01
     assert result.exit_code == EXIT_REGRESSION
     assert "math (org/tuned: 0.3000 in run-1 → 0.2500" in result.output and "law (" not in result.output.split("regressed")[1]
 
-    rows = pq.read_table(tmp_path / "history" / "mmlu-pro.parquet").to_pylist()
-    assert [(r["run"], r["subject"], r["correct"]) for r in rows] == [
+    assert _history_files(tmp_path) == ["run-1.parquet", "run-2.parquet"]
+    assert [(r["run"], r["subject"], r["correct"]) for r in read_history(tmp_path / "history")] == [
         ("run-1", "math", 30), ("run-1", "law", 50), ("run-2", "math", 25), ("run-2", "law", 49)]
-    assert set(rows[0]) >= {"time", "run", "model", "model_revision", "subject", "n", "correct", "accuracy", "settings_hash"}
+    rows = pq.read_table(tmp_path / "history" / "run-1.parquet").to_pylist()
+    assert set(rows[0]) == set(HISTORY_COLUMNS)
     assert rows[0]["model"] == "org/tuned" and rows[0]["model_revision"] == "rev-1"
     summary = json.loads((tmp_path / "run-2" / "summary" / "summary.json").read_text())
-    assert [r["subject"] for r in summary["regressions"]] == ["math"]
+    assert [(r["subject"], r["model_revision"], r["previous_run"]) for r in summary["regressions"]] == [
+        ("math", "rev-1", "run-1")]
     assert "**Regressions**" in (tmp_path / "run-2" / "summary" / "summary.md").read_text()
 
-    # Retrying the aggregate of run-2 replaces its rows instead of adding them again.
-    assert _history_run(tmp_path, "run-2", math=25, law=49).exit_code == EXIT_REGRESSION
-    assert len(pq.read_table(tmp_path / "history" / "mmlu-pro.parquet")) == 4
+    # A retry of run-2's aggregate replaces its own file: no rows added, none compared with itself.
+    assert _history_run(tmp_path, "run-2", math=24, law=49).exit_code == EXIT_REGRESSION
+    assert _history_files(tmp_path) == ["run-1.parquet", "run-2.parquet"]
+    assert [r["correct"] for r in pq.read_table(tmp_path / "history" / "run-2.parquet").to_pylist()] == [24, 49]
+    assert len(read_history(tmp_path / "history")) == 4
+
+
+def test_runs_aggregating_at_the_same_time_keep_both_their_rows(tmp_path, monkeypatch):
+    import steps.mmlu_pro.history as history
+
+    def run(run_id, correct):
+        eval_dir = tmp_path / run_id / "eval"
+        write_result(eval_dir, TUNED, "math", correct, 100)
+        return aggregate(eval_dir, write_models(tmp_path / run_id / "models.json", TUNED), ["math"],
+                         tmp_path / run_id / "summary", run_id, history=tmp_path / "history")
+
+    # The pipeline's aggregate reads the history; the cron's aggregate runs from start to end;
+    # then the pipeline's writes. With one shared file the cron's rows would be lost.
+    real_write_run = history.write_run
+
+    def write_run_after_the_cron(directory, run_id, rows):
+        if run_id == "pipeline":
+            run("cron", 40)
+        return real_write_run(directory, run_id, rows)
+
+    monkeypatch.setattr(history, "write_run", write_run_after_the_cron)
+    run("pipeline", 30)
+
+    assert _history_files(tmp_path) == ["cron.parquet", "pipeline.parquet"]
+    assert sorted((r["run"], r["correct"]) for r in read_history(tmp_path / "history")) == [("cron", 40), ("pipeline", 30)]
+
+
+def test_only_earlier_runs_of_the_same_model_revision_are_compared(tmp_path):
+    assert _history_run(tmp_path, "run-1", math=40, law=50).exit_code == 0
+    # A new fine-tune published under the same label: another revision, so not a regression of run-1.
+    assert _history_run(tmp_path, "run-2", math=20, law=30, revision="rev-2").exit_code == 0
+    # A re-benchmark of each: compared with the previous run of its own revision.
+    assert _history_run(tmp_path, "run-3", math=20, law=30, revision="rev-2").exit_code == 0
+    result = _history_run(tmp_path, "run-4", math=39, law=40, revision="rev-1")
+    assert result.exit_code == EXIT_REGRESSION
+    regressed = result.output.split("regressed")[1]
+    assert "law (org/tuned: 0.5000 in run-1 → 0.4000" in regressed and "math (" not in regressed
+
+
+def test_history_rows_keep_the_revision_each_subject_was_measured_at(tmp_path):
+    # An unpinned hub model moved between two tasks of the fan-out.
+    eval_dir = tmp_path / "eval"
+    write_result(eval_dir, BASE, "math", 10, 100, model_revision="commit-a")
+    write_result(eval_dir, BASE, "law", 10, 100, model_revision="commit-b")
+    aggregate(eval_dir, write_models(tmp_path / "models.json", BASE), ["math", "law"], tmp_path / "summary", "r1",
+              history=tmp_path / "history")
+    assert [(r["subject"], r["model_revision"]) for r in read_history(tmp_path / "history")] == [
+        ("math", "commit-a"), ("law", "commit-b")]
 
 
 def test_runs_with_other_settings_or_within_the_threshold_are_no_regression(tmp_path):
@@ -144,14 +200,45 @@ def test_runs_with_other_settings_or_within_the_threshold_are_no_regression(tmp_
     assert _history_run(tmp_path, "run-4", math=30, law=50, threshold="0.1").exit_code == 0
 
 
-def test_the_previous_run_is_the_latest_earlier_one(tmp_path):
+def test_the_previous_run_is_the_latest_earlier_one_of_the_same_revision(tmp_path):
     from steps.mmlu_pro.history import find_regressions
 
-    history = [{"run": run, "time": time, "model": "m", "subject": "math", "settings_hash": "h", "n": 10, "accuracy": acc}
-               for run, time, acc in (("a", "2025-01-01T00:00:00+00:00", 0.9), ("b", "2025-02-01T00:00:00+00:00", 0.5))]
-    current = [{"model": "m", "subject": "math", "settings_hash": "h", "n": 10, "accuracy": 0.45}]
+    def row(run, time, accuracy, revision="r1"):
+        return {"run": run, "time": time, "model": "m", "model_revision": revision, "subject": "math",
+                "settings_hash": "h", "n": 10, "accuracy": accuracy}
+
+    history = [row("a", "2025-01-01T00:00:00+00:00", 0.9), row("b", "2025-02-01T00:00:00+00:00", 0.5),
+               row("other-weights", "2025-02-15T00:00:00+00:00", 0.95, revision="r2"),
+               row("later", "2025-04-01T00:00:00+00:00", 0.95)]
+    current = [row("c", "2025-03-01T00:00:00+00:00", 0.45)]
     assert find_regressions(history, current, "c", 0.02)[0].previous_run == "b"
     assert find_regressions(history, current, "c", 0.1) == []
+
+
+def test_an_empty_or_missing_history_folder_is_no_history_and_other_files_are_ignored(tmp_path):
+    assert read_history(tmp_path / "nowhere") == []
+    folder = tmp_path / "history"
+    folder.mkdir()
+    assert read_history(folder) == []
+    # A write in progress (atomic_path's temporary name), stray files, and a file that is not parquet.
+    (folder / ".run-9.parquet.x1y2.tmp").write_bytes(b"PAR1 half written")
+    (folder / "README.txt").write_text("notes")
+    (folder / "broken.parquet").write_bytes(b"not parquet")
+    assert _history_run(tmp_path, "run-1", math=40, law=50).exit_code == 0
+    warnings = []
+    assert [r["run"] for r in read_history(folder, warn=warnings.append)] == ["run-1", "run-1"]
+    assert len(warnings) == 1 and "broken.parquet cannot be read" in warnings[0]
+
+
+def test_a_history_file_or_a_run_id_that_is_no_file_name_is_refused(tmp_path):
+    (tmp_path / "history").write_bytes(b"")   # the old single-file layout
+    result = _history_run(tmp_path, "run-1", math=40, law=50)
+    assert result.exit_code == 2 and "--history" in result.output and "must be a folder" in result.output
+    (tmp_path / "history").unlink()
+    for run_id in ("../escape", ".hidden", ""):
+        result = _history_run(tmp_path, run_id, math=40, law=50)
+        assert result.exit_code == 2 and "--run-id" in result.output
+    assert not (tmp_path / "history").exists()
 
 
 def test_bad_models_file_is_refused(tmp_path):

@@ -1,5 +1,6 @@
 """steps.eval_mmlu_pro end to end with the `hf` engine on a tiny model: records, summary, resume
-after a kill, settings changes, errors; and the vLLM adapter over the same prompt/extraction code."""
+after a kill, settings changes, errors; and the vLLM adapter over the same prompt/extraction code
+and the same chunked save-and-resume loop."""
 from __future__ import annotations
 
 import json
@@ -279,7 +280,11 @@ def fake_vllm(monkeypatch):
     return _FakeLLM
 
 
-def test_vllm_answers_a_subject_in_one_batched_call_with_the_shared_prompts(tiny_assets, tmp_path, fake_vllm):  # noqa: F811
+def test_vllm_answers_a_chunk_in_one_batched_call_with_the_shared_prompts(tiny_assets, tmp_path, fake_vllm):  # noqa: F811
+    from steps.mmlu_pro.engines.vllm import CHUNK_SIZE, VllmEngine
+
+    # Chunked, so that answers are saved during a subject, yet in calls large enough to keep vLLM busy.
+    assert VllmEngine.chunk_size == CHUNK_SIZE and CHUNK_SIZE >= 64
     settings = GenerationSettings(max_new_tokens=12, max_model_len=420, tensor_parallel=2)
     summary = evaluate(str(tiny_assets["model"]), "baseline", "tiny", SUBJECT, str(tiny_assets["dataset"]),
                        tmp_path, engine="vllm", settings=settings, log=lambda m: None)
@@ -294,6 +299,47 @@ def test_vllm_answers_a_subject_in_one_batched_call_with_the_shared_prompts(tiny
     assert [r["pred"] for r in records] == ["ABCD"[i % 4] for i in range(8)]
     assert [r["hit_token_limit"] for r in records] == [bool(i % 2) for i in range(8)]
     assert summary["engine"] == "vllm" and summary["methods"]["l1"] == 8 and summary["truncated"] == 4
+
+
+def test_vllm_saves_after_each_chunk_and_a_retried_pod_generates_only_the_rest(
+        tiny_assets, tmp_path, fake_vllm, monkeypatch):  # noqa: F811
+    from steps.mmlu_pro.engines.vllm import VllmEngine
+
+    monkeypatch.setattr(VllmEngine, "chunk_size", 3)
+    settings = GenerationSettings(max_new_tokens=12, max_model_len=420)
+
+    def run(out_dir):
+        return evaluate(str(tiny_assets["model"]), "baseline", "tiny", SUBJECT, str(tiny_assets["dataset"]),
+                        out_dir, engine="vllm", settings=settings, log=lambda m: None)
+
+    uninterrupted = tmp_path / "uninterrupted"
+    run(uninterrupted)
+    assert [len(prompts) for prompts, _, _ in fake_vllm.last.calls] == [3, 3, 2]
+
+    # The pod is preempted during the third call: the first two chunks are on disk already.
+    out_dir = tmp_path / "preempted"
+    records_file = records_path(out_dir, SUBJECT)
+    saved_at_each_call = []
+    real_generate = fake_vllm.generate
+
+    def preempted_generate(self, prompts, params, lora_request=None):
+        saved_at_each_call.append(len(read_records(records_file)))
+        if len(saved_at_each_call) == 3:
+            raise RuntimeError("pod preempted")
+        return real_generate(self, prompts, params, lora_request)
+
+    monkeypatch.setattr(fake_vllm, "generate", preempted_generate)
+    with pytest.raises(RuntimeError, match="preempted"):
+        run(out_dir)
+    assert saved_at_each_call == [0, 3, 6] and len(read_records(records_file)) == 6
+
+    # The retried pod generates the last chunk only, cut as in the uninterrupted run, with the same result.
+    monkeypatch.setattr(fake_vllm, "generate", real_generate)
+    summary = run(out_dir)
+    (prompts, _, _), = fake_vllm.last.calls
+    assert len(prompts) == 2
+    assert read_records(records_file) == read_records(records_path(uninterrupted, SUBJECT))
+    assert summary["n"] == summary["n_questions"] == 8 and summary["complete"]
 
 
 def test_vllm_serves_a_lora_adapter_over_its_base_model(tiny_assets, tmp_path, fake_vllm):  # noqa: F811

@@ -18,14 +18,14 @@ from workflows.render import manifests
 
 ROOT = Path(__file__).resolve().parents[1]
 EVIL = "x; rm -rf / $(id) `touch pwned` && echo owned > /tmp/tunebench-owned"
-PROBE = "import json, sys; open('/workspace/argv.json', 'w').write(json.dumps(sys.argv[1:]))"
+PROBE = "import json, sys; open('/mnt/workspace/argv.json', 'w').write(json.dumps(sys.argv[1:]))"
 
 
 def convert_only(evil_field: str) -> dict:
     """The reference Workflow reduced to its convert-dataset task, with one workflow parameter made hostile."""
     workflow = manifests(load_pipeline(ROOT / "configs" / "pipelines" / "gemma2-2b-acereason-math.yaml"), "workflow")[0]
     spec = workflow["spec"]
-    dag = next(t for t in spec["templates"] if "dag" in t)
+    dag = next(t for t in spec["templates"] if t["name"] == spec["entrypoint"])
     dag["dag"]["tasks"] = [t for t in dag["dag"]["tasks"] if t["name"] == "convert-dataset"]
     spec["templates"] = [t for t in spec["templates"] if t["name"] in ("convert-dataset", dag["name"])]
     for param in spec["arguments"]["parameters"]:

@@ -119,8 +119,8 @@ def test_gpu_pods_get_limits_shm_selector_and_tolerations(reference):
     limits = train["container"]["resources"]["limits"]
     assert limits["nvidia.com/gpu"] == "{{inputs.parameters.gpus}}"
     assert {"name": "dshm", "mountPath": "/dev/shm"} in train["container"]["volumeMounts"]
-    shm = next(v for v in workflow["spec"]["volumes"] if v["name"] == "dshm")
-    assert shm["emptyDir"]["medium"] == "Memory"
+    assert train["volumes"] == [{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "32Gi"}}]
+    assert train["priorityClassName"] == "gpu-training"
     assert train["nodeSelector"] == {"nvidia.com/gpu.memory": "49140"}
     assert train["tolerations"][0]["key"] == "nvidia.com/gpu"
     assert "privileged" not in yaml.safe_dump(workflow).replace("privileged: false", "")
@@ -142,8 +142,8 @@ def test_each_run_writes_under_its_own_folder(reference):
     workflow = manifests(reference, "workflow")[0]
     for template in workflow["spec"]["templates"]:
         for arg in template.get("container", {}).get("args", []):
-            if arg.startswith("/workspace/") and not arg.startswith("/workspace/history/"):
-                assert arg.startswith("/workspace/runs/{{workflow.name}}/"), (template["name"], arg)
+            if arg.startswith("/mnt/workspace/") and not arg.startswith("/mnt/workspace/history/"):
+                assert arg.startswith("/mnt/workspace/runs/{{workflow.name}}/"), (template["name"], arg)
 
 
 def test_baseline_eval_does_not_wait_for_training(reference):
@@ -152,7 +152,8 @@ def test_baseline_eval_does_not_wait_for_training(reference):
     tasks = {t["name"]: t for t in dag["tasks"]}
     assert tasks["eval-baseline"]["depends"] == "plan-eval"
     assert "train" not in tasks["plan-eval"].get("depends", "")
-    assert tasks["eval-baseline"]["withParam"] == "{{tasks.plan-eval.outputs.parameters.baseline-items}}"
+    items = {p["name"]: p["value"] for p in tasks["eval-baseline"]["arguments"]["parameters"]}["items"]
+    assert items == "{{tasks.plan-eval.outputs.parameters.baseline-items}}"
     assert "merge-lora" in tasks["eval-finetuned"]["depends"]
     assert tasks["train"]["depends"] == "convert-dataset && memory-gate"
 
@@ -175,6 +176,14 @@ def test_manifest_size_does_not_grow_with_subjects(reference):
     # the list appears once, as a parameter value: no task or template per subject
     growth = rendered_size(list(SUBJECTS)) - rendered_size(["math"])
     assert growth == len(json.dumps(list(SUBJECTS), separators=(",", ":"))) - len('["math"]')
+
+
+def test_eval_parallelism_bounds_only_the_fan_out(reference):
+    limited = reference.model_copy(update={"eval": reference.eval.model_copy(update={"parallelism": 2})})
+    templates = {t["name"]: t for t in manifests(limited, "workflow")[0]["spec"]["templates"]}
+    assert templates["eval-fanout"]["parallelism"] == 2
+    assert templates["eval-fanout"]["dag"]["tasks"][0]["withParam"] == "{{inputs.parameters.items}}"
+    assert "parallelism" not in templates["pipeline"]
 
 
 def test_cron_runs_the_benchmark_template(reference):

@@ -9,13 +9,13 @@ plan-eval ─► eval-baseline (withParam; runs while training runs) ───�
 """
 from __future__ import annotations
 
-from hera.workflows import DAG, Container, CronWorkflow, Task, Workflow, WorkflowTemplate
+from hera.workflows import DAG, Container, CronWorkflow, Parameter, Task, Workflow, WorkflowTemplate
 from hera.workflows.models import PodGC, PodSecurityContext, TTLStrategy, VolumeClaimGC, WorkflowMetadata, WorkflowTemplateRef
 
 from workflows.config import PipelineConfig
 from workflows.params import WorkflowParam, benchmark_params, by_name, pipeline_params
 from workflows.templates import (
-    HISTORY_FILE,
+    HISTORY_DIR,
     INFRASTRUCTURE_RETRY,
     NETWORK_RETRY,
     RUN_DIR,
@@ -87,16 +87,17 @@ def train(cfg: PipelineConfig) -> Container:
             "--base-model", input_ref("base_model"), "--base-model-revision", input_ref("base_model_revision"),
             "--dataset", f"{DATA_DIR}/train.parquet", "--run-dir", TRAIN_DIR, "--gpus", input_ref("gpus"),
         ),
-        gpus=input_ref("gpus"), placement=spec, cpu=spec.cpu, memory=spec.memory,
-        retry=INFRASTRUCTURE_RETRY, timeout_seconds=spec.timeout,
+        gpus=input_ref("gpus"), shm_size=spec.shm_size, placement=spec, priority_class=spec.priority_class_name,
+        cpu=spec.cpu, memory=spec.memory, retry=INFRASTRUCTURE_RETRY, timeout_seconds=spec.timeout,
     ).container(cfg)
 
 
 def merge_lora(cfg: PipelineConfig) -> Container:
-    # Merging runs on the CPU: it needs host memory for the full-precision model, not GPUs.
+    # Merging runs on the CPU: it needs host memory for the full-precision model, not GPUs. It
+    # may land where training ran (the same node selector and tolerations), on nodes that big.
     return StepTemplate(
         name="merge-lora", module="merge_lora", image=cfg.cluster.images.train,
-        inputs=(), args=("--config", FINAL_AXOLOTL_CONFIG),
+        inputs=(), args=("--config", FINAL_AXOLOTL_CONFIG), placement=cfg.train,
         cpu=cfg.train.cpu, memory=cfg.train.memory, retry=INFRASTRUCTURE_RETRY, timeout_seconds=3 * 3600,
     ).container(cfg)
 
@@ -147,7 +148,7 @@ def eval_mmlu_pro(cfg: PipelineConfig) -> Container:
             "--max-model-len", str(ev.max_model_len), "--batch-size", str(ev.batch_size),
             "--tensor-parallel", str(max(ev.gpus_per_task, 1)),
         ),
-        gpus=ev.gpus_per_task, placement=ev, cpu=ev.cpu, memory=ev.memory,
+        gpus=ev.gpus_per_task, shm_size=ev.shm_size, placement=ev, cpu=ev.cpu, memory=ev.memory,
         retry=NETWORK_RETRY, timeout_seconds=ev.timeout,
     ).container(cfg)
 
@@ -159,7 +160,7 @@ def aggregate(cfg: PipelineConfig) -> Container:
         args=(
             "--eval-dir", EVAL_DIR, "--models", f"{PLAN_DIR}/models.json", "--subjects", input_ref("subjects"),
             "--out-dir", f"{RUN_DIR}/summary", "--run-id", "{{workflow.name}}",
-            "--history", HISTORY_FILE, "--regression-threshold", input_ref("regression_threshold"),
+            "--history", HISTORY_DIR, "--regression-threshold", input_ref("regression_threshold"),
         ),
         cpu="1", memory="2Gi", hub_token=False, timeout_seconds=900,
     ).container(cfg)
@@ -167,16 +168,37 @@ def aggregate(cfg: PipelineConfig) -> Container:
 
 # --- the DAGs ---------------------------------------------------------------------------------
 
-def _eval_fanout(template: Container, name: str, items_from: Task, items_output: str,
+EVAL_FANOUT = "eval-fanout"
+FANOUT_INPUTS = ("items", "engine", "limit", "dataset", "dataset_revision")
+
+
+def eval_fanout(eval_template: Container, parallelism: int | None) -> DAG:
+    """One eval task per item of a plan list (model × subject), from one `withParam`.
+
+    Its own DAG template, so `eval.parallelism` bounds the eval pods of one fan-out and
+    nothing else (training is never held back by it).
+    """
+    with DAG(name=EVAL_FANOUT, parallelism=parallelism,
+             inputs=[Parameter(name=name) for name in FANOUT_INPUTS]) as fanout:
+        eval_template(
+            name="eval",
+            with_param=input_ref("items"),
+            arguments={
+                "model": "{{item.model}}", "role": "{{item.role}}", "label": "{{item.label}}",
+                "slug": "{{item.slug}}", "subject": "{{item.subject}}",
+                **{name: input_ref(name) for name in FANOUT_INPUTS if name != "items"},
+            },
+        )
+    return fanout
+
+
+def _eval_fanout(fanout: DAG, name: str, items_from: Task, items_output: str,
                  params: dict[str, WorkflowParam], depends: str) -> Task:
-    """One eval task per item of a plan list (model × subject), all from one `withParam`."""
-    return template(
+    return fanout(
         name=name,
         depends=depends,
-        with_param=f"{{{{tasks.{items_from.name}.outputs.parameters.{items_output}}}}}",
         arguments={
-            "model": "{{item.model}}", "role": "{{item.role}}", "label": "{{item.label}}",
-            "slug": "{{item.slug}}", "subject": "{{item.subject}}",
+            "items": f"{{{{tasks.{items_from.name}.outputs.parameters.{items_output}}}}}",
             "engine": params["eval_engine"].ref, "limit": params["eval_limit"].ref,
             "dataset": params["eval_dataset"].ref, "dataset_revision": params["eval_dataset_revision"].ref,
         },
@@ -195,9 +217,10 @@ def _pipeline_dag(cfg: PipelineConfig, params: dict[str, WorkflowParam]) -> None
     templates = {
         "convert": convert_dataset(cfg), "gate": memory_gate(cfg), "train": train(cfg),
         "merge": merge_lora(cfg), "upload": upload(cfg), "plan": plan_eval(cfg),
-        "eval": eval_mmlu_pro(cfg), "aggregate": aggregate(cfg),
+        "aggregate": aggregate(cfg),
     }
-    with DAG(name=PIPELINE_ENTRYPOINT, parallelism=cfg.eval.parallelism):
+    fanout = eval_fanout(eval_mmlu_pro(cfg), cfg.eval.parallelism)
+    with DAG(name=PIPELINE_ENTRYPOINT):
         convert = templates["convert"](name="convert-dataset", arguments={
             "source": p["dataset"], "revision": p["dataset_revision"], "split": p["dataset_split"],
             "question_field": p["question_field"], "answer_field": p["answer_field"]})
@@ -215,20 +238,21 @@ def _pipeline_dag(cfg: PipelineConfig, params: dict[str, WorkflowParam]) -> None
         plan = templates["plan"](name="plan-eval", arguments={
             "baselines": p["baselines"], "subjects": p["subjects"],
             "finetuned_model": MERGED_MODEL_DIR, "finetuned_label": p["hub_repo"]})
-        baseline = _eval_fanout(templates["eval"], "eval-baseline", plan, "baseline-items", params, plan.name)
-        finetuned = _eval_fanout(templates["eval"], "eval-finetuned", plan, "finetuned-items", params,
+        baseline = _eval_fanout(fanout, "eval-baseline", plan, "baseline-items", params, plan.name)
+        finetuned = _eval_fanout(fanout, "eval-finetuned", plan, "finetuned-items", params,
                                  f"{merged.name} && {plan.name}")
         _aggregate_task(templates["aggregate"], params, f"{baseline.name} && {finetuned.name}")
 
 
 def _benchmark_dag(cfg: PipelineConfig, params: dict[str, WorkflowParam]) -> None:
-    templates = {"plan": plan_eval(cfg), "eval": eval_mmlu_pro(cfg), "aggregate": aggregate(cfg)}
-    with DAG(name=BENCHMARK_ENTRYPOINT, parallelism=cfg.eval.parallelism):
+    templates = {"plan": plan_eval(cfg), "aggregate": aggregate(cfg)}
+    fanout = eval_fanout(eval_mmlu_pro(cfg), cfg.eval.parallelism)
+    with DAG(name=BENCHMARK_ENTRYPOINT):
         plan = templates["plan"](name="plan-eval", arguments={
             "baselines": params["baselines"].ref, "subjects": params["subjects"].ref,
             "finetuned_model": params["finetuned_model"].ref, "finetuned_label": params["finetuned_model"].ref})
-        baseline = _eval_fanout(templates["eval"], "eval-baseline", plan, "baseline-items", params, plan.name)
-        finetuned = _eval_fanout(templates["eval"], "eval-finetuned", plan, "finetuned-items", params, plan.name)
+        baseline = _eval_fanout(fanout, "eval-baseline", plan, "baseline-items", params, plan.name)
+        finetuned = _eval_fanout(fanout, "eval-finetuned", plan, "finetuned-items", params, plan.name)
         _aggregate_task(templates["aggregate"], params, f"{baseline.name} && {finetuned.name}")
 
 
@@ -241,8 +265,10 @@ def _spec(cfg: PipelineConfig, entrypoint: str, params: list[WorkflowParam]) -> 
     cluster = cfg.cluster
     security = None
     if cluster.run_as_user is not None:
+        # OnRootMismatch: re-owning a large claim on every pod start takes minutes on block storage.
         security = PodSecurityContext(run_as_user=cluster.run_as_user, run_as_group=cluster.run_as_user,
-                                      fs_group=cluster.run_as_user, run_as_non_root=True)
+                                      fs_group=cluster.run_as_user, fs_group_change_policy="OnRootMismatch",
+                                      run_as_non_root=True)
     return dict(
         namespace=cluster.namespace,
         entrypoint=entrypoint,

@@ -92,6 +92,8 @@ class TrainSpec(PodPlacement):
     memory: str = "64Gi"
     shm_size: str = "16Gi"
     timeout: Duration = _seconds("12h")
+    priority_class_name: str | None = Field(
+        None, description="PriorityClass of the training pod, so it gets its GPUs before eval pods queued beside it")
 
     _quantities = field_validator("cpu", "memory", "shm_size", mode="before")(_quantity)
     _duration = field_validator("timeout", mode="before")(_seconds)
@@ -122,13 +124,14 @@ class EvalSpec(PodPlacement):
     max_model_len: int = Field(4096, gt=0)
     limit: int | None = Field(None, gt=0, description="questions per subject, for smoke runs")
     batch_size: int = Field(8, gt=0, description="hf engine batch size")
-    parallelism: int | None = Field(None, gt=0, description="eval tasks running at once")
+    parallelism: int | None = Field(None, gt=0, description="eval tasks of one fan-out running at once")
     cpu: str = "4"
     memory: str = "32Gi"
+    shm_size: str = "8Gi"
     timeout: Duration = _seconds("6h")
     regression_threshold: float = Field(0.02, ge=0.0, le=1.0)
 
-    _quantities = field_validator("cpu", "memory", mode="before")(_quantity)
+    _quantities = field_validator("cpu", "memory", "shm_size", mode="before")(_quantity)
     _duration = field_validator("timeout", mode="before")(_seconds)
 
     @field_validator("subjects")

@@ -86,7 +86,10 @@ def pipeline_params(cfg: PipelineConfig) -> list[WorkflowParam]:
 
 def benchmark_params(cfg: PipelineConfig) -> list[WorkflowParam]:
     """Parameters of the benchmark-only template (what the CronWorkflow runs)."""
-    finetuned = cfg.upload.repo_id if cfg.schedule is None or cfg.schedule.include_finetuned else ""
+    # Only a model that reaches the hub can be re-benchmarked from it.
+    published = cfg.upload.enabled and cfg.upload.target == "hub"
+    wanted = cfg.schedule is None or cfg.schedule.include_finetuned
+    finetuned = cfg.upload.repo_id if published and wanted else ""
     return [
         WorkflowParam("finetuned_model", finetuned, "hub id of the fine-tuned model to re-benchmark; empty for baselines only"),
         *eval_params(cfg),

@@ -28,11 +28,13 @@ from hera.workflows.models import (
 
 from workflows.config import ClusterSpec, PipelineConfig, PodPlacement, VolumeSpec
 
-WORKSPACE_MOUNT = "/workspace"
-HF_CACHE_MOUNT = "/hf-cache"
+# Under /mnt, not /workspace: the Axolotl and vLLM images keep their own files in /workspace,
+# which a volume mounted there would hide.
+WORKSPACE_MOUNT = "/mnt/workspace"
+HF_CACHE_MOUNT = "/mnt/hf-cache"
 SHM_MOUNT = "/dev/shm"
 RUN_DIR = WORKSPACE_MOUNT + "/runs/{{workflow.name}}"
-HISTORY_FILE = WORKSPACE_MOUNT + "/history/mmlu-pro.parquet"
+HISTORY_DIR = WORKSPACE_MOUNT + "/history/mmlu-pro"
 
 WORKSPACE_VOLUME = "workspace"
 HF_CACHE_VOLUME = "hf-cache"
@@ -71,7 +73,9 @@ class StepTemplate:
     args: tuple[str, ...]
     outputs: dict[str, str] = field(default_factory=dict)  # output parameter -> file path
     gpus: str | int | None = None
+    shm_size: str | None = None  # memory-backed /dev/shm of GPU pods
     placement: PodPlacement | None = None
+    priority_class: str | None = None
     cpu: str | None = None
     memory: str | None = None
     timeout_seconds: int | None = None
@@ -93,7 +97,9 @@ class StepTemplate:
             outputs=[Parameter(name=name, value_from=ValueFrom(path=path)) for name, path in self.outputs.items()] or None,
             env=_env(cluster, self.hub_token, self.hub_token_required),
             resources=_resources(cfg, self, uses_gpu),
-            volume_mounts=_mounts(cluster, uses_gpu),
+            volumes=[_shm_volume(self.shm_size)] if uses_gpu else None,
+            volume_mounts=_mounts(cluster),
+            priority_class_name=self.priority_class,
             node_selector=placement_selector or None,
             tolerations=placement_tolerations or None,
             retry_strategy=self.retry,
@@ -137,15 +143,18 @@ def _resources(cfg: PipelineConfig, step: StepTemplate, uses_gpu: bool) -> Resou
     )
 
 
-def _mounts(cluster: ClusterSpec, uses_gpu: bool) -> list[VolumeMount]:
+def _mounts(cluster: ClusterSpec) -> list[VolumeMount]:
     mounts = [VolumeMount(name=WORKSPACE_VOLUME, mount_path=WORKSPACE_MOUNT)]
     if cluster.hf_cache is not None:
         mounts.append(VolumeMount(name=HF_CACHE_VOLUME, mount_path=HF_CACHE_MOUNT))
-    if uses_gpu:
-        # NCCL and the DataLoader workers exchange tensors through /dev/shm; the container
-        # default of 64 MiB makes multi-GPU training fail with bus errors.
-        mounts.append(VolumeMount(name=SHM_VOLUME, mount_path=SHM_MOUNT))
     return mounts
+
+
+def _shm_volume(size: str | None) -> EmptyDirVolume:
+    """NCCL, vLLM's workers and DataLoader workers exchange tensors through /dev/shm; the
+    container default of 64 MiB makes multi-GPU jobs die with bus errors. The pod's own
+    volume, sized per step, counted against the pod's memory limit."""
+    return EmptyDirVolume(name=SHM_VOLUME, mount_path=SHM_MOUNT, medium="Memory", size_limit=size)
 
 
 def _volume(name: str, spec: VolumeSpec) -> ExistingVolume | Volume:
@@ -156,10 +165,9 @@ def _volume(name: str, spec: VolumeSpec) -> ExistingVolume | Volume:
     return Volume(name=name, size=claim.size, storage_class_name=claim.storage_class, access_modes=[claim.access_mode])
 
 
-def workflow_volumes(cfg: PipelineConfig) -> list[ExistingVolume | Volume | EmptyDirVolume]:
-    """Volumes of every pod: the workspace, the HF cache, and the memory-backed /dev/shm."""
-    volumes: list[ExistingVolume | Volume | EmptyDirVolume] = [_volume(WORKSPACE_VOLUME, cfg.cluster.workspace)]
+def workflow_volumes(cfg: PipelineConfig) -> list[ExistingVolume | Volume]:
+    """Volumes every pod mounts: the workspace and the HF cache (GPU pods add their own /dev/shm)."""
+    volumes: list[ExistingVolume | Volume] = [_volume(WORKSPACE_VOLUME, cfg.cluster.workspace)]
     if cfg.cluster.hf_cache is not None:
         volumes.append(_volume(HF_CACHE_VOLUME, cfg.cluster.hf_cache))
-    volumes.append(EmptyDirVolume(name=SHM_VOLUME, medium="Memory", size_limit=cfg.train.shm_size))
     return volumes

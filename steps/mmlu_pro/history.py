@@ -1,15 +1,28 @@
-"""The re-benchmark history: one parquet row per run × model × subject, and the regression check."""
+"""The re-benchmark history and the regression check.
+
+The history is a folder with one parquet file per run, `<run-id>.parquet`, holding a row per
+model × subject of that run. Each run writes only its own file (atomically; a retry of the
+run replaces it), so runs aggregating at the same time never overwrite each other's rows,
+and the history is every `*.parquet` in the folder read together.
+"""
 from __future__ import annotations
 
+import re
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from steps.common import atomic_path
+from steps.common import StepInputError, atomic_path
 
 _FLOAT_TOLERANCE = 1e-9
 HISTORY_COLUMNS = ("time", "run", "model", "role", "source", "model_revision", "subject", "n", "correct",
                    "accuracy", "settings_hash")
+# Argo workflow names are lowercase letters, digits, '-' and '.'; anything else that is a
+# plain file name works too, but never a path or a hidden (temporary) file.
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 @dataclass(frozen=True)
@@ -19,64 +32,130 @@ class Regression:
     accuracy: float
     previous_accuracy: float
     previous_run: str
+    model_revision: str | None = None
 
     @property
     def drop(self) -> float:
         return self.previous_accuracy - self.accuracy
 
     def as_dict(self) -> dict[str, Any]:
-        return {"model": self.model, "subject": self.subject, "accuracy": self.accuracy,
-                "previous_accuracy": self.previous_accuracy, "previous_run": self.previous_run, "drop": self.drop}
+        return {"model": self.model, "model_revision": self.model_revision, "subject": self.subject,
+                "accuracy": self.accuracy, "previous_accuracy": self.previous_accuracy,
+                "previous_run": self.previous_run, "drop": self.drop}
 
     def __str__(self) -> str:
         return (f"{self.subject} ({self.model}: {self.previous_accuracy:.4f} in {self.previous_run} "
                 f"→ {self.accuracy:.4f}, −{self.drop:.4f})")
 
 
-def read_history(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
+def check_run_id(run: str) -> str:
+    """`run` names this run's history file, so it must be a plain, visible file name."""
+    if not _RUN_ID.fullmatch(run):
+        raise StepInputError(f"--run-id {run!r} must be a plain name (letters, digits, '.', '_', '-'; "
+                             "not starting with '.' or '-'): it names the run's file in the history folder")
+    return run
+
+
+def _check_folder(directory: Path) -> None:
+    if directory.exists() and not directory.is_dir():
+        raise StepInputError(f"--history {directory} is a file; it must be a folder (one <run-id>.parquet per run "
+                             "is written into it)")
+
+
+def run_file(directory: Path, run: str) -> Path:
+    """Where the rows of `run` are stored."""
+    return Path(directory) / f"{check_run_id(run)}.parquet"
+
+
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
+def read_history(directory: Path, warn: Callable[[str], None] = _warn) -> list[dict[str, Any]]:
+    """Every row of every run in the folder (none when it is missing or empty).
+
+    Temporary files of writes in progress (hidden, `.tmp`) are not `*.parquet` and are skipped;
+    a file that cannot be read is reported and skipped rather than failing every later run.
+    """
+    directory = Path(directory)
+    _check_folder(directory)
+    if not directory.is_dir():
         return []
     import pyarrow.parquet as pq
 
-    return pq.read_table(path).to_pylist()
+    rows: list[dict[str, Any]] = []
+    for path in sorted(directory.glob("*.parquet")):
+        if path.name.startswith((".", "_")) or not path.is_file():
+            continue
+        try:
+            table = pq.read_table(path)
+        except (OSError, ValueError) as error:   # pyarrow's ArrowInvalid is a ValueError
+            warn(f"history file {path} cannot be read ({error}); it is left out of the regression check")
+            continue
+        rows += [{column: row.get(column) for column in HISTORY_COLUMNS} for row in table.to_pylist()]
+    return rows
 
 
-def write_history(path: Path, rows: list[dict[str, Any]]) -> None:
+def write_run(directory: Path, run: str, rows: list[dict[str, Any]]) -> Path:
+    """Store the rows of `run` as `<directory>/<run>.parquet`, atomically, replacing an earlier attempt's."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    directory = Path(directory)
+    _check_folder(directory)
     schema = pa.schema([
         ("time", pa.string()), ("run", pa.string()), ("model", pa.string()), ("role", pa.string()),
         ("source", pa.string()), ("model_revision", pa.string()), ("subject", pa.string()),
         ("n", pa.int64()), ("correct", pa.int64()), ("accuracy", pa.float64()), ("settings_hash", pa.string()),
     ])
     table = pa.Table.from_pylist([{column: row.get(column) for column in HISTORY_COLUMNS} for row in rows], schema=schema)
+    path = run_file(directory, run)
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
+    return path
+
+
+def _before(old: dict[str, Any], row: dict[str, Any]) -> bool:
+    """Whether `old` was recorded no later than `row` (rows without a time count as earlier). A run
+    that aggregated after this one took its time, yet wrote its file before this one read the
+    folder, is a later run, not a previous one."""
+    if not old.get("time") or not row.get("time"):
+        return True
+    try:
+        return datetime.fromisoformat(old["time"]) <= datetime.fromisoformat(row["time"])
+    except (TypeError, ValueError):
+        return str(old["time"]) <= str(row["time"])
+
+
+def _same_measurement(old: dict[str, Any], row: dict[str, Any]) -> bool:
+    """The same model at the same revision (hub commit or folder fingerprint), subject, settings
+    and number of questions: a new fine-tune published under the same label is another model."""
+    return (old.get("model") == row["model"] and old.get("model_revision") == row.get("model_revision")
+            and old.get("subject") == row["subject"] and old.get("settings_hash") == row["settings_hash"]
+            and old.get("n") == row["n"])
 
 
 def find_regressions(history: list[dict[str, Any]], current: list[dict[str, Any]], run: str,
                      threshold: float) -> list[Regression]:
     """Subjects whose accuracy fell by more than `threshold` since the latest earlier run of the
-    same model with the same settings on the same number of questions."""
+    same model at the same revision, with the same settings, on the same number of questions."""
     regressions = []
     for row in current:
-        earlier = [old for old in history
-                   if old["run"] != run and old["model"] == row["model"] and old["subject"] == row["subject"]
-                   and old["settings_hash"] == row["settings_hash"] and old["n"] == row["n"]]
+        if row.get("model_revision") is None:
+            continue   # nothing says which weights these were: no run is known to be the same model
+        earlier = [old for old in history if old.get("run") != run and _same_measurement(old, row) and _before(old, row)]
         if not earlier:
             continue
-        previous = max(earlier, key=lambda old: old["time"])
+        previous = max(earlier, key=lambda old: (old.get("time") or "", old.get("run") or ""))
         # A tolerance, so that 0.40 → 0.38 is a drop of 0.02 and not of 0.020000000000000018.
         if previous["accuracy"] - row["accuracy"] > threshold + _FLOAT_TOLERANCE:
             regressions.append(Regression(row["model"], row["subject"], row["accuracy"],
-                                          previous["accuracy"], previous["run"]))
+                                          previous["accuracy"], previous["run"], row.get("model_revision")))
     return regressions
 
 
-def record_run(path: Path, rows: list[dict[str, Any]], run: str, threshold: float) -> list[Regression]:
-    """Compare `rows` with the history, then store them (replacing the rows of an earlier attempt of `run`)."""
-    history = read_history(path)
-    regressions = find_regressions(history, rows, run, threshold)
-    write_history(path, [old for old in history if old["run"] != run] + rows)
+def record_run(directory: Path, rows: list[dict[str, Any]], run: str, threshold: float) -> list[Regression]:
+    """Compare `rows` with the other runs in the history folder, then store them as the run's own file."""
+    regressions = find_regressions(read_history(directory), rows, run, threshold)
+    write_run(directory, run, rows)
     return regressions

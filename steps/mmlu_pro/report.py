@@ -62,7 +62,8 @@ def render_markdown(summary: dict[str, Any]) -> str:
             f"{m['model']} {m['subject']}" for m in summary["missing"]))
         lines.append("")
     if summary["regressions"]:
-        lines.append(f"**Regressions** (fell by more than {summary['regression_threshold']:g} since the previous run): "
+        lines.append(f"**Regressions** (fell by more than {summary['regression_threshold']:g} since the previous run "
+                     "of the same model revision with the same settings): "
                      + "; ".join(f"{r['model']} {r['subject']} {r['previous_accuracy']:.4f} → {r['accuracy']:.4f} "
                                  f"(previous run {r['previous_run']})" for r in summary["regressions"]))
         lines.append("")

@@ -122,9 +122,18 @@ class NodeTree:
         """The root DAG's own tasks: one row each in the live view."""
         return self.children(self.root) if self.root else []
 
+    def fan_out_items(self, node: dict[str, Any]) -> list[dict[str, Any]]:
+        """A fan-out's items: a TaskGroup's children, or those of the fan-outs inside a DAG task
+        (the pipeline's eval tasks call a DAG template that holds the `withParam`)."""
+        if node.get("type") == "TaskGroup":
+            return self.children(node["id"])
+        if node.get("type") == "DAG":
+            return [item for kid in self.children(node["id"]) for item in self.fan_out_items(kid)]
+        return []
+
     def counts(self, node: dict[str, Any]) -> tuple[int, int]:
         """(succeeded, total) of a fan-out's items."""
-        items = self.children(node["id"])
+        items = self.fan_out_items(node)
         return sum(1 for item in items if item.get("phase") == "Succeeded"), len(items)
 
     def failures(self) -> list[tuple[str, dict[str, Any]]]:
@@ -232,7 +241,7 @@ def progress_table(workflow: dict[str, Any], now: datetime | None = None) -> Tab
     table.add_column("message", overflow="fold")
     tree = NodeTree.of(workflow)
     for node in tree.tasks():
-        done, total = tree.counts(node) if node.get("type") == "TaskGroup" else (0, 0)
+        done, total = tree.counts(node)
         table.add_row(label(node), _phase(node.get("phase")), f"{done}/{total}" if total else "",
                       duration_of(node, now), node.get("message", "") if node.get("phase") in BAD else "")
     return table
@@ -272,8 +281,8 @@ class Follower:
         changes = []
         for node in tree.tasks():
             phase = node.get("phase") or "Pending"
-            if node.get("type") == "TaskGroup":
-                done, total = tree.counts(node)
+            done, total = tree.counts(node)
+            if total:
                 phase = f"{phase} {done}/{total}"
             finished = node.get("phase") in ("Succeeded", "Failed", "Error")
             changes.append((label(node), phase, duration_of(node) if finished else ""))

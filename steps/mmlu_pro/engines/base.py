@@ -16,7 +16,7 @@ STOP_STRINGS: tuple[str, ...] = ("Question:",)
 class GenerationSettings:
     max_new_tokens: int = 2048
     max_model_len: int = 4096
-    batch_size: int = 8          # hf: prompts per forward batch; vllm batches everything itself
+    batch_size: int = 8          # hf: prompts per forward batch; vllm: its own chunks (vllm.CHUNK_SIZE)
     tensor_parallel: int = 1     # vllm: GPUs the model is sharded over
 
 

@@ -1,4 +1,4 @@
-"""The vLLM engine: one batched offline call per subject, tensor parallel, optional LoRA adapter."""
+"""The vLLM engine: batched offline calls of CHUNK_SIZE questions, tensor parallel, optional LoRA adapter."""
 from __future__ import annotations
 
 from steps.common import StepInputError
@@ -7,10 +7,16 @@ from steps.mmlu_pro.engines.base import STOP_STRINGS, Generation, GenerationSett
 # vLLM only accepts these maximum LoRA ranks.
 _LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
 
+# Questions per `generate` call; eval_mmlu_pro saves the answers after each call, so a
+# preempted or retried pod redoes at most one chunk instead of the whole subject. 256 fills
+# vLLM's running batch (256 sequences is its long-standing max_num_seqs default) and costs
+# only one drain of the batch's tail per chunk: a subject of 1,000+ questions is 4-6 calls.
+CHUNK_SIZE = 256
+
 
 class VllmEngine:
     name = "vllm"
-    chunk_size = None
+    chunk_size: int | None = CHUNK_SIZE
 
     def __init__(self, model: str, revision: str | None, settings: GenerationSettings):
         try:
