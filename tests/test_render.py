@@ -191,3 +191,12 @@ def test_cron_runs_the_benchmark_template(reference):
     assert cron["spec"]["schedules"] == ["0 3 * * 1"]
     assert cron["spec"]["workflowSpec"]["workflowTemplateRef"]["name"] == "gemma2-2b-acereason-math-benchmark"
     assert cron["spec"]["concurrencyPolicy"] == "Forbid"
+
+
+@pytest.mark.parametrize(("enabled", "target", "expected"), [
+    (True, "hub", "your-org/gemma-2-2b-acereason-math"), (False, "hub", ""), (True, "local", "")])
+def test_cron_rebenchmarks_only_a_model_published_to_the_hub(reference, enabled, target, expected):
+    upload = reference.upload.model_copy(update={"enabled": enabled, "target": target})
+    template = manifests(reference.model_copy(update={"upload": upload}), "template")[1]
+    params = {p["name"]: p["value"] for p in template["spec"]["arguments"]["parameters"]}
+    assert params["finetuned_model"] == expected
