@@ -1,8 +1,10 @@
 """The README.md model card of an uploaded model: where it came from, how it was trained, how it scored.
 
-Scores come from the aggregate step's summary.json when it lists per-model accuracies
-(`models: [{label, role, accuracy, subjects: {subject: accuracy}}]`; an accuracy may also
-be an object with an `accuracy` field); otherwise the card embeds the summary.md written
+Scores come from the summary.json that steps.aggregate writes (`summarize`: `subjects`, and
+`models: [{label, role, subjects: {subject: {n, correct, accuracy, complete, n_questions}},
+overall: {n, correct, accuracy}, macro_accuracy}]`, and `deltas: [{model, baseline, subjects:
+{subject: delta}, overall, macro}]`): one row per subject, one column per model (the fine-tuned
+one first) and per delta. When the JSON lists no models the card embeds the summary.md written
 beside it, so the card never invents a number.
 """
 from __future__ import annotations
@@ -32,11 +34,43 @@ TRAINING_SETTINGS = (
 
 
 @dataclass(frozen=True)
+class Result:
+    """One accuracy: a subject's, or a model's overall (total correct over total questions)."""
+    accuracy: float
+    correct: int | None = None
+    n: int | None = None
+    complete: bool = True
+    n_questions: int | None = None
+
+
+@dataclass(frozen=True)
 class ModelScores:
     label: str
     role: str
-    accuracy: float | None
+    overall: Result | None
+    subjects: dict[str, Result] = field(default_factory=dict)
+    macro: float | None = None
+
+
+@dataclass(frozen=True)
+class Delta:
+    """Fine-tuned minus a baseline, in accuracy (aggregate's `deltas`: over the subjects both have)."""
+    model: str
+    baseline: str
     subjects: dict[str, float] = field(default_factory=dict)
+    overall: float | None = None
+    macro: float | None = None
+
+
+@dataclass(frozen=True)
+class Scores:
+    subjects: list[str]
+    models: list[ModelScores]
+    deltas: list[Delta] = field(default_factory=list)
+    run_id: str | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.models)
 
 
 @dataclass(frozen=True)
@@ -46,7 +80,7 @@ class CardInputs:
     dataset: str | None = None
     dataset_revision: str | None = None
     axolotl_config: dict[str, Any] | None = None
-    scores: list[ModelScores] = field(default_factory=list)
+    scores: Scores | None = None
     scores_markdown: str | None = None
 
 
@@ -58,37 +92,79 @@ def redact(value: Any) -> Any:
     return value
 
 
-def _accuracy(value: Any) -> float | None:
-    if isinstance(value, dict):
-        value = value.get("accuracy")
+def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def parse_scores(summary: Any) -> list[ModelScores]:
-    """Per-model accuracies from a summary.json; empty when it does not list them."""
-    models = summary.get("models") if isinstance(summary, dict) else None
-    if not isinstance(models, list):
-        return []
-    scores = []
-    for entry in models:
-        if not isinstance(entry, dict) or "label" not in entry:
-            continue
-        overall = _accuracy(entry.get("accuracy", entry.get("overall")))
-        subjects = entry.get("subjects") if isinstance(entry.get("subjects"), dict) else {}
-        per_subject = {name: acc for name, value in subjects.items() if (acc := _accuracy(value)) is not None}
-        if overall is not None or per_subject:
-            scores.append(ModelScores(str(entry["label"]), str(entry.get("role", "")), overall, per_subject))
-    return scores
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def load_summary(path: Path) -> tuple[list[ModelScores], str | None]:
+def _result(value: Any) -> Result | None:
+    """aggregate's `{n, correct, accuracy[, complete, n_questions]}`, or a bare accuracy."""
+    if not isinstance(value, dict):
+        accuracy = _number(value)
+        return None if accuracy is None else Result(accuracy)
+    accuracy = _number(value.get("accuracy"))
+    if accuracy is None:
+        return None
+    return Result(accuracy, _count(value.get("correct")), _count(value.get("n")), value.get("complete") is not False,
+                  _count(value.get("n_questions")))
+
+
+def _model_scores(entry: Any) -> ModelScores | None:
+    if not isinstance(entry, dict) or not isinstance(entry.get("label"), str):
+        return None
+    subjects = entry.get("subjects") if isinstance(entry.get("subjects"), dict) else {}
+    per_subject = {str(name): result for name, value in subjects.items() if (result := _result(value)) is not None}
+    overall = _result(entry.get("overall", entry.get("accuracy")))
+    if overall is not None and overall.n == 0:  # no subject results at all: 0 correct of 0 is no score
+        overall = None
+    if overall is None and not per_subject:
+        return None
+    return ModelScores(entry["label"], str(entry.get("role") or ""), overall, per_subject,
+                       _number(entry.get("macro_accuracy")))
+
+
+def _delta(entry: Any) -> Delta | None:
+    if not isinstance(entry, dict) or not all(isinstance(entry.get(key), str) for key in ("model", "baseline")):
+        return None
+    subjects = entry.get("subjects") if isinstance(entry.get("subjects"), dict) else {}
+    return Delta(entry["model"], entry["baseline"],
+                 {str(name): value for name, raw in subjects.items() if (value := _number(raw)) is not None},
+                 _number(entry.get("overall")), _number(entry.get("macro")))
+
+
+def parse_scores(summary: Any) -> Scores | None:
+    """The scores in aggregate's summary.json (see steps/aggregate.py `summarize`); None when it lists none.
+
+    The fine-tuned model comes first, then the baselines, each in the summary's order.
+    """
+    if not isinstance(summary, dict) or not isinstance(summary.get("models"), list):
+        return None
+    models = [m for m in map(_model_scores, summary["models"]) if m is not None]
+    if not models:
+        return None
+    models.sort(key=lambda m: m.role != "finetuned")
+    listed = summary.get("subjects") if isinstance(summary.get("subjects"), list) else []
+    subjects = [str(s) for s in listed]
+    subjects += sorted({s for m in models for s in m.subjects} - set(subjects))
+    deltas = [d for d in map(_delta, summary.get("deltas") or []) if d is not None]
+    run_id = summary.get("run_id")
+    return Scores(subjects, models, deltas, str(run_id) if run_id else None)
+
+
+def load_summary(path: Path) -> tuple[Scores | None, str | None]:
     """Scores from summary.json, and summary.md beside it for when the JSON lists none."""
+    if not path.is_file():
+        raise StepInputError(f"--summary {path}: no such file (the aggregate step writes RUN/summary/summary.json)")
     try:
         summary = json.loads(path.read_text(encoding="utf-8"))
     except OSError as error:
         raise StepInputError(f"--summary {path}: cannot read it ({error.strerror})") from None
-    except json.JSONDecodeError as error:
-        raise StepInputError(f"--summary {path}: not valid JSON ({error.msg} at line {error.lineno})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        where = f"{error.msg} at line {error.lineno}" if isinstance(error, json.JSONDecodeError) else "not UTF-8"
+        raise StepInputError(f"--summary {path}: not valid JSON ({where})") from None
     markdown = path.with_suffix(".md")
     return parse_scores(summary), markdown.read_text(encoding="utf-8") if markdown.is_file() else None
 
@@ -101,18 +177,59 @@ def _link(name: str, kind: str = "") -> str:
     return f"[{name}](https://huggingface.co/{kind}{name})" if _is_hub_id(name) else f"`{name}`"
 
 
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
 def _percent(value: float | None) -> str:
     return "–" if value is None else f"{value:.1%}"
 
 
-def scores_table(scores: list[ModelScores]) -> str:
-    subjects = sorted({name for score in scores for name in score.subjects})
-    header = ["model", "role", "overall", *subjects]
-    rows = [[score.label, score.role, _percent(score.accuracy),
-             *(_percent(score.subjects.get(name)) for name in subjects)] for score in scores]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
+def _result_cell(result: Result | None) -> str:
+    if result is None:
+        return "missing"
+    counts = f" ({result.correct}/{result.n})" if result.correct is not None and result.n else ""
+    return f"{result.accuracy:.1%}{counts}{'' if result.complete else '*'}"
+
+
+def _points(value: float | None) -> str:
+    return "–" if value is None else f"{value * 100:+.1f} pp"
+
+
+def _model_column(score: ModelScores) -> str:
+    role = {"finetuned": "fine-tuned", "baseline": "baseline"}.get(score.role, score.role)
+    return f"{_cell(score.label)} ({role})" if role else _cell(score.label)
+
+
+def scores_table(scores: Scores) -> str:
+    """One row per subject, then overall (and macro); one column per model, then one per delta."""
+    one_model = len({d.model for d in scores.deltas}) == 1
+    columns = [_model_column(m) for m in scores.models] + [
+        f"Δ vs {_cell(d.baseline)}" if one_model else f"Δ {_cell(d.model)} vs {_cell(d.baseline)}"
+        for d in scores.deltas]
+    lines = ["| subject | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
+    for subject in scores.subjects:
+        cells = [_result_cell(m.subjects.get(subject)) for m in scores.models]
+        cells += [_points(d.subjects.get(subject)) for d in scores.deltas]
+        lines.append(f"| {_cell(subject)} | " + " | ".join(cells) + " |")
+    overall = [f"**{_result_cell(m.overall)}**" if m.overall else "–" for m in scores.models]
+    lines.append("| **overall** | " + " | ".join(overall + [f"**{_points(d.overall)}**" for d in scores.deltas]) + " |")
+    if len(scores.subjects) > 1:
+        macro = [_percent(m.macro) for m in scores.models] + [_points(d.macro) for d in scores.deltas]
+        lines.append("| macro | " + " | ".join(macro) + " |")
     return "\n".join(lines)
+
+
+def _scores_notes(scores: Scores) -> list[str]:
+    partial = [f"{m.label} {s} ({r.n} of {r.n_questions} questions)" if r.n_questions else f"{m.label} {s}"
+               for m in scores.models for s, r in m.subjects.items() if not r.complete]
+    missing = [f"{m.label} {s}" for m in scores.models for s in scores.subjects if s not in m.subjects]
+    notes = []
+    if partial:
+        notes.append("\\* partial: " + "; ".join(partial))
+    if missing:
+        notes.append("Missing results (left out of overall and macro): " + "; ".join(missing))
+    return [line for note in notes for line in (note, "")]
 
 
 def _metadata(inputs: CardInputs) -> str:
@@ -144,10 +261,17 @@ def _training_section(cfg: dict[str, Any]) -> list[str]:
 
 
 def _scores_section(inputs: CardInputs) -> list[str]:
-    if inputs.scores:
-        return ["## MMLU-Pro", "", f"Accuracy on [{MMLU_PRO}](https://huggingface.co/datasets/{MMLU_PRO}) "
-                "(5-shot chain of thought, as in MMLU-Pro's `evaluate_from_local.py`).", "",
-                scores_table(inputs.scores), ""]
+    scores = inputs.scores
+    if scores:
+        run = f", run `{_cell(scores.run_id)}`" if scores.run_id else ""
+        intro = (f"Accuracy on [{MMLU_PRO}](https://huggingface.co/datasets/{MMLU_PRO}){run}: 5-shot chain of "
+                 "thought, as in MMLU-Pro's `evaluate_from_local.py`; per subject, correct/questions. **overall** is "
+                 "total correct over total questions, as MMLU-Pro reports it")
+        intro += "; **macro** is the mean of the subject accuracies" if len(scores.subjects) > 1 else ""
+        if scores.deltas:
+            intro += ("; Δ is the fine-tuned model minus a baseline, in percentage points, over the subjects "
+                      "both have results for")
+        return ["## MMLU-Pro", "", intro + ".", "", scores_table(scores), "", *_scores_notes(scores)]
     if inputs.scores_markdown:
         return ["## MMLU-Pro", "", inputs.scores_markdown.strip(), ""]
     return []

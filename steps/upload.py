@@ -1,5 +1,9 @@
 """Publish the merged model with its model card: to a hub repo in one commit, or to a local folder.
 
+`--card-only` runs once the evaluation has finished: it regenerates README.md with the same card
+builder, now with the MMLU-Pro scores of `--summary`, and publishes that file alone over the
+earlier upload (one hub commit to the existing repo, or an atomic rewrite of DIR/README.md).
+
 The hub token comes from HF_TOKEN only (a Kubernetes Secret) and is never logged. Transient
 hub errors (timeouts, dropped connections, 429 and 5xx) are retried with exponential
 backoff; a rejected token or a missing repo fails at once. An incomplete model folder is
@@ -18,7 +22,7 @@ from typing import Annotated, TypeVar
 
 import typer
 
-from steps.common import EXIT_FAILURE, StepInputError, fail
+from steps.common import EXIT_FAILURE, StepInputError, fail, write_text_atomic
 from steps.model_card import CardInputs, load_summary, render_model_card
 from steps.training.axolotl_config import load_yaml_config
 from steps.training.logs import step_logger
@@ -102,30 +106,31 @@ def _describe(error: BaseException) -> str:
     return f"HTTP {status}" if status else type(error).__name__
 
 
-def push_to_hub(model_dir: Path, repo_id: str, card: str, *, private: bool, token: str,
-                attempts: int, endpoint: str | None = None) -> str:
-    """Create the repo if needed and commit the model and card in one commit; returns the commit URL."""
+def _commit(repo_id: str, operations: Callable[[], list], message: str, *, token: str, attempts: int,
+            endpoint: str | None, create_private: bool | None) -> str:
+    """One commit of `operations()` to `repo_id`, creating the repo first unless `create_private` is None.
+
+    Transient errors are retried with backoff; returns the commit URL.
+    """
     import httpx
-    from huggingface_hub import CommitOperationAdd, HfApi
-    from huggingface_hub.errors import HfHubHTTPError
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 
     api = HfApi(endpoint=endpoint, token=token)
-    files = model_files(model_dir)
-
-    def operations() -> list[CommitOperationAdd]:
-        # A CommitOperationAdd can be committed once, so each attempt gets fresh ones.
-        return [CommitOperationAdd(path_in_repo=CARD_NAME, path_or_fileobj=card.encode("utf-8")),
-                *(CommitOperationAdd(path_in_repo=f.as_posix(), path_or_fileobj=str(model_dir / f)) for f in files)]
-
     try:
-        repo_url = with_backoff(lambda: api.create_repo(repo_id, private=private, exist_ok=True),
-                                f"creating {repo_id}", attempts)
-        LOG.info("repo %s (%s)", repo_url, "private" if private else "public")
-        commit = with_backoff(lambda: api.create_commit(
-            repo_id, operations=operations(), commit_message="Upload model fine-tuned by tunebench"),
-            f"uploading to {repo_id}", attempts)
+        if create_private is not None:
+            repo_url = with_backoff(lambda: api.create_repo(repo_id, private=create_private, exist_ok=True),
+                                    f"creating {repo_id}", attempts)
+            LOG.info("repo %s (%s)", repo_url, "private" if create_private else "public")
+        commit = with_backoff(lambda: api.create_commit(repo_id, operations=operations(), commit_message=message),
+                              f"uploading to {repo_id}", attempts)
     except HfHubHTTPError as error:
         status = getattr(error.response, "status_code", None)
+        if isinstance(error, RepositoryNotFoundError) or status == 404:
+            hint = ("" if create_private is not None
+                    else " (--card-only updates the card of a model the upload step published: upload it first)")
+            raise StepInputError(f"--repo-id {repo_id}: no such model repo on the hub, or HF_TOKEN cannot see "
+                                 f"it{hint}") from None
         if status in (401, 403):
             raise StepInputError(f"the hub refused HF_TOKEN for {repo_id} (HTTP {status}); it needs write access "
                                  f"to the {repo_id.split('/')[0]} namespace") from None
@@ -135,31 +140,111 @@ def push_to_hub(model_dir: Path, repo_id: str, card: str, *, private: bool, toke
     return commit.commit_url
 
 
+def _card_operation(card: str):
+    from huggingface_hub import CommitOperationAdd
+
+    return CommitOperationAdd(path_in_repo=CARD_NAME, path_or_fileobj=card.encode("utf-8"))
+
+
+def push_to_hub(model_dir: Path, repo_id: str, card: str, *, private: bool, token: str,
+                attempts: int, endpoint: str | None = None) -> str:
+    """Create the repo if needed and commit the model and card in one commit; returns the commit URL."""
+    from huggingface_hub import CommitOperationAdd
+
+    files = model_files(model_dir)
+
+    def operations() -> list[CommitOperationAdd]:
+        # A CommitOperationAdd can be committed once, so each attempt gets fresh ones.
+        return [_card_operation(card),
+                *(CommitOperationAdd(path_in_repo=f.as_posix(), path_or_fileobj=str(model_dir / f)) for f in files)]
+
+    return _commit(repo_id, operations, "Upload model fine-tuned by tunebench", token=token, attempts=attempts,
+                   endpoint=endpoint, create_private=private)
+
+
+def push_card_to_hub(repo_id: str, card: str, *, token: str, attempts: int, endpoint: str | None = None) -> str:
+    """Commit README.md alone to the existing repo `repo_id` (its visibility and other files untouched)."""
+    return _commit(repo_id, lambda: [_card_operation(card)], "Update model card with MMLU-Pro scores (tunebench)",
+                   token=token, attempts=attempts, endpoint=endpoint, create_private=None)
+
+
+def write_local_card(target: Path, card: str) -> Path:
+    """Replace README.md of an earlier local upload in `target` atomically; nothing else is touched."""
+    if not target.is_dir():
+        raise StepInputError(f"--target {target}: no such folder; --card-only rewrites the card of an earlier "
+                             "upload, so run the upload step to it first")
+    problems = ([] if (target / CARD_NAME).is_file() else [f"{CARD_NAME} is missing"]) + model_folder_problems(target)
+    if problems:
+        raise StepInputError(f"--target {target}: does not hold an upload ({'; '.join(problems)}); --card-only "
+                             "rewrites the card of an earlier upload, so run the upload step to it first")
+    write_text_atomic(target / CARD_NAME, card)
+    return target / CARD_NAME
+
+
+def build_card(repo_id: str, *, axolotl_config: Path | None = None, dataset: str | None = None,
+               dataset_revision: str | None = None, base_model: str | None = None,
+               summary: Path | None = None) -> str:
+    """The README.md model card, the same for a full upload and a card-only update."""
+    cfg = load_yaml_config(axolotl_config, what="--axolotl-config") if axolotl_config else None
+    scores, scores_markdown = load_summary(summary) if summary else (None, None)
+    return render_model_card(CardInputs(
+        repo_id=repo_id, base_model=base_model or (cfg or {}).get("base_model"), dataset=dataset,
+        dataset_revision=dataset_revision, axolotl_config=cfg, scores=scores, scores_markdown=scores_markdown))
+
+
+def _check_repo_id(repo_id: str) -> None:
+    if not REPO_ID.fullmatch(repo_id):
+        raise StepInputError(f"--repo-id {repo_id!r}: not a hub repo id; use org/name")
+
+
+def _hub_token() -> str:
+    token = os.environ.get("HF_TOKEN")
+    if not token:
+        raise StepInputError("HF_TOKEN is not set; a hub upload needs a token with write access "
+                             "(cluster.hf_token_secret), or use --target DIR for a local folder")
+    return token
+
+
 def upload(model_dir: Path, repo_id: str, *, private: bool = True, target: str = HUB_TARGET,
            axolotl_config: Path | None = None, dataset: str | None = None, dataset_revision: str | None = None,
            base_model: str | None = None, summary: Path | None = None, retries: int = 5,
            endpoint: str | None = None) -> str:
     """Publish `model_dir` with a model card; returns the commit URL or the local folder."""
-    if not REPO_ID.fullmatch(repo_id):
-        raise StepInputError(f"--repo-id {repo_id!r}: not a hub repo id; use org/name")
+    _check_repo_id(repo_id)
     problems = model_folder_problems(model_dir)
     if problems:
         raise StepInputError(f"--model-dir {model_dir}: refusing to upload an incomplete model ({'; '.join(problems)})")
-    cfg = load_yaml_config(axolotl_config, what="--axolotl-config") if axolotl_config else None
-    scores, scores_markdown = load_summary(summary) if summary else ([], None)
-    card = render_model_card(CardInputs(
-        repo_id=repo_id, base_model=base_model or (cfg or {}).get("base_model"), dataset=dataset,
-        dataset_revision=dataset_revision, axolotl_config=cfg, scores=scores, scores_markdown=scores_markdown))
+    card = build_card(repo_id, axolotl_config=axolotl_config, dataset=dataset, dataset_revision=dataset_revision,
+                      base_model=base_model, summary=summary)
     if target != HUB_TARGET:
         written = write_local(model_dir, Path(target), card)
         LOG.info("wrote %s with its model card", written)
         return str(written)
-    token = os.environ.get("HF_TOKEN")
-    if not token:
-        raise StepInputError("HF_TOKEN is not set; a hub upload needs a token with write access "
-                             "(cluster.hf_token_secret), or use --target DIR for a local folder")
-    url = push_to_hub(model_dir, repo_id, card, private=private, token=token, attempts=retries + 1, endpoint=endpoint)
+    url = push_to_hub(model_dir, repo_id, card, private=private, token=_hub_token(), attempts=retries + 1,
+                      endpoint=endpoint)
     LOG.info("uploaded: %s", url)
+    return url
+
+
+def publish_card(repo_id: str, *, summary: Path | None, target: str = HUB_TARGET,
+                 axolotl_config: Path | None = None, dataset: str | None = None,
+                 dataset_revision: str | None = None, base_model: str | None = None, retries: int = 5,
+                 endpoint: str | None = None) -> str:
+    """Regenerate the card of an earlier upload, now with the MMLU-Pro scores, and publish README.md alone.
+
+    Returns the commit URL, or the README.md rewritten in a local target.
+    """
+    if summary is None:
+        raise StepInputError("--card-only needs --summary RUN/summary/summary.json (the scores the card adds)")
+    _check_repo_id(repo_id)
+    card = build_card(repo_id, axolotl_config=axolotl_config, dataset=dataset, dataset_revision=dataset_revision,
+                      base_model=base_model, summary=summary)
+    if target != HUB_TARGET:
+        written = write_local_card(Path(target), card)
+        LOG.info("rewrote %s with the MMLU-Pro scores", written)
+        return str(written)
+    url = push_card_to_hub(repo_id, card, token=_hub_token(), attempts=retries + 1, endpoint=endpoint)
+    LOG.info("updated the model card: %s", url)
     return url
 
 
@@ -175,22 +260,38 @@ def parse_bool(value: str, option: str) -> bool:
 
 
 def upload_cli(
-    model_dir: Annotated[Path, typer.Option(help="The merged model folder (RUN/train/output/merged).")],
     repo_id: Annotated[str, typer.Option(help="Hub repo, org/name (also titles the card of a local target).")],
-    private: Annotated[str, typer.Option(help="true or false: visibility of a repo this creates.")] = "true",
+    model_dir: Annotated[Path | None, typer.Option(
+        help="The merged model folder (RUN/train/output/merged); required, except that --card-only does not read "
+             "it.")] = None,
+    private: Annotated[str, typer.Option(
+        help="true or false: visibility of a repo this creates (--card-only creates none).")] = "true",
     target: Annotated[str, typer.Option(help="`hub`, or a local folder to write the same files to.")] = HUB_TARGET,
     axolotl_config: Annotated[Path | None, typer.Option(help="The final Axolotl config, for the card.")] = None,
     dataset: Annotated[str | None, typer.Option(help="Training dataset id, for the card.")] = None,
     dataset_revision: Annotated[str | None, typer.Option(help="Its revision, for the card.")] = None,
     base_model: Annotated[str | None, typer.Option(help="Base model id, for the card (default: the config's).")] = None,
-    summary: Annotated[Path | None, typer.Option(help="MMLU-Pro summary.json, for the card's score table.")] = None,
+    summary: Annotated[Path | None, typer.Option(
+        help="MMLU-Pro summary.json from the aggregate step, for the card's score table (required with "
+             "--card-only).")] = None,
+    card_only: Annotated[bool, typer.Option(
+        "--card-only", help="Publish only README.md, regenerated with the scores of --summary, over an "
+                            "earlier upload: one hub commit to the existing repo, or DIR/README.md rewritten "
+                            "in place.")] = False,
     retries: Annotated[int, typer.Option(help="Retries of a transient hub error, with exponential backoff.")] = 5,
 ) -> None:
-    """Upload the merged model and its model card to the hub (token from HF_TOKEN) or a local folder."""
+    """Upload the merged model and its model card to the hub (token from HF_TOKEN) or a local folder;
+    with --card-only, update just the card of an earlier upload once the scores exist."""
+    common = dict(axolotl_config=axolotl_config, dataset=dataset, dataset_revision=dataset_revision,
+                  base_model=base_model, summary=summary, retries=max(retries, 0), target=target)
     try:
-        upload(model_dir, repo_id, private=parse_bool(private, "--private"), target=target,
-               axolotl_config=axolotl_config, dataset=dataset, dataset_revision=dataset_revision,
-               base_model=base_model, summary=summary, retries=max(retries, 0))
+        is_private = parse_bool(private, "--private")
+        if card_only:
+            publish_card(repo_id, **common)
+        elif model_dir is None:
+            raise StepInputError("--model-dir is required: the merged model folder to upload (RUN/train/output/merged)")
+        else:
+            upload(model_dir, repo_id, private=is_private, **common)
     except StepInputError as error:
         fail(str(error))
     except UploadError as error:

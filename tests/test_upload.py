@@ -1,12 +1,14 @@
-"""steps.upload to a local folder target, and the bad input it refuses before anything is written or sent."""
+"""steps.upload to a local folder target (a full upload, and --card-only over it), and the bad input it
+refuses before anything is written or sent."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
 import pytest
-from test_upload_support import REPO, make_model_folder
+from test_upload_support import REPO, make_model_folder, write_reference_summary
 
 from steps import upload as upload_step
 from steps.common import StepInputError
@@ -43,19 +45,64 @@ def test_the_card_carries_the_config_and_the_scores(tmp_path):
     config = tmp_path / "axolotl.yaml"
     config.write_text("base_model: google/gemma-2-2b\nadapter: qlora\nlora_r: 32\nlearning_rate: 0.0002\n"
                       "hub_token: hf_do_not_publish\n")
-    summary = tmp_path / "summary.json"
-    summary.write_text(json.dumps({"models": [
-        {"label": "finetuned", "role": "finetuned", "accuracy": 0.238, "subjects": {"math": 0.238}},
-        {"label": "google/gemma-2-2b", "role": "baseline", "accuracy": {"accuracy": 0.107, "correct": 145}},
-    ]}))
+    summary = write_reference_summary(tmp_path / "run")
     target = tmp_path / "upload"
     upload_step.upload(model, REPO, target=str(target), axolotl_config=config, summary=summary)
     card = (target / "README.md").read_text()
     assert "base_model: google/gemma-2-2b" in card
     assert "| lora_r | `32` |" in card and "adapter: qlora" in card
-    assert "| finetuned | finetuned | 23.8% | 23.8% |" in card
-    assert "| google/gemma-2-2b | baseline | 10.7% | – |" in card
+    assert "| math | 23.8% (321/1351) | 10.7% (145/1351) | 37.0% (500/1351) | +13.0 pp | -13.2 pp |" in card
     assert "hf_do_not_publish" not in card
+
+
+def _files(folder):
+    return {path.relative_to(folder).as_posix(): (path.read_bytes(), path.stat().st_ino, path.stat().st_mtime_ns)
+            for path in folder.rglob("*") if path.is_file()}
+
+
+def _card_only(project_root, tmp_path, target, *extra):
+    """The command line the DAG's publish-scores task runs."""
+    config = tmp_path / "axolotl.yaml"
+    config.write_text("base_model: google/gemma-2-2b\nadapter: qlora\nlora_r: 32\n")
+    return subprocess.run(
+        [sys.executable, "-m", "steps.upload", "--card-only", "--model-dir", str(tmp_path / "merged"),
+         "--repo-id", REPO, "--target", str(target), "--axolotl-config", str(config),
+         "--base-model", "google/gemma-2-2b", "--dataset", "nvidia/AceReason-Math", "--dataset-revision", "",
+         "--private", "true", *extra],
+        cwd=project_root, capture_output=True, text=True, timeout=120)
+
+
+def test_card_only_rewrites_just_the_readme_of_a_local_upload_with_the_scores(tmp_path, project_root):
+    model = make_model_folder(tmp_path / "merged")
+    target = tmp_path / "upload"
+    upload_step.upload(model, REPO, target=str(target), dataset="nvidia/AceReason-Math")
+    before = _files(target)
+    assert "MMLU-Pro" not in (target / "README.md").read_text()
+    summary = write_reference_summary(tmp_path / "run")
+    result = _card_only(project_root, tmp_path, target, "--summary", str(summary))
+    assert result.returncode == 0, result.stderr
+    after = _files(target)
+    assert after.keys() == before.keys()
+    assert {name for name in after if after[name] != before[name]} == {"README.md"}
+    card = (target / "README.md").read_text()
+    assert "# tiny-finetune" in card and "| lora_r | `32` |" in card  # the same card builder as the upload
+    header = next(line for line in card.splitlines() if line.startswith("| subject |"))
+    assert header == ("| subject | acme/tiny-finetune (fine-tuned) | google/gemma-2-2b (baseline) | "
+                      "google/gemma-3-12b-it (baseline) | Δ vs google/gemma-2-2b | Δ vs google/gemma-3-12b-it |")
+    assert "| law | 40.0% (20/50)* | 30.0% (30/100) | missing | +10.0 pp | – |" in card
+    assert "| **overall** | **24.3% (341/1401)** | **12.1% (175/1451)** | **37.0% (500/1351)** |" in card
+    assert "partial: acme/tiny-finetune law (50 of 100 questions)" in card
+    assert [p.name for p in target.iterdir() if p.name.startswith(".")] == []
+
+
+def test_card_only_refuses_a_folder_without_an_upload(tmp_path):
+    summary = write_reference_summary(tmp_path / "run")
+    (tmp_path / "empty").mkdir()
+    for target in (tmp_path / "empty", tmp_path / "absent"):
+        expected = re.escape(f"--target {target}: ") + ".*run the upload step to it first"
+        with pytest.raises(StepInputError, match=expected):
+            upload_step.publish_card(REPO, summary=summary, target=str(target))
+    assert list((tmp_path / "empty").iterdir()) == [] and not (tmp_path / "absent").exists()
 
 
 def test_incomplete_model_folders_are_refused(tmp_path):
@@ -81,15 +128,18 @@ def test_a_shard_missing_from_an_index_is_found(tmp_path):
     (["--repo-id", "not a repo"], "--repo-id 'not a repo': not a hub repo id"),
     (["--repo-id", REPO, "--private", "maybe"], "--private 'maybe': use true or false"),
     (["--repo-id", REPO, "--summary", "{missing}"], "--summary"),
+    (["--repo-id", REPO, "--card-only"], "--card-only needs --summary"),
+    (["--repo-id", REPO, "--card-only", "--summary", "{missing}"], "--summary {missing}: no such file"),
 ])
 def test_cli_bad_input_exits_2_with_one_line(tmp_path, project_root, args, message):
     model = make_model_folder(tmp_path / "merged")
-    args = [arg.replace("{missing}", str(tmp_path / "nope.json")) for arg in args]
+    missing = str(tmp_path / "nope.json")
+    args = [arg.replace("{missing}", missing) for arg in args]
     result = subprocess.run([sys.executable, "-m", "steps.upload", "--model-dir", str(model),
                              "--target", str(tmp_path / "upload"), *args],
                             cwd=project_root, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2, result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and message.replace("{missing}", missing) in result.stderr
 
 
 def test_cli_refuses_an_empty_model_dir(tmp_path, project_root):

@@ -7,7 +7,10 @@ import pytest
 import yaml
 
 from steps.common import StepInputError
-from steps.model_card import CardInputs, ModelScores, load_summary, parse_scores, redact, render_model_card
+from test_upload_support import write_reference_summary
+
+from steps.model_card import (CardInputs, Delta, ModelScores, Result, load_summary, parse_scores, redact,
+                              render_model_card)
 
 
 def _front_matter(card: str) -> dict:
@@ -38,7 +41,7 @@ def test_summary_markdown_is_embedded_when_the_json_lists_no_models(tmp_path):
     (tmp_path / "summary.md").write_text("| model | math |\n|---|---|\n| finetuned | 50.0% |\n")
     scores, markdown = load_summary(tmp_path / "summary.json")
     card = render_model_card(CardInputs("acme/tiny", scores=scores, scores_markdown=markdown))
-    assert scores == [] and "## MMLU-Pro" in card and "| finetuned | 50.0% |" in card
+    assert scores is None and "## MMLU-Pro" in card and "| finetuned | 50.0% |" in card
 
 
 def test_invalid_summary_json_is_bad_input(tmp_path):
@@ -48,12 +51,42 @@ def test_invalid_summary_json_is_bad_input(tmp_path):
 
 
 def test_scores_skip_entries_without_numbers():
-    summary = {"models": [
-        {"label": "a", "accuracy": "n/a"},
-        {"role": "baseline", "accuracy": 0.3},
-        {"label": "b", "role": "finetuned", "overall": 0.25, "subjects": {"math": {"accuracy": 0.2}}},
-    ]}
-    assert parse_scores(summary) == [ModelScores("b", "finetuned", 0.25, {"math": 0.2})]
+    summary = {"subjects": ["math"], "models": [
+        {"label": "a", "role": "baseline", "subjects": {}, "overall": {"n": 0, "correct": 0, "accuracy": 0.0}},
+        {"role": "baseline", "overall": {"n": 1, "correct": 1, "accuracy": 1.0}},
+        {"label": "b", "role": "finetuned", "overall": {"n": 10, "correct": 3, "accuracy": 0.3},
+         "subjects": {"math": {"n": 10, "correct": 3, "accuracy": 0.3, "complete": True, "n_questions": 10},
+                      "law": {"accuracy": "n/a"}}},
+    ], "deltas": [{"model": "b", "baseline": "a", "subjects": {}, "overall": None, "macro": None}]}
+    scores = parse_scores(summary)
+    assert scores.subjects == ["math"]
+    assert scores.models == [ModelScores("b", "finetuned", Result(0.3, 3, 10), {"math": Result(0.3, 3, 10, True, 10)})]
+    assert scores.deltas == [Delta("b", "a")]
+
+
+def test_scores_are_read_from_what_aggregate_writes(tmp_path):
+    scores, _ = load_summary(write_reference_summary(tmp_path))
+    assert scores.run_id == "r1" and scores.subjects == ["math", "law"]
+    # The fine-tuned model first, then the baselines in the summary's order.
+    assert [(m.label, m.role) for m in scores.models] == [
+        ("acme/tiny-finetune", "finetuned"), ("google/gemma-2-2b", "baseline"), ("google/gemma-3-12b-it", "baseline")]
+    tuned, base, _ = scores.models
+    assert tuned.subjects["law"] == Result(0.4, 20, 50, False, 100)
+    assert tuned.overall == Result(pytest.approx(341 / 1401), 341, 1401)
+    assert base.macro == pytest.approx((145 / 1351 + 0.3) / 2)
+    assert [(d.model, d.baseline) for d in scores.deltas] == [
+        ("acme/tiny-finetune", "google/gemma-2-2b"), ("acme/tiny-finetune", "google/gemma-3-12b-it")]
+    assert scores.deltas[0].subjects == {"math": pytest.approx(321 / 1351 - 145 / 1351), "law": pytest.approx(0.1)}
+
+
+def test_one_subject_baselines_only_and_a_label_with_a_pipe(tmp_path):
+    results = {"google/gemma|2b": {"math": (145, 1351, 1351)}}
+    scores, _ = load_summary(write_reference_summary(tmp_path, results))
+    card = render_model_card(CardInputs("acme/tiny", scores=scores))
+    table = [line for line in card.splitlines() if line.startswith("|")]
+    assert table == ["| subject | google/gemma\\|2b (baseline) |", "|---|---:|", "| math | 10.7% (145/1351) |",
+                     "| **overall** | **10.7% (145/1351)** |"]
+    assert "Δ" not in card and "macro" not in card
 
 
 def test_secrets_in_the_config_are_redacted_everywhere():

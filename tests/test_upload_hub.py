@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from test_upload_support import REPO, HubStandIn, make_model_folder
+from test_upload_support import REPO, HubStandIn, make_model_folder, write_reference_summary
 
 from steps import upload as upload_step
 from steps.common import StepInputError
@@ -99,6 +99,48 @@ def test_a_missing_token_fails_before_any_request(hub, tmp_path, monkeypatch):
     monkeypatch.delenv("HF_TOKEN", raising=False)
     with pytest.raises(StepInputError, match="HF_TOKEN is not set"):
         upload_step.upload(model, REPO, endpoint=hub.endpoint)
+    assert hub.auth_headers == set()
+
+
+def test_cli_card_only_commits_just_the_readme_to_the_existing_repo(hub, tmp_path, project_root):
+    summary = write_reference_summary(tmp_path / "run")
+    env = {**_clean_env(), "HF_TOKEN": TOKEN, "HF_ENDPOINT": hub.endpoint, "HF_HUB_OFFLINE": "0"}
+    result = subprocess.run(
+        [sys.executable, "-m", "steps.upload", "--card-only", "--model-dir", str(tmp_path / "merged"),
+         "--repo-id", REPO, "--target", "hub", "--base-model", "google/gemma-2-2b", "--dataset",
+         "nvidia/AceReason-Math", "--dataset-revision", "abc123", "--summary", str(summary), "--private", "false"],
+        cwd=project_root, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert hub.created == []  # the upload step made the repo; a card update never creates or re-scopes it
+    assert len(hub.commits) == 1 and list(hub.commits[0]) == ["README.md"]
+    card = hub.commits[0]["README.md"].decode()
+    assert "base_model: google/gemma-2-2b" in card and "revision `abc123`" in card
+    assert "| math | 23.8% (321/1351) | 10.7% (145/1351) | 37.0% (500/1351) | +13.0 pp | -13.2 pp |" in card
+    assert hub.auth_headers == {f"Bearer {TOKEN}"}
+    assert TOKEN not in result.stdout + result.stderr
+
+
+def test_card_only_retries_transient_errors(hub, tmp_path, monkeypatch, waits):
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    hub.fail_commits_with = [503]
+    url = upload_step.publish_card(REPO, summary=write_reference_summary(tmp_path / "run"), endpoint=hub.endpoint,
+                                   retries=2)
+    assert url.endswith("/commit/" + "a" * 40)
+    assert [list(files) for files in hub.commits] == [["README.md"]] and waits == [upload_step.RETRY_BASE_SECONDS]
+
+
+def test_card_only_to_a_repo_that_does_not_exist_fails_at_once(hub, tmp_path, monkeypatch, waits):
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    with pytest.raises(StepInputError, match="--repo-id acme/absent: no such model repo") as caught:
+        upload_step.publish_card("acme/absent", summary=write_reference_summary(tmp_path / "run"),
+                                 endpoint=hub.endpoint)
+    assert hub.created == [] and hub.commits == [] and waits == [] and TOKEN not in str(caught.value)
+
+
+def test_card_only_without_a_token_fails_before_any_request(hub, tmp_path, monkeypatch):
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    with pytest.raises(StepInputError, match="HF_TOKEN is not set"):
+        upload_step.publish_card(REPO, summary=write_reference_summary(tmp_path / "run"), endpoint=hub.endpoint)
     assert hub.auth_headers == set()
 
 

@@ -1,8 +1,10 @@
-"""Helpers of the upload tests: a small but well-formed model folder, and a stand-in for the hub's HTTP API.
+"""Helpers of the upload tests: a small but well-formed model folder, an MMLU-Pro summary.json written
+by steps.aggregate itself, and a stand-in for the hub's HTTP API.
 
 The stand-in speaks the endpoints a commit of small files uses (create repo, validate the
 card's YAML, preupload, commit); it answers "regular" upload mode, so file contents arrive
-inline in the commit and can be checked byte for byte.
+inline in the commit and can be checked byte for byte. Any other model repo is missing, as
+the hub says it (404 with X-Error-Code RepoNotFound).
 """
 from __future__ import annotations
 
@@ -14,7 +16,20 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import save_file
 
+from steps.aggregate import aggregate
+from steps.common import write_json_atomic
+from steps.mmlu_pro.results import settings_hash, subject_summary
+from steps.plan_eval import plan, write_plan
+
 REPO = "acme/tiny-finetune"
+MERGED = "/workspace/runs/r1/train/output/merged"
+# (correct, answered, questions) per model and subject: the reference run's math scores (0.107 and
+# 0.238 of 1,351), a partial result (50 of 100 law questions answered) and a missing one.
+REFERENCE_RESULTS = {
+    "google/gemma-2-2b": {"math": (145, 1351, 1351), "law": (30, 100, 100)},
+    "google/gemma-3-12b-it": {"math": (500, 1351, 1351)},
+    MERGED: {"math": (321, 1351, 1351), "law": (20, 50, 100)},
+}
 
 
 def make_model_folder(folder: Path) -> Path:
@@ -25,6 +40,28 @@ def make_model_folder(folder: Path) -> Path:
     (folder / "tokenizer.json").write_text(json.dumps({"version": "1.0", "model": {"type": "WordLevel"}}))
     save_file({"embed.weight": np.arange(32, dtype=np.float32).reshape(4, 8)}, str(folder / "model.safetensors"))
     return folder
+
+
+def write_reference_summary(run: Path, results: dict | None = None) -> Path:
+    """RUN/summary/summary.json as the pipeline writes it: plan_eval's models.json, eval_mmlu_pro's
+    per-subject summaries (steps.mmlu_pro.results.subject_summary), then steps.aggregate.aggregate."""
+    results = REFERENCE_RESULTS if results is None else results
+    baselines = [model for model in results if model != MERGED]
+    subjects = list(dict.fromkeys(s for scores in results.values() for s in scores))
+    planned = plan(baselines, subjects, finetuned_model=MERGED if MERGED in results else None, finetuned_label=REPO)
+    write_plan(run / "eval" / "plan", planned)
+    settings = {"engine": "hf", "extract": "tiger", "max_new_tokens": 2048}
+    for model in planned["models"]:
+        for subject, (correct, answered, questions) in results[model["model"]].items():
+            records = [{"correct": i < correct, "method": "l1", "k": 5, "hit_token_limit": False}
+                       for i in range(answered)]
+            summary = subject_summary(records, n_questions=questions, subject=subject, model=model["model"],
+                                      label=model["label"], role=model["role"], engine="hf", model_revision="rev-1",
+                                      dataset="TIGER-Lab/MMLU-Pro", dataset_revision="rev-data", extract="tiger",
+                                      limit=None, settings=settings, settings_hash=settings_hash(settings))
+            write_json_atomic(run / "eval" / model["slug"] / f"{subject}.summary.json", summary)
+    aggregate(run / "eval", run / "eval" / "plan" / "models.json", subjects, run / "summary", "r1")
+    return run / "summary" / "summary.json"
 
 
 class HubStandIn(ThreadingHTTPServer):
@@ -47,9 +84,11 @@ class HubHandler(BaseHTTPRequestHandler):
     def log_message(self, *args) -> None:  # keep pytest output clean
         pass
 
-    def _reply(self, status: int, body: dict) -> None:
+    def _reply(self, status: int, body: dict, headers: dict[str, str] | None = None) -> None:
         data = json.dumps(body).encode()
         self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
@@ -78,4 +117,6 @@ class HubHandler(BaseHTTPRequestHandler):
             self.server.commits.append(files)
             return self._reply(200, {"commitUrl": f"{self.server.endpoint}/{REPO}/commit/{'a' * 40}",
                                      "commitOid": "a" * 40, "pullRequestUrl": None})
+        if self.path.startswith("/api/models/"):
+            return self._reply(404, {"error": "Repository not found"}, {"X-Error-Code": "RepoNotFound"})
         return self._reply(404, {"error": f"no route {self.path}"})
