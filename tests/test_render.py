@@ -200,3 +200,15 @@ def test_cron_rebenchmarks_only_a_model_published_to_the_hub(reference, enabled,
     template = manifests(reference.model_copy(update={"upload": upload}), "template")[1]
     params = {p["name"]: p["value"] for p in template["spec"]["arguments"]["parameters"]}
     assert params["finetuned_model"] == expected
+
+
+def test_scores_reach_the_model_card_after_aggregate(reference):
+    workflow = manifests(reference, "workflow")[0]
+    dag = next(t for t in workflow["spec"]["templates"] if t["name"] == "pipeline")["dag"]
+    publish = next(t for t in dag["tasks"] if t["name"] == "publish-scores")
+    assert publish["depends"] == "upload && (aggregate.Succeeded || aggregate.Failed)"
+    assert publish["when"] == "{{workflow.parameters.upload_enabled}} == true"
+    template = next(t for t in workflow["spec"]["templates"] if t["name"] == "publish-scores")
+    args = template["container"]["args"]
+    assert args[0] == "--card-only"
+    assert args[args.index("--summary") + 1] == "/mnt/workspace/runs/{{workflow.name}}/summary/summary.json"

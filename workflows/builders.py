@@ -2,9 +2,9 @@
 
 ```
 convert-dataset ──┐
-memory-gate ──────┴─► train ─► merge-lora ─┬─► upload
-                                           └─► eval-finetuned (withParam) ─┐
-plan-eval ─► eval-baseline (withParam; runs while training runs) ──────────┴─► aggregate
+memory-gate ──────┴─► train ─► merge-lora ─┬─► upload ───────────────────────────────┐
+                                           └─► eval-finetuned (withParam) ─┐         │
+plan-eval ─► eval-baseline (withParam; runs while training runs) ──────────┴─► aggregate ─┴─► publish-scores
 ```
 """
 from __future__ import annotations
@@ -33,6 +33,8 @@ MERGED_MODEL_DIR = f"{TRAIN_DIR}/output/merged"
 EVAL_DIR = f"{RUN_DIR}/eval"
 PLAN_DIR = f"{EVAL_DIR}/plan"
 LOCAL_UPLOAD_DIR = f"{RUN_DIR}/upload"
+SUMMARY_DIR = f"{RUN_DIR}/summary"
+SUMMARY_FILE = f"{SUMMARY_DIR}/summary.json"
 
 
 def _flag_args(**flags: object) -> list[str]:
@@ -102,18 +104,35 @@ def merge_lora(cfg: PipelineConfig) -> Container:
     ).container(cfg)
 
 
+def _publish_args(cfg: PipelineConfig) -> tuple[str, ...]:
+    """What the upload and the later card update both say about the model."""
+    return (
+        "--model-dir", MERGED_MODEL_DIR, "--repo-id", input_ref("repo_id"),
+        "--target", "hub" if cfg.upload.target == "hub" else LOCAL_UPLOAD_DIR,
+        "--axolotl-config", FINAL_AXOLOTL_CONFIG, "--base-model", input_ref("base_model"),
+        "--dataset", input_ref("dataset"), "--dataset-revision", input_ref("dataset_revision"),
+    )
+
+
+PUBLISH_INPUTS = ("repo_id", "base_model", "dataset", "dataset_revision")
+
+
 def upload(cfg: PipelineConfig) -> Container:
-    to_hub = cfg.upload.target == "hub"
     return StepTemplate(
         name="upload", module="upload", image=cfg.cluster.images.light,
-        inputs=("repo_id", "private", "base_model", "dataset", "dataset_revision"),
-        args=(
-            "--model-dir", MERGED_MODEL_DIR, "--repo-id", input_ref("repo_id"),
-            "--private", input_ref("private"), "--target", "hub" if to_hub else LOCAL_UPLOAD_DIR,
-            "--axolotl-config", FINAL_AXOLOTL_CONFIG, "--base-model", input_ref("base_model"),
-            "--dataset", input_ref("dataset"), "--dataset-revision", input_ref("dataset_revision"),
-        ),
-        cpu="2", memory="8Gi", retry=NETWORK_RETRY, timeout_seconds=3 * 3600, hub_token_required=to_hub,
+        inputs=(*PUBLISH_INPUTS, "private"), args=(*_publish_args(cfg), "--private", input_ref("private")),
+        cpu="2", memory="8Gi", retry=NETWORK_RETRY, timeout_seconds=3 * 3600,
+        hub_token_required=cfg.upload.target == "hub",
+    ).container(cfg)
+
+
+def publish_scores(cfg: PipelineConfig) -> Container:
+    """The model card again, now with the run's MMLU-Pro table (the upload ran before the scores existed)."""
+    return StepTemplate(
+        name="publish-scores", module="upload", image=cfg.cluster.images.light,
+        inputs=PUBLISH_INPUTS, args=("--card-only", *_publish_args(cfg), "--summary", SUMMARY_FILE),
+        cpu="500m", memory="1Gi", retry=NETWORK_RETRY, timeout_seconds=1800,
+        hub_token_required=cfg.upload.target == "hub",
     ).container(cfg)
 
 
@@ -159,7 +178,7 @@ def aggregate(cfg: PipelineConfig) -> Container:
         inputs=("subjects", "regression_threshold"),
         args=(
             "--eval-dir", EVAL_DIR, "--models", f"{PLAN_DIR}/models.json", "--subjects", input_ref("subjects"),
-            "--out-dir", f"{RUN_DIR}/summary", "--run-id", "{{workflow.name}}",
+            "--out-dir", SUMMARY_DIR, "--run-id", "{{workflow.name}}",
             "--history", HISTORY_DIR, "--regression-threshold", input_ref("regression_threshold"),
         ),
         cpu="1", memory="2Gi", hub_token=False, timeout_seconds=900,
@@ -217,7 +236,7 @@ def _pipeline_dag(cfg: PipelineConfig, params: dict[str, WorkflowParam]) -> None
     templates = {
         "convert": convert_dataset(cfg), "gate": memory_gate(cfg), "train": train(cfg),
         "merge": merge_lora(cfg), "upload": upload(cfg), "plan": plan_eval(cfg),
-        "aggregate": aggregate(cfg),
+        "aggregate": aggregate(cfg), "publish": publish_scores(cfg),
     }
     fanout = eval_fanout(eval_mmlu_pro(cfg), cfg.eval.parallelism)
     with DAG(name=PIPELINE_ENTRYPOINT):
@@ -232,16 +251,21 @@ def _pipeline_dag(cfg: PipelineConfig, params: dict[str, WorkflowParam]) -> None
             "base_model": p["base_model"], "base_model_revision": p["base_model_revision"],
             "axolotl_config": p["axolotl_config"], "overrides": p["axolotl_overrides"], "gpus": p["gpus"]})
         merged = templates["merge"](name="merge-lora", depends=trained.name)
-        templates["upload"](name="upload", depends=merged.name, when=f"{p['upload_enabled']} == true", arguments={
-            "repo_id": p["hub_repo"], "private": p["hub_private"], "base_model": p["base_model"],
-            "dataset": p["dataset"], "dataset_revision": p["dataset_revision"]})
+        published_model = {"repo_id": p["hub_repo"], "base_model": p["base_model"],
+                           "dataset": p["dataset"], "dataset_revision": p["dataset_revision"]}
+        upload_enabled = f"{p['upload_enabled']} == true"
+        uploaded = templates["upload"](name="upload", depends=merged.name, when=upload_enabled,
+                                       arguments={**published_model, "private": p["hub_private"]})
         plan = templates["plan"](name="plan-eval", arguments={
             "baselines": p["baselines"], "subjects": p["subjects"],
             "finetuned_model": MERGED_MODEL_DIR, "finetuned_label": p["hub_repo"]})
         baseline = _eval_fanout(fanout, "eval-baseline", plan, "baseline-items", params, plan.name)
         finetuned = _eval_fanout(fanout, "eval-finetuned", plan, "finetuned-items", params,
                                  f"{merged.name} && {plan.name}")
-        _aggregate_task(templates["aggregate"], params, f"{baseline.name} && {finetuned.name}")
+        scored = _aggregate_task(templates["aggregate"], params, f"{baseline.name} && {finetuned.name}")
+        # After a regression (aggregate exits 4) the scores are still the model's: publish them.
+        templates["publish"](name="publish-scores", when=upload_enabled, arguments=published_model,
+                             depends=f"{uploaded.name} && ({scored.name}.Succeeded || {scored.name}.Failed)")
 
 
 def _benchmark_dag(cfg: PipelineConfig, params: dict[str, WorkflowParam]) -> None:
