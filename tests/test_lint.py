@@ -87,12 +87,17 @@ def test_unknown_workflow_parameter(workflow):
 
 
 def test_mount_without_volume(workflow):
-    workflow["spec"]["volumes"] = [v for v in workflow["spec"]["volumes"] if v["name"] != "dshm"]
-    assert any("volume mount 'dshm' at /dev/shm has no volume" in p for p in lint_manifest(workflow))
+    workflow["spec"]["volumes"] = [v for v in workflow["spec"]["volumes"] if v["name"] != "hf-cache"]
+    assert any("volume mount 'hf-cache' at /mnt/hf-cache has no volume" in p for p in lint_manifest(workflow))
+
+
+def test_gpu_pods_bring_their_own_shm_volume(workflow):
+    del template(workflow, "train")["volumes"]
+    assert any("template 'train': volume mount 'dshm' at /dev/shm has no volume" in p for p in lint_manifest(workflow))
 
 
 def test_item_outside_a_fan_out(workflow):
-    del task(workflow, "eval-baseline")["withParam"]
+    del template(workflow, "eval-fanout")["dag"]["tasks"][0]["withParam"]
     assert any("without withParam or withItems" in p for p in lint_manifest(workflow))
 
 

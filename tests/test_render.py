@@ -134,7 +134,7 @@ def test_hf_token_only_from_a_secret(reference):
                 if env["name"] == "HF_TOKEN":
                     assert "value" not in env
                     assert env["valueFrom"]["secretKeyRef"] == {"name": "hf-token", "key": "token",
-                                                                "optional": template["name"] != "upload"}
+                                                                "optional": template["name"] not in ("upload", "publish-scores")}
     assert "hf_" not in text.lower().replace("hf_home", "").replace("hf_token", "")
 
 
