@@ -26,6 +26,7 @@ class TransientFailure(Exception):
 
 
 _TRANSIENT_HINTS = ("connect", "timed out", "timeout", "temporarily", "503", "502", "504", "429")
+_TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
 
 
 def load_failure(what: str, error: BaseException) -> Exception:
@@ -33,7 +34,9 @@ def load_failure(what: str, error: BaseException) -> Exception:
     text = str(error).strip()
     reason = text.splitlines()[0] if text else type(error).__name__
     message = f"{what} cannot be loaded: {reason}"
-    if isinstance(error, (ConnectionError, TimeoutError)) or any(hint in reason.lower() for hint in _TRANSIENT_HINTS):
+    status = getattr(getattr(error, "response", None), "status_code", None)  # HTTP errors of hub clients
+    if (isinstance(error, (ConnectionError, TimeoutError)) or status in _TRANSIENT_STATUS
+            or any(hint in reason.lower() for hint in _TRANSIENT_HINTS)):
         return TransientFailure(message)
     return StepInputError(message)
 

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 import typer
 
-from steps.common import EXIT_FAILURE, EXIT_GATE_CLOSED, StepInputError, fail, write_json_atomic
+from steps.common import EXIT_FAILURE, EXIT_GATE_CLOSED, StepInputError, TransientFailure, fail, write_json_atomic
 
 ShardingChoice = Literal["auto", "none", "fsdp", "zero3", "zero2", "zero1"]
 Mode = Literal["fail", "warn"]
@@ -139,7 +139,6 @@ def estimate_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the estimate as JSON instead of a table.")] = False,
 ) -> None:
     """Estimate the GPU memory of a fine-tuning run and say whether it fits (exit 3 if not, in fail mode)."""
-    from steps.memory.inventory import ModelSourceUnavailable
     from steps.memory.settings import cli_settings
     from steps.training.axolotl_config import parse_overrides
 
@@ -151,7 +150,7 @@ def estimate_command(
                                    axolotl_config=axolotl_config, settings=settings, sharding=sharding)
     except StepInputError as error:
         fail(str(error))
-    except ModelSourceUnavailable as error:
+    except TransientFailure as error:  # the hub unreachable or failing: Argo's retry may cure it
         fail(str(error), EXIT_FAILURE)
     estimate["mode"] = mode
     if out is not None:

@@ -472,3 +472,13 @@ def test_method_is_required_without_an_axolotl_config(model_configs: Path) -> No
 def test_full_fine_tuning_cannot_load_quantised_weights(model_configs: Path) -> None:
     with pytest.raises(StepInputError, match="load_in_4bit"):
         training_setup({"load_in_4bit": True}, "--axolotl-config x.yaml")
+
+
+def test_a_failing_hub_exits_1_with_one_line(fake_hub) -> None:  # Argo's network retry takes it from there
+    from huggingface_hub.errors import HfHubHTTPError
+
+    fake_hub["metadata"] = _http_error(HfHubHTTPError, 503)
+    result = run_cli("--model", "org/tiny", "--method", "lora", "--gpus", "1", "--gpu-memory-gib", "24")
+    assert result.exit_code == 1
+    assert result.stderr.strip().startswith("error: --model org/tiny") and "hub said no" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -16,7 +16,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from steps.common import StepInputError, TransientFailure
+from steps.common import StepInputError, TransientFailure, load_failure
 from steps.memory.architectures import ModelDims, Shapes, model_dims, tensors_from_config, ties_embeddings
 
 HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
@@ -169,6 +169,8 @@ def _hub_repo(repo_id: str, revision: str | None) -> ModelInventory:
                                      f"is not in the HF_HOME cache: {error}") from None
     except errors.EntryNotFoundError:
         raise StepInputError(f"{where}: the repo has no config.json, so it is not a transformers model") from None
+    except (errors.HfHubHTTPError, OSError) as error:  # 5xx, 429, timeouts, refused connections, ...
+        raise load_failure(where, error) from None
     shapes = {name: tuple(info.shape) for file in metadata.files_metadata.values()
               for name, info in file.tensors.items()}
     return _inventory(repo_id, "hub safetensors metadata", config, shapes)
