@@ -82,6 +82,19 @@ def read_json(path: str | os.PathLike[str]) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
+def read_jsonl(path: str | os.PathLike[str], hint: str = "") -> list[dict[str, Any]]:
+    """The objects of a JSON-lines file, blank lines skipped; a bad line is named with its number."""
+    rows = []
+    with Path(path).open(encoding="utf-8") as lines:
+        for number, line in enumerate(lines, 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as error:
+                    raise StepInputError(f"{path}:{number} is not a JSON line ({error}){hint}") from None
+    return rows
+
+
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
     """Print one actionable line to stderr and exit with `code` (no traceback for user errors)."""
     print(f"error: {message}", file=sys.stderr)

@@ -6,14 +6,12 @@ A local folder holds `validation.{parquet,jsonl}` (few-shot examples) and
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from steps.common import StepInputError
-from steps.common import load_failure
+from steps.common import StepInputError, load_failure, read_jsonl
 
 HUB_DATASET = "TIGER-Lab/MMLU-Pro"
 SPLITS = ("validation", "test")
@@ -61,14 +59,7 @@ def _read_rows(path: Path) -> list[dict[str, Any]]:
         table = pq.read_table(path)
         _check_fields(table.column_names, str(path))
         return table.to_pylist()
-    rows = []
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as error:
-                    raise StepInputError(f"{path}:{number} is not a JSON line: {error}") from None
+    rows = read_jsonl(path)
     _check_fields(list(rows[0]) if rows else [], str(path))
     return rows
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from steps.common import StepInputError, atomic_path
+from steps.common import atomic_path, read_jsonl
 from steps.mmlu_pro.extract import METHODS, extract_answer
 
 
@@ -22,15 +22,7 @@ def settings_hash(settings: Mapping[str, Any]) -> str:
 def read_records(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         return []
-    records = []
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, 1):
-            if line.strip():
-                try:
-                    records.append(json.loads(line))
-                except json.JSONDecodeError as error:
-                    raise StepInputError(f"{path}:{number} is not a JSON line ({error}); delete the file to start over") from None
-    return records
+    return read_jsonl(path, hint="; delete the file to start over")
 
 
 def write_records(path: Path, records: Iterable[Mapping[str, Any]]) -> None:
