@@ -23,7 +23,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SMOKE = PROJECT_ROOT / "configs" / "pipelines" / "smoke.yaml"
 ASSETS = PROJECT_ROOT / "build" / "demo-assets"
 TASKS = {"convert-dataset", "memory-gate", "train", "merge-lora", "upload", "plan-eval", "eval-baseline",
-         "eval-finetuned", "aggregate"}
+         "eval-finetuned", "aggregate", "publish-scores",
+         # the fan-outs, inside the eval-fanout DAG template each eval task calls
+         "eval-baseline.eval", "eval-finetuned.eval"}
 
 
 def _env() -> dict[str, str]:
@@ -77,7 +79,7 @@ def test_smoke_pipeline_end_to_end_then_resume(assets: Path, tmp_path: Path) -> 
     tasks = {entry["task"]: entry for entry in timeline["tasks"]}
     assert set(tasks) == TASKS
     assert all(entry["phase"] == "Succeeded" for entry in tasks.values()), {k: v["phase"] for k, v in tasks.items()}
-    assert len(tasks["eval-baseline"]["pods"]) == 2 and len(tasks["eval-finetuned"]["pods"]) == 2
+    assert len(tasks["eval-baseline.eval"]["pods"]) == 2 and len(tasks["eval-finetuned.eval"]["pods"]) == 2
     # the baselines ran while the model trained
     assert tasks["eval-baseline"]["start"] < tasks["train"]["end"]
 
@@ -85,7 +87,8 @@ def test_smoke_pipeline_end_to_end_then_resume(assets: Path, tmp_path: Path) -> 
     summary = run_dir / "summary"
     for name in ("summary.json", "summary.md", "scores.png"):
         assert (summary / name).is_file(), name
-    assert (run_dir / "upload" / "README.md").is_file()
+    card = (run_dir / "upload" / "README.md").read_text()
+    assert "## MMLU-Pro" in card and "| math |" in card  # publish-scores put the table into the card
     assert (run_dir / "train" / "output" / "merged" / "config.json").is_file()
     # the CLI printed the aggregate's table and where the files are
     assert "| math |" in output and "| physics |" in output
