@@ -4,8 +4,11 @@
 ARG VLLM_IMAGE=vllm/vllm-openai:v0.11.0
 FROM ${VLLM_IMAGE}
 
+# vLLM's image installs into the system Python; where that Python is marked externally
+# managed (PEP 668), pip needs leave to add the project beside vLLM.
 ENV PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_BREAK_SYSTEM_PACKAGES=1 \
     HOME=/home/tunebench
 
 WORKDIR /app
