@@ -354,7 +354,7 @@ class ArgoClient:
         namespace = manifest["metadata"]["namespace"]
         api = _Api.of(self._service, kind)
         url = (self.settings.cron_url if kind == "CronWorkflow" else self.settings.template_url)(namespace, name)
-        current = self._call(Operation("get", kind, name, namespace), api.get, name, namespace=namespace,
+        current = self._call(Operation("get", kind, name, namespace), api.method("get"), name, namespace=namespace,
                              missing_ok=True)
         current = to_dict(current) if current is not None else None
         if current is not None and is_unchanged(kind, manifest, current):
@@ -367,17 +367,17 @@ class ArgoClient:
             skip_lint = kind == "CronWorkflow" and any(
                 item.kind == "WorkflowTemplate" and item.action == "would create" for item in done)
             if not skip_lint:
-                self._call(Operation("lint", kind, name, namespace), api.lint, api.lint_request(manifest),
+                self._call(Operation("lint", kind, name, namespace), api.method("lint"), api.lint_request(manifest),
                            namespace=namespace)
             return Applied(kind, name, namespace, "would create" if current is None else "would update", url,
                            "lint skipped: its WorkflowTemplate does not exist yet" if skip_lint else "")
         if current is None:
-            self._call(Operation("create", kind, name, namespace), api.create, api.create_request(manifest),
+            self._call(Operation("create", kind, name, namespace), api.method("create"), api.create_request(manifest),
                        namespace=namespace)
             return Applied(kind, name, namespace, "created", url)
         manifest = copy.deepcopy(manifest)
         manifest["metadata"]["resourceVersion"] = current["metadata"].get("resourceVersion")
-        self._call(Operation("update", kind, name, namespace), api.update, name, api.update_request(manifest),
+        self._call(Operation("update", kind, name, namespace), api.method("update"), name, api.update_request(manifest),
                    namespace=namespace)
         return Applied(kind, name, namespace, "updated", url)
 
@@ -459,42 +459,54 @@ def phase_of(workflow: dict[str, Any] | None) -> str:
 
 
 @dataclass(frozen=True)
+class _Kind:
+    """How the Argo Server API names one kind: its service methods, model, request bodies and their field."""
+
+    methods: str  # `<verb>_<methods>` on WorkflowsService, e.g. get_workflow_template
+    model: type
+    create_request: type
+    update_request: type
+    lint_request: type
+    field: str  # the request body's field that holds the object
+
+
+_KINDS = {
+    "WorkflowTemplate": _Kind("workflow_template", m.WorkflowTemplate, m.WorkflowTemplateCreateRequest,
+                              m.WorkflowTemplateUpdateRequest, m.WorkflowTemplateLintRequest, "template"),
+    "CronWorkflow": _Kind("cron_workflow", m.CronWorkflow, m.CreateCronWorkflowRequest,
+                          m.UpdateCronWorkflowRequest, m.LintCronWorkflowRequest, "cron_workflow"),
+}
+
+
+@dataclass(frozen=True)
 class _Api:
     """The get / create / update / lint calls of one kind and their request bodies."""
 
-    get: Callable[..., Any]
-    create: Callable[..., Any]
-    update: Callable[..., Any]
-    lint: Callable[..., Any]
-    create_request: Callable[[dict[str, Any]], Any]
-    update_request: Callable[[dict[str, Any]], Any]
-    lint_request: Callable[[dict[str, Any]], Any]
+    service: WorkflowsService
+    kind: _Kind
 
     @staticmethod
     def of(service: WorkflowsService, kind: str) -> _Api:
-        if kind == "WorkflowTemplate":
-            def model(data: dict[str, Any]) -> Any:
-                return m.WorkflowTemplate.model_validate(data)
-            return _Api(
-                service.get_workflow_template, service.create_workflow_template,
-                service.update_workflow_template, service.lint_workflow_template,
-                lambda data: m.WorkflowTemplateCreateRequest(template=model(data), namespace=data["metadata"]["namespace"]),
-                lambda data: m.WorkflowTemplateUpdateRequest(template=model(data), name=data["metadata"]["name"],
-                                                             namespace=data["metadata"]["namespace"]),
-                lambda data: m.WorkflowTemplateLintRequest(template=model(data), namespace=data["metadata"]["namespace"]),
-            )
-        if kind == "CronWorkflow":
-            def cron(data: dict[str, Any]) -> Any:
-                return m.CronWorkflow.model_validate(data)
-            return _Api(
-                service.get_cron_workflow, service.create_cron_workflow,
-                service.update_cron_workflow, service.lint_cron_workflow,
-                lambda data: m.CreateCronWorkflowRequest(cron_workflow=cron(data), namespace=data["metadata"]["namespace"]),
-                lambda data: m.UpdateCronWorkflowRequest(cron_workflow=cron(data), name=data["metadata"]["name"],
-                                                         namespace=data["metadata"]["namespace"]),
-                lambda data: m.LintCronWorkflowRequest(cron_workflow=cron(data), namespace=data["metadata"]["namespace"]),
-            )
-        raise ValueError(f"apply handles WorkflowTemplate and CronWorkflow, not {kind}")
+        if kind not in _KINDS:
+            raise ValueError(f"apply handles {' and '.join(_KINDS)}, not {kind}")
+        return _Api(service, _KINDS[kind])
+
+    def method(self, verb: str) -> Callable[..., Any]:
+        """The service's `get`, `create`, `update` or `lint` call for this kind."""
+        return getattr(self.service, f"{verb}_{self.kind.methods}")
+
+    def _body(self, request: type, data: dict[str, Any], **extra: Any) -> Any:
+        obj = self.kind.model.model_validate(data)
+        return request(**{self.kind.field: obj}, namespace=data["metadata"]["namespace"], **extra)
+
+    def create_request(self, data: dict[str, Any]) -> Any:
+        return self._body(self.kind.create_request, data)
+
+    def update_request(self, data: dict[str, Any]) -> Any:
+        return self._body(self.kind.update_request, data, name=data["metadata"]["name"])
+
+    def lint_request(self, data: dict[str, Any]) -> Any:
+        return self._body(self.kind.lint_request, data)
 
 
 __all__ = ["ArgoClient", "Applied", "Submitted", "WaitTimeout", "is_unchanged", "load",
