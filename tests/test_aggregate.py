@@ -100,9 +100,14 @@ def test_missing_and_partial_results_are_listed_not_averaged_away(tmp_path):
     assert not summary["complete"]
     assert summary["missing"] == [{"model": "google/gemma-2-2b", "subject": "law"}, {"model": "org/tuned", "subject": "law"}]
     assert summary["partial"] == [{"model": "org/tuned", "subject": "math", "n": 10, "n_questions": 100}]
-    assert summary["models"][0]["missing"] == ["law"] and summary["models"][0]["overall"]["n"] == 100
+    # 10 questions against 100, and no law at all: nothing is compared, so no overall at all
+    assert summary["models"][0]["missing"] == ["law"] and summary["comparable_subjects"] == []
+    assert [m["overall"] for m in summary["models"]] == [None, None]
+    assert summary["deltas"][0]["subjects"] == {} and summary["deltas"][0]["overall"] is None
     markdown = (tmp_path / "summary" / "summary.md").read_text()
+    assert "| math | 0.1000 (10/100) | 0.3000 (3/10)* | – |" in markdown
     assert "| law | missing | missing | – |" in markdown
+    assert "only the subjects every model has on the same questions: none" in markdown
     assert "**Missing results** (not in overall or macro): google/gemma-2-2b law; org/tuned law" in markdown
     assert "0.3000 (3/10)*" in markdown and "org/tuned math (10 of 100 questions)" in markdown
 
