@@ -202,7 +202,8 @@ def aggregate(eval_dir: Path, models_file: Path, subjects: list[str], out_dir: P
     outputs[-1].unlink(missing_ok=True)
     models = load_models(models_file)
     time = (now or datetime.now(timezone.utc)).isoformat(timespec="seconds")
-    read = [Path(models_file)] + [Path(eval_dir) / m["slug"] / f"{s}.summary.json" for m in models for s in subjects]
+    read = {"models": Path(models_file)} | {f"{m['slug']}/{s}": Path(eval_dir) / m["slug"] / f"{s}.summary.json"
+                                             for m in models for s in subjects}
     summary_id = new_summary_id(_inputs(run_id, subjects, models, threshold), read)
     summary = summarize(run_id, subjects, models, Path(eval_dir), time, threshold)
     regressions = record_run(Path(history), history_rows(summary), run_id, threshold) if history else []

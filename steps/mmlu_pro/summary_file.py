@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +31,10 @@ def file_digest(path: Path) -> str | None:
         return None
 
 
-def new_summary_id(inputs: dict[str, Any], files: Iterable[Path]) -> str:
-    """`<digest of the inputs>-<random>`: equal prefixes mean the same inputs, the whole id one invocation."""
-    content = {"inputs": inputs, "files": {str(path): file_digest(path) for path in files}}
+def new_summary_id(inputs: dict[str, Any], files: dict[str, Path]) -> str:
+    """`<digest of the inputs>-<random>`: equal prefixes mean the same inputs (`files` by what they
+    are, not where), the whole id one invocation."""
+    content = {"inputs": inputs, "files": {name: file_digest(path) for name, path in files.items()}}
     digest = hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()
     return f"{digest[:16]}-{secrets.token_hex(4)}"
 
