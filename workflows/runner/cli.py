@@ -105,7 +105,7 @@ def run_command(
     console = Console(emoji=False, highlight=False)
     if not console.is_terminal:  # a log file or CI: long lines rather than wrapped ones
         console = Console(emoji=False, highlight=False, width=max(console.width, 160))
-    errors = Console(stderr=True, emoji=False, highlight=False)
+    errors = Console(stderr=True, emoji=False, highlight=False, soft_wrap=True)  # one line per error
     try:
         manifest, name = load_manifest(pipeline)
     except ConfigError as error:

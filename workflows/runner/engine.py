@@ -42,7 +42,10 @@ from workflows.runner.process import (
     prepare,
     volume_dir,
 )
-from workflows.runner.state import RunState
+from workflows.runner.state import RunState, valid_object_name
+from workflows.runner.survivors import stop, survivors
+from workflows.runner.workdir import WorkdirLock, real_dir
+from workflows.runner.written import missing
 from workflows.runner.subst import (
     as_param_string,
     item_label,
@@ -153,6 +156,8 @@ class PodNode(Node):
         self.sequence = 0
         self.log_path: Path | None = None
         self.resolved: dict[str, Any] | None = None
+        self.written: list[str] = []  # files it wrote (written.py), relative to the workdir
+        self.rerun_reason = ""  # why an earlier success was not reused
 
     @property
     def exit_code(self) -> int | None:
@@ -250,8 +255,18 @@ class Engine:
         self.sequence = itertools.count()
         self.limit = self._global_limit()
         self.parameters = self._parameters()
-        self.state = RunState.open(self.workdir)
-        self.name = self._workflow_name()
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.lock = WorkdirLock(self.workdir)
+        self.lock.acquire()
+        try:
+            for folder in ("logs", "volumes"):
+                real_dir(self.workdir / folder, self.workdir)
+            self.state = RunState.open(self.workdir)
+            self.name = self._workflow_name()
+            self.stopped_leftovers = self._stop_leftovers()
+        except BaseException:
+            self.lock.release()
+            raise
         self.created = self.state.created or datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         self.scope = self._workflow_scope()
         self.deadline: float | None = None
@@ -287,8 +302,27 @@ class Engine:
                     "(or delete this one to start over)")
             return stored
         name = wanted or f"{prefix}{_random_suffix()}"
+        if not valid_object_name(name):
+            field_name = "metadata.name" if wanted else "metadata.generateName"
+            raise ManifestError(f"{field_name} {wanted or prefix!r} does not make a valid workflow name ({name!r}): "
+                                "lowercase letters, digits, '-' and '.', starting and ending with a letter or digit, "
+                                "at most 253 characters")
         self.state.begin(name, prefix or wanted or "")
         return name
+
+    def _stop_leftovers(self) -> list[str]:
+        """A resume first stops any step an earlier, killed run left running (it would write beside ours)."""
+        stopped = []
+        for key, leader in self.state.leftover_processes().items():
+            found = stop(leader, self.options.kill_grace_s)
+            if survivors(leader):
+                raise RunnerError(f"pod '{key}' of an earlier run in {self.workdir} is still running (pids "
+                                  f"{', '.join(map(str, found))}) and could not be stopped; stop it, then run again")
+            if found:
+                stopped.append(f"pod '{key}' of an earlier run was still running (pids {', '.join(map(str, found))}); "
+                               "stopped it")
+        self.state.forget_processes()
+        return stopped
 
     def _workflow_scope(self) -> dict[str, str]:
         wf = self.workflow
@@ -334,8 +368,15 @@ class Engine:
             self._kill_all("interrupted")
             self._drain()
             root.phase, root.message = FAILED, "interrupted"
+        except BaseException:
+            self._kill_all("the runner stopped")
+            self._drain()
+            raise
         finally:
-            self.state.save()
+            try:
+                self.state.save()
+            finally:
+                self.lock.release()
         finished = _now()
         result = RunResult(self.name, root.phase, root.message, self.workdir, self.started, finished, root,
                            self.interrupted, self.pods)
@@ -648,17 +689,32 @@ class Engine:
         previous = self.state.node(pod.key)
         if (self.options.resume and previous and previous.get("phase") == SUCCEEDED
                 and previous.get("fingerprint") == pod.fingerprint and not self._fresh(pod.dag, task)):
-            pod.reused = True
-            pod.outputs = dict(previous.get("outputs") or {})
-            pod.started, pod.finished = previous.get("started"), previous.get("finished")
-            pod.attempts = [Attempt(**a) for a in previous.get("attempts") or []]
-            pod.phase, pod.message = SUCCEEDED, "reused: succeeded in an earlier run with the same inputs"
-            self.pods.append(pod)
-            self.listener("pod-end", pod, {})
-            return
+            if self._reuse(pod, previous):
+                self.pods.append(pod)
+                self.listener("pod-end", pod, {})
+                return
         pod.sequence = next(self.sequence)
         self.pods.append(pod)
         self.ready.append(pod)
+
+    def _reuse(self, pod: PodNode, previous: dict[str, Any]) -> bool:
+        """Take an earlier success over, unless a file it wrote is gone (then the pod reruns)."""
+        try:
+            written = [str(path) for path in previous.get("written") or []]
+            attempts = [Attempt(**a) for a in previous.get("attempts") or []]
+            outputs = {str(k): str(v) for k, v in (previous.get("outputs") or {}).items()}
+        except (TypeError, AttributeError):
+            pod.rerun_reason = "its record in state.json is damaged"
+            return False
+        gone = missing(written, self.workdir)
+        if gone:
+            shown = ", ".join(gone[:3]) + (f" and {len(gone) - 3} more" if len(gone) > 3 else "")
+            pod.rerun_reason = f"files it wrote are gone: {shown}"
+            return False
+        pod.reused, pod.written, pod.attempts, pod.outputs = True, written, attempts, outputs
+        pod.started, pod.finished = previous.get("started"), previous.get("finished")
+        pod.phase, pod.message = SUCCEEDED, "reused: succeeded in an earlier run with the same inputs"
+        return True
 
     # --- launching pods ----------------------------------------------------------------------------------
 
@@ -702,7 +758,7 @@ class Engine:
                            secret_env_names=self.workflow.secret_env_names, volume_kinds=self.workflow.volumes,
                            pod_key=f"{_log_name(pod.key)}-{number}", python=self.options.python)
             spec.deadline_s, spec.deadline_reason = self._attempt_deadline(pod, resolved, spec.deadline_s)
-        except (UnresolvedReference, ManifestError, PrepareError, ValueError) as error:
+        except (RunnerError, PrepareError, ValueError) as error:
             now = _now()
             pod.attempts.append(Attempt(number, now, now, ERROR, None, str(error)))
             pod.started = pod.started or now
@@ -724,7 +780,8 @@ class Engine:
         header = (f"\n==== {pod.display}: attempt {number + 1}/{total} at "
                   f"{datetime.now().strftime('%Y-%m-%d %H:%M:%S')} (tunebench run, workflow {self.name})\n")
         process = LocalProcess(spec, pod.log_path or self.workdir / "logs" / "pod.log", header,
-                               self.options.kill_grace_s)
+                               self.options.kill_grace_s,
+                               on_start=lambda leader, key=pod.key: self.state.process_started(key, leader))
         pod.running = process
         self.running.add(pod)
         for dag in chain:
@@ -774,6 +831,7 @@ class Engine:
 
     def _finish_attempt(self, pod: PodNode, result: AttemptResult, final: bool = False) -> None:
         self.running.discard(pod)
+        self.state.process_ended(pod.key)
         for dag in self._chain(pod):
             dag.running_pods -= 1
         pod.running = None
@@ -782,7 +840,7 @@ class Engine:
         attempt.status, attempt.exit_code, attempt.message = result.status, result.exit_code, result.message
         pod.nominal_elapsed += result.finished - result.started
         if result.status == SUCCEEDED:
-            pod.outputs = result.outputs
+            pod.outputs, pod.written = result.outputs, result.written
             self._pod_done(pod, SUCCEEDED, "")
             return
         if not final and not self.interrupted:

@@ -100,7 +100,7 @@ class ConsoleReporter:
         if not self.quiet:
             self._out(f"[bold]tunebench run[/]: workflow [bold]{engine.name}[/] in {engine.workdir} "
                                f"(parallelism {limit})", highlight=False)
-            for warning in engine.workflow.warnings:
+            for warning in engine.workflow.warnings + engine.stopped_leftovers:
                 self._out(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
         if self.use_live and not self.quiet:
             self.live = Live(_View(self), console=self.console, refresh_per_second=4, transient=True)
@@ -114,7 +114,8 @@ class ConsoleReporter:
         if self.use_live:
             return
         attempt = f" (attempt {info['attempt']})" if info["attempt"] > 1 else ""
-        self._print(f"  [cyan]▶[/] {escape(pod.label)} started{attempt}")
+        rerun = f" (not reused: {escape(pod.rerun_reason)})" if pod.rerun_reason and info["attempt"] == 1 else ""
+        self._print(f"  [cyan]▶[/] {escape(pod.label)} started{attempt}{rerun}")
 
     def _on_pod_retry(self, pod: PodNode, info: dict[str, Any]) -> None:
         result = info["result"]
