@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from test_runner_support import APPEND, OK, pods, py, run, task, workflow, workspace
 from typer.testing import CliRunner
 
-from test_runner_support import APPEND, OK, pods, py, run, task, workflow, workspace
 from workflows.cli import app
 from workflows.runner import RunnerError
 from workflows.runner.survivors import identify

@@ -96,6 +96,7 @@ def run_command(
     """Run the pipeline's Workflow on this machine: every task a local process, every volume a folder."""
     from rich.console import Console
 
+    from workflows.argo.errors import ArgoError
     from workflows.config import ConfigError
     from workflows.runner.engine import Engine, RunOptions
     from workflows.runner.errors import RunnerError
@@ -129,7 +130,7 @@ def run_command(
         with _terminate_as_interrupt():
             engine = Engine(manifest, options, reporter)
             result = engine.run()
-    except RunnerError as error:
+    except (RunnerError, ArgoError) as error:
         reporter.close()
         errors.print(f"error: {error}", markup=False)
         raise typer.Exit(EXIT_INVALID) from None

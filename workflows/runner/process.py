@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from workflows.runner.manifest import Template, uses_python
+from workflows.argo.validate import Template, uses_python
 from workflows.runner.survivors import ProcessIdentity, identify
 from workflows.runner.threads import thread_env
 from workflows.runner.workdir import open_log, real_dir

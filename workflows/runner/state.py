@@ -7,14 +7,12 @@ import re
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from steps.common import write_json_atomic
 from workflows.runner.errors import RunnerError
+from workflows.runner.nodes import PodNode
 from workflows.runner.survivors import ProcessIdentity
-
-if TYPE_CHECKING:
-    from workflows.runner.engine import PodNode
 
 STATE_VERSION = 1
 # Kubernetes object names (DNS-1123 subdomain): the run name becomes a folder under the volumes.

@@ -39,7 +39,7 @@ def changed_files(folders: Iterable[Path], since_ns: int, workdir: Path) -> list
     threshold = since_ns - CLOCK_SLACK_NS
     found: set[str] = set()
     for folder in _outermost(folders):
-        for top, dirs, files in os.walk(folder):  # does not follow symlinked folders
+        for top, _dirs, files in os.walk(folder):  # does not follow symlinked folders
             for name in files:
                 path = os.path.join(top, name)
                 try:

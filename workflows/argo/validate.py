@@ -12,9 +12,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from workflows.runner.errors import ExpressionError, ManifestError
-from workflows.runner.expr import DependsExpr
-from workflows.runner.subst import references, strings_in
+from workflows.argo.errors import ExpressionError, ManifestError
+from workflows.argo.expr import DependsExpr
+from workflows.argo.subst import references, strings_in
 
 # --- which fields are run, which are cluster-only (ignored), everything else is refused -------
 
@@ -112,7 +112,12 @@ class Task:
         return self.with_items is not None or self.with_param is not None or self.with_sequence is not None
 
     def continues_on(self, phase: str) -> bool:
-        return (phase == "Failed" and self.continue_on_failed) or (phase == "Error" and self.continue_on_error)
+        return phase in self.continue_on
+
+    @property
+    def continue_on(self) -> tuple[str, ...]:
+        """The unsuccessful phases `continueOn` accepts."""
+        return (("Failed",) if self.continue_on_failed else ()) + (("Error",) if self.continue_on_error else ())
 
 
 @dataclass
