@@ -81,6 +81,11 @@ class PodPlacement(Strict):
 
     node_selector: dict[str, str] = {}
     tolerations: list[Toleration] = []
+    # GPU feature discovery's labels; a minimum, since cards of one class report different sizes.
+    min_gpu_memory_mib: int | None = Field(
+        None, gt=0, description="nodes whose `nvidia.com/gpu.memory` label is at least this (node affinity)")
+    gpu_products: list[str] = Field(
+        [], description="nodes whose `nvidia.com/gpu.product` label is one of these (node affinity)")
 
 
 class TrainSpec(PodPlacement):
@@ -205,8 +210,12 @@ class ClusterSpec(PodPlacement):
     ttl_after_finished: Duration = _seconds("7d")
     parallelism: int | None = Field(None, gt=0)
     run_as_user: int | None = Field(1000, description="UID of the step containers; null keeps the image's user")
+    active_deadline: Duration = Field(
+        _seconds("2d"), description="the whole run's deadline: a pod that never schedules does not hold it for ever")
+    priority_class_value: int = Field(
+        1000, description="value of the PriorityClass `tunebench render --kind prerequisites` creates")
 
-    _duration = field_validator("ttl_after_finished", mode="before")(_seconds)
+    _duration = field_validator("ttl_after_finished", "active_deadline", mode="before")(_seconds)
 
     @field_validator("namespace", "service_account")
     @classmethod
