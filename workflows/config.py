@@ -99,6 +99,8 @@ class TrainSpec(PodPlacement):
     timeout: Duration = _seconds("12h")
     priority_class_name: str | None = Field(
         None, description="PriorityClass of the training pod, so it gets its GPUs before eval pods queued beside it")
+    priority_class_value: int = Field(
+        1000, ge=0, le=1_000_000_000, description="its value, when `tunebench render --kind prerequisites` creates it")
 
     _quantities = field_validator("cpu", "memory", "shm_size", mode="before")(_quantity)
     _duration = field_validator("timeout", mode="before")(_seconds)
@@ -179,6 +181,8 @@ class VolumeSpec(Strict):
 
     existing_claim: str | None = None
     claim_template: ClaimTemplate | None = None
+    create_as: ClaimTemplate = Field(
+        ClaimTemplate(), description="size, class and access mode `--kind prerequisites` gives an existing_claim")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> VolumeSpec:
@@ -212,8 +216,6 @@ class ClusterSpec(PodPlacement):
     run_as_user: int | None = Field(1000, description="UID of the step containers; null keeps the image's user")
     active_deadline: Duration = Field(
         _seconds("2d"), description="the whole run's deadline: a pod that never schedules does not hold it for ever")
-    priority_class_value: int = Field(
-        1000, description="value of the PriorityClass `tunebench render --kind prerequisites` creates")
 
     _duration = field_validator("ttl_after_finished", "active_deadline", mode="before")(_seconds)
 
