@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import re
 import shlex
@@ -128,7 +129,9 @@ def prepare(template: Template, resolved: dict[str, Any], *, workdir: Path, cwd:
     env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "") if env.get("PATH") else bin_dir
     for item in container.get("env") or []:
         name = item["name"]
-        if "valueFrom" in item:
+        if "resourceFieldRef" in item.get("valueFrom", {}):
+            env[name] = resource_field_value(container, item["valueFrom"]["resourceFieldRef"])
+        elif "valueFrom" in item:
             ref = item["valueFrom"]["secretKeyRef"]
             value = base_env.get(name)
             if value is None:
@@ -155,6 +158,25 @@ def prepare(template: Template, resolved: dict[str, Any], *, workdir: Path, cwd:
                    outputs=outputs, workdir=workdir, scratch_dirs=scratch,
                    volume_roots=[local for local in mapping.values() if not any(local.is_relative_to(s) for s in scratch)],
                    unmap=mapper.reverse())
+
+
+_CPU = re.compile(r"^(\d+(?:\.\d+)?)(m?)$")
+
+
+def resource_field_value(container: dict[str, Any], ref: dict[str, Any]) -> str:
+    """The downward API's `limits.cpu` / `requests.cpu` of this container: whole cores, rounded up, at least 1
+    (a thread count for OMP_NUM_THREADS); without one, this machine's cores, as a pod gets its node's."""
+    resource = str(ref.get("resource", ""))
+    kind, _, name = resource.partition(".")
+    if name != "cpu" or kind not in ("limits", "requests"):
+        raise PrepareError(f"env from resourceFieldRef '{resource}': the local runner knows limits.cpu and requests.cpu")
+    resources = container.get("resources") or {}
+    quantity = str((resources.get(kind) or {}).get("cpu") or (resources.get("limits") or {}).get("cpu") or "")
+    match = _CPU.match(quantity)
+    if not match:
+        return str(os.cpu_count() or 1)
+    cores = float(match.group(1)) / (1000 if match.group(2) else 1)
+    return str(max(1, math.ceil(cores)))
 
 
 def _default(value_from: dict[str, Any]) -> str | None:
