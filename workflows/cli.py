@@ -6,6 +6,8 @@ from typing import Annotated
 
 import typer
 
+from workflows.cli_common import PipelineArg, load_or_exit
+
 app = typer.Typer(
     name="tunebench",
     help="Fine-tune with Axolotl and benchmark on MMLU-Pro as one Argo Workflows DAG, on a cluster or locally.",
@@ -13,20 +15,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-
-PipelineArg = Annotated[Path, typer.Argument(help="pipeline config (configs/pipelines/*.yaml)", show_default=False)]
-
-
-def load_or_exit(pipeline: Path):  # -> PipelineConfig; the import stays lazy for a fast --help
-    """Load a pipeline config, or print what is wrong with it and exit 2."""
-    from workflows.config import ConfigError, load_pipeline
-
-    try:
-        return load_pipeline(pipeline)
-    except ConfigError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(2) from None
-
 
 @app.command()
 def render(

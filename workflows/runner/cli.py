@@ -23,17 +23,10 @@ def default_parallelism() -> int:
 
 def load_manifest(path: Path) -> tuple[dict[str, Any], str]:
     """A pipeline config rendered to its Workflow, or a Workflow/WorkflowTemplate manifest as it is; and a name."""
-    import yaml
-
-    from workflows.config import ConfigError, parse_pipeline
+    from workflows.config import ConfigError, parse_pipeline, read_config_documents
     from workflows.render import manifests
 
-    try:
-        documents = [doc for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")) if doc is not None]
-    except OSError as error:
-        raise ConfigError(f"{path}: cannot read it ({error.strerror})") from None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+    documents = [doc for doc in read_config_documents(path) if doc is not None]
     if documents and isinstance(documents[0], dict) and str(documents[0].get("apiVersion", "")).startswith("argoproj.io/"):
         workflows = [doc for doc in documents if doc.get("kind") in ("Workflow", "WorkflowTemplate")]
         if not workflows:
