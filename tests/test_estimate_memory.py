@@ -571,3 +571,30 @@ def test_issue11_item10_inf_and_400_digit_numbers_are_one_line(tmp_path: Path, m
         assert result.exit_code == 2, (case, result.output)
         assert result.stderr.count("\n") == 1 and says in result.stderr, (case, result.stderr)
         assert "Traceback" not in result.output
+
+
+def _gpu_calibrate_module():
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_calibrate.py"
+    spec = importlib.util.spec_from_file_location("gpu_calibrate", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_gpu_calibrate_mechanics_on_the_cpu_with_a_tiny_config() -> None:
+    pytest.importorskip("peft")
+    calibrate = _gpu_calibrate_module()
+    config = {**TINY_LLAMA, "vocab_size": 64}
+    runs = calibrate.calibrate({"tiny": config}, ["lora", "full"], [16, 32], steps=2, device="cpu", budget_s=300)
+    assert [(run.method, run.seq_len) for run in runs] == [("lora", 16), ("lora", 32), ("full", 16), ("full", 32)]
+    assert all(run.allocated_gib is None and run.ratio is None for run in runs)  # no CUDA counters on a CPU
+    assert runs[1].estimate_gib > runs[0].estimate_gib and runs[3].estimate_gib > runs[2].estimate_gib
+    table = calibrate.format_runs(runs)
+    assert "| tiny | lora | 16 | - | - |" in table
+    skipped: list[str] = []
+    assert calibrate.calibrate({"tiny": config}, ["lora"], [16], steps=1, device="cpu", budget_s=-1,
+                               log=skipped.append) == []
+    assert skipped == ["skipped tiny lora 16: the -1 s budget would be passed"]
