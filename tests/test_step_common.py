@@ -32,7 +32,7 @@ from workflows.cli import app as tunebench
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # Every step module, and the command its main() runs: `<module>_command`.
 STEP_MODULES = ("aggregate", "convert_dataset", "estimate_memory", "eval_mmlu_pro", "merge_lora", "plan_eval",
-                "tiny_assets", "train", "upload", "verdict")
+                "prefetch_model", "tiny_assets", "train", "upload", "verdict")
 
 
 @pytest.mark.parametrize("module_name", STEP_MODULES)
