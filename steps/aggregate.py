@@ -58,8 +58,8 @@ def load_models(path: Path) -> list[dict[str, str]]:
     return models
 
 
-_RESULT_FIELDS = {"n": int, "correct": int, "accuracy": (int, float), "complete": bool, "n_questions": int,
-                  "settings_hash": str}
+_RESULT_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "n": int, "correct": int, "accuracy": (int, float), "complete": bool, "n_questions": int, "settings_hash": str}
 
 
 def _warn(message: str) -> None:
@@ -99,7 +99,8 @@ def _macro(results: dict[str, dict[str, Any]]) -> float | None:
     return sum(r["accuracy"] for r in results.values()) / len(results) if results else None
 
 
-def _model_results(model: dict[str, str], subjects: list[str], eval_dir: Path) -> tuple[dict[str, Any], dict]:
+def _model_results(model: dict[str, str], subjects: list[str],
+                   eval_dir: Path) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
     found = {s: _read_summary(eval_dir / model["slug"] / f"{s}.summary.json") for s in subjects}
     empty = [s for s, f in found.items() if f is not None and f["n"] == 0]
     for subject in empty:
@@ -110,7 +111,7 @@ def _model_results(model: dict[str, str], subjects: list[str], eval_dir: Path) -
                    "n_questions": f["n_questions"], "settings_hash": f["settings_hash"],
                    "model_revision": f.get("model_revision")}
                for s, f in found.items() if f is not None and s not in empty}
-    first = next((f for s, f in found.items() if s in results), {})
+    first = next((f for s, f in found.items() if f is not None and s in results), {})
     return results, first
 
 

@@ -149,10 +149,9 @@ def test_item7_a_parent_that_is_a_file_is_refused(tmp_path):
 
 def test_item7_a_path_that_turned_into_a_directory_while_writing_is_not_replaced(tmp_path):
     target = tmp_path / "out.json"
-    with pytest.raises(StepInputError, match="is a directory"):
-        with atomic_path(target) as tmp:
-            tmp.write_text("x")
-            target.mkdir()
+    with pytest.raises(StepInputError, match="is a directory"), atomic_path(target) as tmp:
+        tmp.write_text("x")
+        target.mkdir()
     assert target.is_dir() and not list(target.iterdir())
 
 

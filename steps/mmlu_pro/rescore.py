@@ -69,7 +69,7 @@ def _as_record(row: dict[str, Any], where: str) -> dict[str, Any]:
         missing.append(" or ".join(TEXT_FIELDS))
     if "n_options" not in row and "options" not in row:
         missing.append("options")
-    if missing:
+    if missing or text_field is None:
         raise StepInputError(f"{where}: a row lacks {', '.join(missing)}; found fields: {', '.join(sorted(row))}")
     question = f"{where}: question_id {row['question_id']}"
     options = row.get("options")
