@@ -62,6 +62,11 @@ _RESULT_FIELDS: dict[str, type | tuple[type, ...]] = {
     "n": int, "correct": int, "accuracy": (int, float), "complete": bool, "n_questions": int, "settings_hash": str}
 
 
+def _is_kind(value: Any, kind: type | tuple[type, ...]) -> bool:
+    # bool is an int in Python: a count or an accuracy of true/false is neither
+    return isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
+
+
 def _warn(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr, flush=True)
 
@@ -81,9 +86,8 @@ def _read_summary(path: Path) -> dict[str, Any] | None:
         return None
     except (ValueError, UnicodeDecodeError) as error:
         raise StepInputError(f"{path} is torn or not JSON ({error}); {redo}") from None
-    wrong = [name for name, kind in _RESULT_FIELDS.items()
-             if not isinstance(found, dict) or not isinstance(found.get(name), kind) or isinstance(found.get(name), bool)
-             and kind is not bool]
+    fields = found if isinstance(found, dict) else {}
+    wrong = [name for name, kind in _RESULT_FIELDS.items() if not _is_kind(fields.get(name), kind)]
     if not wrong and not 0 <= found["correct"] <= found["n"] <= found["n_questions"]:
         wrong = ["n", "correct", "n_questions"]
     if wrong:
@@ -123,6 +127,8 @@ def _same_questions(a: dict[str, Any], b: dict[str, Any]) -> bool:
 
 def comparable_subjects(subjects: list[str], results: list[dict[str, dict[str, Any]]]) -> list[str]:
     """The subjects every model has a result for, all on the same questions."""
+    if not results:
+        return []
     return [s for s in subjects
             if all(s in r for r in results) and all(_same_questions(results[0][s], r[s]) for r in results[1:])]
 

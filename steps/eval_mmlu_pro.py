@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from steps.common import StepInputError, TransientFailure, fail, load_failure, step_errors, step_main, write_json_atomic
+from steps.common import StepInputError, TransientFailure, load_failure, step_errors, step_main, write_json_atomic
 from steps.mmlu_pro.data import load_subject
 from steps.mmlu_pro.engines import Engine, GenerationSettings, load_engine
 from steps.mmlu_pro.engines.base import STOP_STRINGS, model_revision
@@ -169,7 +169,7 @@ def eval_mmlu_pro_command(
 ) -> None:
     """Evaluate one model on one MMLU-Pro subject (5-shot CoT, as the reference evaluate_from_local.py)."""
     if role not in ("baseline", "finetuned"):
-        fail(f"--role {role!r}; valid: baseline, finetuned")
+        raise StepInputError(f"--role {role!r}; valid: baseline, finetuned")
     settings = GenerationSettings(max_new_tokens=max_new_tokens, max_model_len=max_model_len,
                                   batch_size=batch_size, tensor_parallel=tensor_parallel)
     evaluate(model, role, label, subject, dataset, out_dir, revision=revision or None,
