@@ -21,33 +21,6 @@ def default_parallelism() -> int:
     return max(2, min(8, os.cpu_count() or 2))
 
 
-def load_manifest(path: Path) -> tuple[dict[str, Any], str]:
-    """A pipeline config rendered to its Workflow, or a Workflow/WorkflowTemplate manifest as it is; and a name."""
-    import yaml
-
-    from workflows.config import ConfigError, parse_pipeline
-    from workflows.render import manifests
-
-    try:
-        documents = [doc for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")) if doc is not None]
-    except OSError as error:
-        raise ConfigError(f"{path}: cannot read it ({error.strerror})") from None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML: {error}") from None
-    if documents and isinstance(documents[0], dict) and str(documents[0].get("apiVersion", "")).startswith("argoproj.io/"):
-        workflows = [doc for doc in documents if doc.get("kind") in ("Workflow", "WorkflowTemplate")]
-        if not workflows:
-            raise ConfigError(f"{path}: no Workflow or WorkflowTemplate in it")
-        manifest = workflows[0]
-        meta = manifest.get("metadata") or {}
-        name = meta.get("name") or str(meta.get("generateName", "workflow")).rstrip("-")
-        return manifest, name
-    if len(documents) != 1:
-        raise ConfigError(f"{path}: expected one pipeline config document, found {len(documents)}")
-    cfg = parse_pipeline(documents[0], str(path))
-    return manifests(cfg, "workflow")[0], cfg.name
-
-
 @contextlib.contextmanager
 def _terminate_as_interrupt() -> Iterator[None]:
     """SIGTERM and SIGHUP stop the run as Ctrl-C does: the tasks' processes are ended and the state saved."""
@@ -98,6 +71,7 @@ def run_command(
 
     from workflows.argo.errors import ArgoError
     from workflows.config import ConfigError
+    from workflows.manifest_file import load_manifest
     from workflows.runner.engine import Engine, RunOptions
     from workflows.runner.errors import RunnerError
     from workflows.runner.progress import ConsoleReporter
@@ -109,7 +83,7 @@ def run_command(
     errors = Console(stderr=True, emoji=False, highlight=False, soft_wrap=True)  # one line per error
     try:
         manifest, name = load_manifest(pipeline)
-    except ConfigError as error:
+    except (ConfigError, ArgoError) as error:
         errors.print(f"error: {error}", markup=False)
         raise typer.Exit(EXIT_INVALID) from None
     if backoff_scale is None:
