@@ -8,10 +8,10 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from workflows.cli import app
-from workflows.config import load_pipeline
 from workflows.argo.errors import ManifestError
 from workflows.argo.validate import load_workflow
+from workflows.cli import app
+from workflows.config import load_pipeline
 from workflows.lint import lint_manifest, local_run_notes
 from workflows.render import manifests
 

@@ -51,9 +51,15 @@ def _axolotl_section(cfg: PipelineConfig) -> Section:
         section.note = "Axolotl is not installed here: schema not checked (the train step validates it again)"
         return section
     from steps.common import StepInputError
-    from steps.training.axolotl_config import (PipelineSettings, TrainPaths, assumed_capabilities,
-                                               build_final_config, load_yaml_config, unknown_keys,
-                                               validate_config)
+    from steps.training.axolotl_config import (
+        PipelineSettings,
+        TrainPaths,
+        assumed_capabilities,
+        build_final_config,
+        load_yaml_config,
+        unknown_keys,
+        validate_config,
+    )
 
     placeholder_run = Path("/workspace/runs/lint")
     try:
@@ -83,9 +89,7 @@ def _manifest_sections(documents: list[dict[str, Any]], schema: Path | None, loc
 
     templates = templates_by_name(documents)
     schema_file = find_schema_file(schema)
-    note = f"Argo schema {schema_file.name}, strict" if schema_file else (
-        "Argo JSON schema not found: checked field names with Hera's models only; pass --schema"
-    )
+    note = "Argo v4.1.2 CRD schemas, strict" + (f", and {schema_file.name}" if schema_file else "")
     sections = []
     for document in documents:
         metadata = document.get("metadata") or {}

@@ -5,20 +5,12 @@ from pathlib import Path
 from typing import Any
 
 from workflows.argo.documents import is_argo_document, runnable_workflow
-from workflows.config import ConfigError, parse_pipeline
+from workflows.config import ConfigError, parse_pipeline, read_config_documents
 
 
 def read_documents(path: Path) -> list[Any]:
-    import yaml
-
-    try:
-        return [doc for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")) if doc is not None]
-    except OSError as error:
-        raise ConfigError(f"{path}: cannot read it ({error.strerror})") from None
-    except UnicodeDecodeError as error:
-        raise ConfigError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+    """The file's YAML documents (empty ones dropped), read within the config reader's bounds."""
+    return [doc for doc in read_config_documents(path) if doc is not None]
 
 
 def is_argo_file(documents: list[Any]) -> bool:

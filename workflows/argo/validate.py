@@ -36,7 +36,8 @@ TEMPLATE_FIELDS = {"name", "inputs", "outputs", "container", "dag", "volumes", "
                    "retryStrategy", "parallelism", "timeout"}
 TEMPLATE_IGNORED = {"nodeSelector", "affinity", "tolerations", "schedulerName", "priorityClassName", "priority",
                     "serviceAccountName", "automountServiceAccountToken", "securityContext", "metadata",
-                    "hostAliases", "executor", "archiveLocation", "metrics"}
+                    "hostAliases", "executor", "archiveLocation", "metrics",
+                    "podSpecPatch"}  # resource quantities and other pod fields: no local meaning
 CONTAINER_FIELDS = {"name", "image", "imagePullPolicy", "command", "args", "env", "workingDir", "volumeMounts",
                     "resources", "securityContext"}
 CONTAINER_IGNORED = {"ports", "livenessProbe", "readinessProbe", "startupProbe", "terminationMessagePath",
@@ -176,7 +177,7 @@ def validate(manifest: Any) -> Validation:
     for template in templates.values():
         if template.kind == "container":
             for env in template.raw["container"].get("env") or []:
-                if isinstance(env, dict) and "valueFrom" in env:
+                if isinstance(env, dict) and "secretKeyRef" in (env.get("valueFrom") or {}):
                     secret_envs.add(env.get("name", ""))
 
     workflow = Workflow(
@@ -341,7 +342,7 @@ def _container_template(name: str, raw: dict[str, Any], inputs: list[InputParam]
         ewhere = f"{where} env '{env.get('name', '?')}'"
         check.fields(env, ewhere, {"name", "value", "valueFrom"})
         if "valueFrom" in env:
-            source = check.fields(env["valueFrom"] or {}, f"{ewhere} valueFrom", {"secretKeyRef"})
+            source = check.fields(env["valueFrom"] or {}, f"{ewhere} valueFrom", {"secretKeyRef", "resourceFieldRef"})
             if "secretKeyRef" in source:
                 check.fields(source["secretKeyRef"], f"{ewhere} secretKeyRef", {"name", "key", "optional"})
     mounts = []

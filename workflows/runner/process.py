@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import re
 import shlex
@@ -29,7 +30,7 @@ from typing import Any
 
 from workflows.argo.validate import Template, uses_python
 from workflows.runner.survivors import ProcessIdentity, identify
-from workflows.runner.threads import thread_env
+from workflows.runner.threads import cpu_quantity, thread_env
 from workflows.runner.workdir import open_log, real_dir
 from workflows.runner.written import changed_files, named_folders
 
@@ -128,7 +129,9 @@ def prepare(template: Template, resolved: dict[str, Any], *, workdir: Path, cwd:
     env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "") if env.get("PATH") else bin_dir
     for item in container.get("env") or []:
         name = item["name"]
-        if "valueFrom" in item:
+        if "resourceFieldRef" in item.get("valueFrom", {}):
+            env[name] = resource_field_value(container, item["valueFrom"]["resourceFieldRef"])
+        elif "valueFrom" in item:
             ref = item["valueFrom"]["secretKeyRef"]
             value = base_env.get(name)
             if value is None:
@@ -155,6 +158,20 @@ def prepare(template: Template, resolved: dict[str, Any], *, workdir: Path, cwd:
                    outputs=outputs, workdir=workdir, scratch_dirs=scratch,
                    volume_roots=[local for local in mapping.values() if not any(local.is_relative_to(s) for s in scratch)],
                    unmap=mapper.reverse())
+
+
+def resource_field_value(container: dict[str, Any], ref: dict[str, Any]) -> str:
+    """The downward API's `limits.cpu` / `requests.cpu` of this container: whole cores, rounded up, at least 1
+    (a thread count for OMP_NUM_THREADS); without one, this machine's cores, as a pod gets its node's."""
+    resource = str(ref.get("resource", ""))
+    kind, _, name = resource.partition(".")
+    if name != "cpu" or kind not in ("limits", "requests"):
+        raise PrepareError(f"env from resourceFieldRef '{resource}': the local runner knows limits.cpu and requests.cpu")
+    resources = container.get("resources") or {}
+    quantity = (resources.get(kind) or {}).get("cpu") or (resources.get("limits") or {}).get("cpu")
+    if quantity is None:
+        return str(os.cpu_count() or 1)
+    return str(max(1, math.ceil(cpu_quantity(quantity, f"resources.{kind}.cpu"))))
 
 
 def _default(value_from: dict[str, Any]) -> str | None:
