@@ -210,3 +210,13 @@ def test_cli_lint_runs_axolotls_schema_over_the_final_config(tmp_path):
     assert result.exit_code == 1
     assert "lora_r" in result.output and "many" in result.output
     assert "unknown Axolotl key 'lora_dropuot'" in result.output
+
+
+def test_submit_dry_run_refuses_wiring_errors_before_the_server(workflow, monkeypatch):
+    import workflows.render
+
+    task(workflow, "aggregate")["depends"] = "eval-baseline && eval-finetune"
+    monkeypatch.setattr(workflows.render, "manifests", lambda cfg, kind: [workflow])
+    result = CliRunner().invoke(app, ["submit", str(REFERENCE), "--dry-run", "--server", "http://127.0.0.1:9"])
+    assert result.exit_code == 2
+    assert "wiring errors" in result.output and "depends on 'eval-finetune'" in result.output

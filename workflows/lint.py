@@ -53,3 +53,10 @@ def local_run_notes(manifest: dict[str, Any], templates: dict[str, dict[str, Any
     except ManifestError as error:
         return [str(error)]
     return validate(workflow).not_emulated
+
+
+def workflow_wiring_errors(cfg: Any) -> list[str]:
+    """The wiring errors of a pipeline config's Workflow (what `submit --dry-run` checks before the server)."""
+    from workflows.render import manifests
+
+    return lint_manifest(manifests(cfg, "workflow")[0])
