@@ -623,7 +623,7 @@ class Engine:
         pod.started = pod.started or now
         pod.attempts.append(Attempt(number, now))
         self._mark_started(pod, now)
-        limit = retry_limit(resolved.get("retryStrategy") or None)
+        limit = retry_limit(resolved.get("retryStrategy"))
         total = "∞" if limit is None else str(limit + 1)
         header = (f"\n==== {pod.display}: attempt {number + 1}/{total} at "
                   f"{datetime.now().strftime('%Y-%m-%d %H:%M:%S')} (tunebench run, workflow {self.name})\n")
@@ -693,8 +693,9 @@ class Engine:
             return
         if not final and not self.interrupted:
             resolved = pod.resolved or self._resolved_template(pod, len(pod.attempts) - 1)
-            decision = decide(resolved.get("retryStrategy") or None, f"template '{pod.template.name}' retryStrategy",
-                              len(pod.attempts) - 1, result, pod.nominal_elapsed)
+            decision = decide(resolved.get("retryStrategy"), f"template '{pod.template.name}' retryStrategy",
+                              len(pod.attempts) - 1, result, pod.nominal_elapsed,
+                              self.base_env.get("TRANSIENT_ERROR_PATTERN"))
             delay = decision.delay
             if decision.note:
                 pod.message = f"{result.message} ({decision.note})"
