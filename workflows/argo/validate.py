@@ -169,6 +169,8 @@ def validate(manifest: Any) -> Validation:
     elif entrypoint not in templates:
         check.problem(f"spec.entrypoint '{entrypoint}' names no template (templates: {', '.join(templates)})")
 
+    workflow_metadata = check.fields(spec.get("workflowMetadata") or {}, "spec.workflowMetadata",
+                                     {"labels", "annotations"})
     default_retry = spec.get("retryStrategy")
     if default_retry is not None:
         _retry_strategy(default_retry, "spec.retryStrategy", check)
@@ -184,8 +186,8 @@ def validate(manifest: Any) -> Validation:
         name=metadata.get("name") if kind == "Workflow" else None,
         generate_name=metadata.get("generateName") or (f"{metadata['name']}-" if kind == "WorkflowTemplate" and metadata.get("name") else None),
         namespace=metadata.get("namespace") or "default",
-        labels=dict(metadata.get("labels") or {}),
-        annotations=dict(metadata.get("annotations") or {}),
+        labels={**(metadata.get("labels") or {}), **(workflow_metadata.get("labels") or {})},
+        annotations={**(metadata.get("annotations") or {}), **(workflow_metadata.get("annotations") or {})},
         service_account=spec.get("serviceAccountName") or "default",
         entrypoint=entrypoint or "",
         parameters=parameters,
@@ -435,6 +437,8 @@ def _task(dag_name: str, raw: dict[str, Any], check: _Checker) -> Task | None:
     if with_items is not None and not isinstance(with_items, list):
         check.problem(f"{where}: withItems must be a list")
         with_items = None
+    if with_items == []:
+        with_items = None  # Argo: an empty withItems is no fan-out; the task runs once (ShouldExpand)
     when = raw.get("when")
     return Task(
         name=name, template=raw["template"], raw=raw, arguments=arguments, depends=depends,
@@ -478,13 +482,27 @@ def _check_dag(workflow: Workflow, template: Template, check: _Checker) -> None:
             task.ancestors |= {dep} | tasks[dep].ancestors
     for task in reversed(_topological(tasks)):
         task.path_length = 1 + max((tasks[d].path_length for d in task.dependents), default=0)
-    if template.targets:
-        for target in template.targets:
-            if target not in tasks:
-                check.problem(f"{where}: target '{target}' is not a task of this dag")
+    for target in template.targets or []:
+        if "{{" in target:  # a parameterised target: its references are checked, its value at run time
+            for ref in references(target):
+                reason = _target_reference_problem(workflow, template, ref)
+                if reason:
+                    check.reference(f"{where} target", ref, reason)
+        elif target not in tasks:
+            check.problem(f"{where}: target '{target}' is not a task of this dag (tasks: {', '.join(tasks)})")
 
     for task in tasks.values():
         _check_task(workflow, template, task, check)
+
+
+def _target_reference_problem(workflow: Workflow, dag: Template, ref: str) -> str | None:
+    if ref.startswith("inputs.parameters."):
+        name = ref.removeprefix("inputs.parameters.")
+        return None if name in dag.input_names() else (
+            f"dag template '{dag.name}' has no input parameter '{name}' (inputs: {', '.join(dag.input_names()) or 'none'})")
+    if ref.startswith("workflow."):
+        return workflow_reference_problem(workflow, ref)
+    return "a dag's target can use workflow variables and the dag's inputs"
 
 
 def _find_cycle(tasks: dict[str, Task]) -> list[str] | None:
@@ -624,12 +642,18 @@ def workflow_reference_problem(workflow: Workflow, ref: str) -> str | None:
     return "unknown workflow variable"
 
 
+def run_fields(template_raw: dict[str, Any]) -> dict[str, Any]:
+    """The fields of a template that are substituted and run: not its name and inputs, nor the cluster-only
+    fields that are ignored (a `metrics` block may use `{{status}}`, which exists only on the cluster)."""
+    return {key: value for key, value in template_raw.items()
+            if key not in ("name", "inputs") and key not in TEMPLATE_IGNORED}
+
+
 def _check_container_references(workflow: Workflow, template: Template, check: _Checker) -> None:
     if template.kind != "container":
         return
     where = f"template '{template.name}'"
-    body = {key: value for key, value in template.raw.items() if key not in ("name", "inputs")}
-    for text in strings_in(body):
+    for text in strings_in(run_fields(template.raw)):
         for ref in references(text):
             reason = template_reference_problem(workflow, template, ref)
             if reason:
