@@ -308,7 +308,7 @@ RETRY_CASES = [  # (exit code, Argo's node status, message) -> retried by (light
 
 @pytest.mark.parametrize(("code", "status", "message", "light", "long"), RETRY_CASES)
 def test_items5_6_retry_expressions_for_exit_codes(reference, code, status, message, light, long):
-    from workflows.runner.expr import evaluate_expr
+    from workflows.argo.expr import evaluate_expr
 
     templates = templates_by_name(manifests(reference, "workflow")[0])
     variables = {"lastRetry": {"exitCode": code, "status": status, "duration": "60", "message": message}}
@@ -329,7 +329,7 @@ def test_item5_long_steps_bound_each_wait_never_the_total(reference):
 
 
 def test_item1_the_local_runner_accepts_pod_spec_patch_and_cpu_from_the_downward_api():
-    from workflows.runner.manifest import load_workflow
+    from workflows.argo.validate import load_workflow
     from workflows.runner.process import resource_field_value
 
     smoke = load_pipeline(ROOT / "configs" / "pipelines" / "smoke.yaml")
