@@ -350,9 +350,11 @@ def test_item5_long_steps_bound_each_wait_never_the_total(reference):
                 assert "maxDuration" not in backoff and backoff["cap"], template["name"]
 
 
-def test_item1_the_local_runner_accepts_pod_spec_patch_and_cpu_from_the_downward_api():
+def test_item1_the_local_runner_accepts_pod_spec_patch_and_cpu_from_the_downward_api(monkeypatch):
     from workflows.argo.validate import load_workflow
     from workflows.runner.process import resource_field_value
+
+    monkeypatch.setattr("os.cpu_count", lambda: 16)
 
     smoke = load_pipeline(ROOT / "configs" / "pipelines" / "smoke.yaml")
     load_workflow(manifests(smoke, "workflow")[0])  # raises ManifestError on anything it would refuse
