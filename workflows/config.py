@@ -12,6 +12,7 @@ from steps.safe_yaml import YamlInputError, printable, read_yaml
 from workflows.cron import schedule_problem, timezone_problem
 from workflows.naming import image_reference_problem, is_dns_label
 
+LABEL_VALUE = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
 DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 QUANTITY = re.compile(r"^\d+(\.\d+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$")
 # Bounds a real run stays far inside; beyond them a value is a typo (or 1e30) that would only
@@ -96,9 +97,18 @@ class PodPlacement(Strict):
     tolerations: list[Toleration] = []
     # GPU feature discovery's labels; a minimum, since cards of one class report different sizes.
     min_gpu_memory_mib: int | None = Field(
-        None, gt=0, description="nodes whose `nvidia.com/gpu.memory` label is at least this (node affinity)")
+        None, gt=0, le=10_000_000, description="nodes whose `nvidia.com/gpu.memory` label is at least this (node affinity)")
     gpu_products: list[str] = Field(
         [], description="nodes whose `nvidia.com/gpu.product` label is one of these (node affinity)")
+
+    @field_validator("gpu_products")
+    @classmethod
+    def _label_values(cls, products: list[str]) -> list[str]:
+        for product in products:
+            if len(product) > 63 or not LABEL_VALUE.fullmatch(product):
+                raise ValueError(f"'{product}' is not a node label value (at most 63 letters, digits, '-', '_', "
+                                 "'.'; e.g. NVIDIA-L40S, as `nvidia.com/gpu.product` shows it)")
+        return products
 
 
 class TrainSpec(PodPlacement):
