@@ -94,10 +94,17 @@ def _expanded_size(root: Node) -> int:
 
 
 def _one_line(error: yaml.YAMLError) -> str:
+    """`line 4, column 3: while scanning a simple key at line 3; could not find expected ':'`."""
     if isinstance(error, yaml.MarkedYAMLError) and error.problem_mark is not None:
         mark = error.problem_mark
-        problem = " ".join(str(error.problem or error.context or "").split())
-        return f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
+        parts = []
+        if error.context:
+            where = error.context_mark
+            elsewhere = where is not None and (where.line, where.column) != (mark.line, mark.column)
+            parts.append(error.context + (f" at line {where.line + 1}" if elsewhere else ""))
+        if error.problem:
+            parts.append(error.problem)
+        return f"line {mark.line + 1}, column {mark.column + 1}: " + " ".join("; ".join(parts).split())
     return " ".join(str(error).split())
 
 
@@ -111,9 +118,10 @@ def load_yaml(text: str | bytes, source: str, all_documents: bool = False) -> An
         except UnicodeDecodeError as error:
             raise YamlInputError(f"{source}: not UTF-8 text (byte 0x{text[error.start]:02x} at offset {error.start}); "
                                  "save it as UTF-8") from None
-    loader = _BoundedLoader(text)
+    loader: _BoundedLoader | None = None
     documents = []
     try:
+        loader = _BoundedLoader(text)  # its reader refuses control characters here
         while loader.check_node():
             node = loader.get_node()
             _expanded_size(node)
@@ -127,7 +135,8 @@ def load_yaml(text: str | bytes, source: str, all_documents: bool = False) -> An
     except RecursionError:
         raise YamlInputError(f"{source}: nested too deeply to read (at most {MAX_DEPTH} levels)") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     if all_documents:
         return documents
     if len(documents) > 1:

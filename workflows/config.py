@@ -24,6 +24,13 @@ MAX_ROWS = 10_000_000_000
 MAX_PARALLEL = 10_000
 MAX_UID = 2**31 - 1
 SHOWN_VALUE = 60  # characters of a bad value quoted back in an error
+MAX_PROBLEM_LINE = 400
+
+
+def _shown(value: Any) -> str:
+    """A bad value as quoted back in a message: its repr, shortened."""
+    text = repr(value)
+    return text if len(text) <= SHOWN_VALUE else f"{text[:SHOWN_VALUE - 5]}...({len(text)} characters)"
 
 
 class ConfigError(Exception):
@@ -42,7 +49,7 @@ def _seconds(value: int | str) -> int:
     else:
         match = DURATION.fullmatch(value.strip())
         if not value.strip() or not match:
-            raise ValueError(f"'{value}' is not a duration; use seconds or e.g. '45m', '6h', '1d12h'")
+            raise ValueError(f"{_shown(value)} is not a duration; use seconds or e.g. '45m', '6h', '1d12h'")
         days, hours, minutes, secs = (int(part or 0) for part in match.groups())
         seconds = ((days * 24 + hours) * 60 + minutes) * 60 + secs
     if seconds <= 0:
@@ -58,7 +65,7 @@ Duration = Annotated[int, Field(description="seconds, or a duration like '45m', 
 def _quantity(value: str | int) -> str:
     text = str(value)
     if not QUANTITY.fullmatch(text):
-        raise ValueError(f"'{text}' is not a Kubernetes quantity; use e.g. '8', '500m', '64Gi'")
+        raise ValueError(f"{_shown(value)} is not a Kubernetes quantity; use e.g. '8', '500m', '64Gi'")
     return text
 
 
@@ -115,7 +122,7 @@ class TrainSpec(PodPlacement):
     @classmethod
     def _yaml_path(cls, value: str) -> str:
         if not value.endswith((".yaml", ".yml")):
-            raise ValueError(f"'{value}' is not a YAML file path (.yaml or .yml)")
+            raise ValueError(f"{_shown(value)} is not a YAML file path (.yaml or .yml)")
         return value
 
 
@@ -171,7 +178,7 @@ class UploadSpec(Strict):
     @classmethod
     def _repo_id(cls, value: str) -> str:
         if not re.fullmatch(r"[\w.-]+/[\w.-]+", value):
-            raise ValueError(f"'{value}' is not a hub repo id; use org/name")
+            raise ValueError(f"{_shown(value)} is not a hub repo id; use org/name")
         return value
 
 
@@ -235,7 +242,7 @@ class ClusterSpec(PodPlacement):
     @classmethod
     def _dns_label(cls, value: str) -> str:
         if not is_dns_label(value):
-            raise ValueError(f"{value!r} is not a DNS-1123 label (lowercase letters, digits, '-'; at most 63)")
+            raise ValueError(f"{_shown(value)} is not a DNS-1123 label (lowercase letters, digits, '-'; at most 63)")
         return value
 
 
@@ -281,7 +288,7 @@ class PipelineConfig(Strict):
     @classmethod
     def _name(cls, value: str) -> str:
         if not is_dns_label(value) or len(value) > 40:
-            raise ValueError(f"{value!r} must be a DNS-1123 label of at most 40 characters")
+            raise ValueError(f"{_shown(value)} must be a DNS-1123 label of at most 40 characters")
         return value
 
     @model_validator(mode="after")
@@ -311,9 +318,6 @@ def _fields_at(loc: tuple[Any, ...]) -> list[str]:
     return sorted(model.model_fields)
 
 
-def _shown(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= SHOWN_VALUE else f"{text[:SHOWN_VALUE - 5]}...({len(text)} characters)"
 
 
 def _problem(item: Any) -> str:
@@ -327,9 +331,11 @@ def _problem(item: Any) -> str:
     elif item["type"] == "missing":
         message = "required field is missing"
     value = item.get("input")
-    hidden = item["type"] == "missing" or isinstance(value, dict) or repr(value) in message
+    hidden = (item["type"] == "missing" or isinstance(value, dict) or repr(value) in message
+              or _shown(value) in message)
     shown = "" if hidden else f" (got {_shown(value)})"
-    return printable(f"{path}: {message}{shown}")
+    line = printable(f"{path}: {message}{shown}")
+    return line if len(line) <= MAX_PROBLEM_LINE else line[:MAX_PROBLEM_LINE - 3] + "..."
 
 
 def format_validation_error(error: ValidationError, source: str) -> str:
