@@ -29,7 +29,7 @@ def test_reference_config_loads_with_the_reference_run():
     assert cfg.data.source == "nvidia/AceReason-Math"
     assert cfg.data.fields.question == "problem"
     assert cfg.train.gpus == 3
-    assert cfg.gate.gpu_memory_gib == 48
+    assert cfg.gate.gpu_memory_gib == 44.9
     assert cfg.eval.subjects == ["math"]
     assert cfg.eval.baselines == ["google/gemma-2-2b", "google/gemma-3-12b-it"]
     assert cfg.train.timeout == 8 * 3600

@@ -19,7 +19,7 @@ app = typer.Typer(
 @app.command()
 def render(
     pipeline: PipelineArg,
-    kind: Annotated[str, typer.Option(help="workflow | template | cron | all (the Argo objects) | rbac (ServiceAccount, Role, RoleBinding)")] = "workflow",
+    kind: Annotated[str, typer.Option(help="workflow | template | cron | all (the Argo objects) | prerequisites (RBAC, PriorityClass, existing claims; kubectl apply once) | rbac (its RBAC only)")] = "workflow",
     output: Annotated[Path | None, typer.Option("-o", "--output", help="write to FILE instead of stdout")] = None,
 ) -> None:
     """Print the Argo manifests of a pipeline as deterministic YAML (the same config gives the same bytes)."""

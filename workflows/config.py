@@ -101,6 +101,11 @@ class PodPlacement(Strict):
 
     node_selector: dict[str, str] = {}
     tolerations: list[Toleration] = []
+    # GPU feature discovery's labels; a minimum, since cards of one class report different sizes.
+    min_gpu_memory_mib: int | None = Field(
+        None, gt=0, description="nodes whose `nvidia.com/gpu.memory` label is at least this (node affinity)")
+    gpu_products: list[str] = Field(
+        [], description="nodes whose `nvidia.com/gpu.product` label is one of these (node affinity)")
 
 
 class TrainSpec(PodPlacement):
@@ -114,6 +119,8 @@ class TrainSpec(PodPlacement):
     timeout: Duration = _seconds("12h")
     priority_class_name: str | None = Field(
         None, description="PriorityClass of the training pod, so it gets its GPUs before eval pods queued beside it")
+    priority_class_value: int = Field(
+        1000, ge=0, le=1_000_000_000, description="its value, when `tunebench render --kind prerequisites` creates it")
 
     _quantities = field_validator("cpu", "memory", "shm_size", mode="before")(_quantity)
     _duration = field_validator("timeout", mode="before")(_seconds)
@@ -195,6 +202,8 @@ class VolumeSpec(Strict):
 
     existing_claim: str | None = None
     claim_template: ClaimTemplate | None = None
+    create_as: ClaimTemplate = Field(
+        ClaimTemplate(), description="size, class and access mode `--kind prerequisites` gives an existing_claim")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> VolumeSpec:
@@ -235,8 +244,10 @@ class ClusterSpec(PodPlacement):
     parallelism: int | None = Field(None, gt=0, le=MAX_PARALLEL)
     run_as_user: int | None = Field(1000, ge=0, le=MAX_UID,
                                     description="UID of the step containers; null keeps the image's user")
+    active_deadline: Duration = Field(
+        _seconds("2d"), description="the whole run's deadline: a pod that never schedules does not hold it for ever")
 
-    _duration = field_validator("ttl_after_finished", mode="before")(_seconds)
+    _duration = field_validator("ttl_after_finished", "active_deadline", mode="before")(_seconds)
 
     @field_validator("namespace", "service_account")
     @classmethod

@@ -89,6 +89,7 @@ def run_command(
     """Run the pipeline's Workflow on this machine: every task a local process, every volume a folder."""
     from rich.console import Console
 
+    from workflows.argo.errors import ArgoError
     from workflows.config import ConfigError
     from workflows.runner.engine import Engine, RunOptions
     from workflows.runner.errors import RunnerError
@@ -98,7 +99,7 @@ def run_command(
     console = Console(emoji=False, highlight=False)
     if not console.is_terminal:  # a log file or CI: long lines rather than wrapped ones
         console = Console(emoji=False, highlight=False, width=max(console.width, 160))
-    errors = Console(stderr=True, emoji=False, highlight=False, soft_wrap=True)  # an error stays one line
+    errors = Console(stderr=True, emoji=False, highlight=False, soft_wrap=True)  # one line per error
     try:
         manifest, name = load_manifest(pipeline)
     except ConfigError as error:
@@ -122,7 +123,7 @@ def run_command(
         with _terminate_as_interrupt():
             engine = Engine(manifest, options, reporter)
             result = engine.run()
-    except RunnerError as error:
+    except (RunnerError, ArgoError) as error:
         reporter.close()
         errors.print(f"error: {error}", markup=False)
         raise typer.Exit(EXIT_INVALID) from None
