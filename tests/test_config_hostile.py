@@ -10,6 +10,7 @@ line per problem), never a traceback, and within a time bound.
 from __future__ import annotations
 
 import random
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -38,10 +39,12 @@ BILLION_LAUGHS = "\n".join(
 )
 
 
-def _edit(old: str, new: str) -> Callable[[str], str]:
+def _edit(old: str, new: str, regex: bool = False) -> Callable[[str], str]:
+    """Replace the first occurrence of `old` (a literal, or a regex) with `new`; the config must hold it."""
     def edit(text: str) -> str:
-        assert old in text, old
-        return text.replace(old, new, 1)
+        edited, count = re.subn(old if regex else re.escape(old), lambda _: new, text, count=1)
+        assert count == 1, old
+        return edited
     return edit
 
 
@@ -55,8 +58,9 @@ INVALID_CONFIGS: dict[str, Callable[[str], str | bytes]] = {
     "cron-out-of-range": _edit('crons: ["0 3 * * 1"]', 'crons: ["0 24 * * 1"]'),
     "timezone-invalid": _edit("  timezone: UTC", "  timezone: Mars/Olympus_Mons"),
     "eval-limit-1e30": _edit("  max_model_len: 4096\n", "  max_model_len: 4096\n  limit: 1.0e+30\n"),
-    "gpu-memory-inf": _edit("gpu_memory_gib: 48", "gpu_memory_gib: .inf"),
-    "gpu-memory-400-digits": _edit("gpu_memory_gib: 48", "gpu_memory_gib: " + "9" * 400),
+    "gpu-memory-inf": _edit(r"gpu_memory_gib: [0-9.]+", "gpu_memory_gib: .inf", regex=True),
+    "gpu-memory-400-digits": _edit(r"gpu_memory_gib: [0-9.]+", "gpu_memory_gib: " + "9" * 400,
+                                   regex=True),
     "non-utf8": lambda text: text.replace("benchmarked on MMLU-Pro math", "caf\u00e9").encode("latin-1"),
     "alias-bomb": lambda text: text.replace("  overrides: {}\n", "  overrides:\n" + BILLION_LAUGHS.replace(
         "\n  ", "\n    ").replace("  a0:", "    a0:", 1) + "\n"),
