@@ -144,15 +144,19 @@ def load_yaml(text: str | bytes, source: str, all_documents: bool = False) -> An
     return documents[0] if documents else None
 
 
-def read_yaml(path: str | os.PathLike[str], source: str | None = None, all_documents: bool = False) -> Any:
-    """`load_yaml` of a file; a missing, unreadable, oversized or non-regular file is a one-line YamlInputError."""
+def read_yaml(path: str | os.PathLike[str], source: str | None = None, all_documents: bool = False,
+              kind: str = "the file") -> Any:
+    """`load_yaml` of a file; a missing, unreadable, oversized or non-regular file is a one-line YamlInputError.
+
+    `source` starts every message (default: the path); `kind` names what could not be read.
+    """
     path = Path(path)
     source = source or str(path)
     try:
         with open(path, "rb", opener=lambda name, flags: os.open(name, flags | os.O_NONBLOCK)) as handle:
             if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-                raise YamlInputError(f"{source}: not a regular file")
+                raise YamlInputError(f"{source}: {kind} is not a regular file")
             data = handle.read(MAX_BYTES + 1)
     except OSError as error:
-        raise YamlInputError(f"{source}: cannot read it ({error.strerror or error})") from None
+        raise YamlInputError(f"{source}: cannot read {kind} ({error.strerror or error})") from None
     return load_yaml(data, source, all_documents)

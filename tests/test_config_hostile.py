@@ -247,3 +247,17 @@ def test_fuzz_hostile_configs_through_render_lint_and_run(tmp_path, no_axolotl):
     assert time.monotonic() - started < TOTAL_S
     # The generator must exercise both sides of the contract, or the test proves little.
     assert outcomes["accepted"] >= 5 and outcomes["refused"] >= 40 and outcomes["run"] >= 40, outcomes
+
+
+@pytest.mark.parametrize(("content", "expected"), [
+    (b"adapter: lora\nbase_model: caf\xe9\n", "not UTF-8 text (byte 0xe9"),
+    (b"adapter: lora\nadapter: qlora\n", "line 2, column 1: duplicate key 'adapter' (first at line 1)"),
+    (("bomb:\n" + BILLION_LAUGHS + "\n").encode(), "expands to more than"),
+])
+def test_item10_estimate_reads_the_axolotl_config_within_the_same_bounds(tmp_path, content, expected):
+    config = tmp_path / "axolotl.yaml"
+    config.write_bytes(content)
+    result, elapsed = invoke("estimate", "--model", "google/gemma-2-2b", "--axolotl-config", config)
+    assert result.exit_code == 2 and expected in result.stderr, result.output
+    assert_contract(result, elapsed, "estimate")
+    assert len(result.stderr.splitlines()) == 1

@@ -369,7 +369,7 @@ def parse_pipeline(data: Any, source: str = "pipeline config") -> PipelineConfig
 def read_config_documents(path: str | Path) -> list[Any]:
     """The YAML documents of a config file, read within steps.safe_yaml's bounds (ConfigError otherwise)."""
     try:
-        return read_yaml(path, all_documents=True)
+        return read_yaml(path, all_documents=True, kind="the pipeline config")
     except YamlInputError as error:
         raise ConfigError(str(error)) from None
 
