@@ -8,6 +8,7 @@ from steps.mmlu_pro.engines.base import (
     Generation,
     GenerationSettings,
     cut_at_stop,
+    match_interop_threads,
     resolve_model,
     token_counter,
 )
@@ -15,9 +16,12 @@ from steps.mmlu_pro.engines.base import (
 
 class HFEngine:
     name = "hf"
+    sort_by_length = True  # each batch is left-padded to its longest prompt
 
     def __init__(self, model: str, revision: str | None, settings: GenerationSettings):
         import torch
+
+        match_interop_threads(torch)
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         ref = resolve_model(model)

@@ -17,6 +17,7 @@ CHUNK_SIZE = 256
 class VllmEngine:
     name = "vllm"
     chunk_size: int | None = CHUNK_SIZE
+    sort_by_length = False  # continuous batching: no padding to save
 
     def __init__(self, model: str, revision: str | None, settings: GenerationSettings):
         try:
