@@ -1,8 +1,13 @@
-"""The hf engine's batches: longest prompts first within a subject (lm-evaluation-harness's order),
-records still in dataset order, and a resumed run batching exactly as an uninterrupted one."""
+"""What the hf engine costs: batches longest prompt first within a subject (lm-evaluation-harness's
+order) with records still in dataset order and resume unchanged; torch on the step's own threads;
+no imports generation does not use."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 from fixtures.mmlu_assets import tiny_assets  # noqa: F401  (fixture)
 
@@ -13,6 +18,7 @@ from steps.mmlu_pro.results import read_records
 
 SETTINGS = GenerationSettings(max_new_tokens=8, max_model_len=420, batch_size=3)
 SUBJECT = "computer science"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 class RecordingFactory:
@@ -63,15 +69,15 @@ def test_a_resumed_run_batches_the_rest_as_the_uninterrupted_run_did(tiny_assets
     assert read_records(records_path(partial, SUBJECT)) == records
 
 
-def test_the_hf_engine_keeps_torch_to_omp_num_threads() -> None:
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    code = ("import torch; from steps.mmlu_pro.engines.base import match_interop_threads; "
-            "match_interop_threads(torch); print(torch.get_num_threads(), torch.get_num_interop_threads())")
-    root = Path(__file__).resolve().parents[1]
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root,
-                            env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(root)})
-    assert result.stdout.split() == ["1", "1"]
+def test_the_hf_engine_stays_on_its_threads_and_skips_packages_generation_does_not_use(tiny_assets):  # noqa: F811
+    """One interpreter as the step runs it: OMP_NUM_THREADS caps both torch pools, and neither
+    sklearn nor torchao (which transformers imports whenever installed) is loaded."""
+    code = ("import sys, torch; from steps.mmlu_pro.engines import GenerationSettings, load_engine; "
+            f"engine = load_engine('hf', {str(tiny_assets['model'])!r}, None, GenerationSettings(batch_size=2)); "
+            "engine.generate(['Question: 1+1?', 'Question: 2+2?'], [2, 2]); "
+            "print(torch.get_num_threads(), torch.get_num_interop_threads(), "
+            "[name for name in ('sklearn', 'torchao') if sys.modules.get(name) is not None])")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=ROOT,
+                            env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["1", "1", "[]"]
