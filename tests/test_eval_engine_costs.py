@@ -76,8 +76,17 @@ def test_the_hf_engine_stays_on_its_threads_and_skips_packages_generation_does_n
             f"engine = load_engine('hf', {str(tiny_assets['model'])!r}, None, GenerationSettings(batch_size=2)); "
             "engine.generate(['Question: 1+1?', 'Question: 2+2?'], [2, 2]); "
             "print(torch.get_num_threads(), torch.get_num_interop_threads(), "
-            "[name for name in ('sklearn', 'torchao') if sys.modules.get(name) is not None])")
+            "[name for name in ('sklearn', 'torchao', 'scipy', 'pandas') if sys.modules.get(name) is not None])")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=ROOT,
                             env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)})
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["1", "1", "[]"]
+
+
+def test_reading_the_local_dataset_does_not_import_pandas(tiny_assets):  # noqa: F811
+    code = ("import sys; from steps.mmlu_pro.data import load_subject; "
+            f"load_subject({str(tiny_assets['dataset'])!r}, 'math', None); print('pandas' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=ROOT,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False"]  # pyarrow.dataset would import it: 0.2 s of the step's start

@@ -16,11 +16,13 @@ from steps.mmlu_pro.engines.base import (
 
 
 # transformers imports these whenever they are installed, though greedy generation of a plain
-# bf16/fp32 checkpoint uses neither: sklearn (transformers.generation.candidate_generator, for
-# assisted decoding's ROC threshold) and torchao (transformers.quantizers.auto registers its
-# quantizer). Together they were ~1 s of CPU of the step's start. A None entry in sys.modules is
-# Python's own "not importable" marker, so transformers' availability checks see them absent.
-UNUSED_BY_GENERATION = ("sklearn", "torchao")
+# bf16/fp32 checkpoint uses none of them: sklearn (transformers.generation.candidate_generator,
+# for assisted decoding's ROC threshold), torchao (transformers.quantizers.auto registers its
+# quantizer) and scipy (transformers.loss.loss_for_object_detection's Hungarian matching).
+# Together they were over 1 s of CPU of the step's start. A None entry in sys.modules is Python's
+# own "not importable" marker, so transformers' availability checks see them absent. (A
+# torchao-quantised checkpoint therefore does not load here; MMLU-Pro evaluates bf16 models.)
+UNUSED_BY_GENERATION = ("sklearn", "torchao", "scipy")
 
 
 def hide_unused_packages() -> None:
