@@ -77,6 +77,15 @@ def _new_records(engine: Engine, builder: PromptBuilder, questions: list[dict[st
     return records
 
 
+def by_prompt_length(questions: list[dict[str, Any]], engine: Engine, builder: PromptBuilder,
+                     settings: GenerationSettings) -> list[dict[str, Any]]:
+    """Longest prompt first, ties in dataset order (lm-evaluation-harness's order): a padded
+    batch then holds prompts of about one length instead of padding short ones to the longest."""
+    prompts = builder.fit(questions, engine.count_tokens, settings.max_model_len - settings.max_new_tokens)
+    order = sorted(range(len(questions)), key=lambda i: (-prompts[i].tokens, i))
+    return [questions[i] for i in order]
+
+
 def evaluate(
     model: str, role: str, label: str, subject: str, dataset: str, out_dir: Path, *,
     revision: str | None = None, dataset_revision: str | None = None, engine: str = "hf",
@@ -124,10 +133,12 @@ def evaluate(
             raise load_failure(f"--model {model} (engine {engine})", error) from None
         builder = PromptBuilder(subject, data.shots)
         chunk = runner.chunk_size or len(questions)
-        # Chunks are cut from the full question list, so a resumed run batches exactly
-        # like an uninterrupted one and generates the same text.
-        for start in range(0, len(questions), chunk):
-            pending = [q for q in questions[start:start + chunk] if str(q["question_id"]) not in done]
+        # Chunks are cut from the full question list (longest prompts first where the engine pads
+        # its batches), so a resumed run batches exactly like an uninterrupted one and generates
+        # the same text; records are still written in dataset order.
+        ordered = by_prompt_length(questions, runner, builder, settings) if runner.sort_by_length else questions
+        for start in range(0, len(ordered), chunk):
+            pending = [q for q in ordered[start:start + chunk] if str(q["question_id"]) not in done]
             if not pending:
                 continue
             for record in _new_records(runner, builder, pending, settings, generation_key):

@@ -175,3 +175,15 @@ def test_help_lists_the_cluster_commands():
     result = run("--help")
     for command in ("submit", "apply", "status", "retry"):
         assert command in result.stdout
+
+
+def test_cluster_commands_do_not_import_the_cli_that_registers_them():
+    """`workflows.cli` imports the cluster commands; an import back (even a lazy one) would be a cycle."""
+    import ast
+
+    source = ROOT / "workflows" / "cluster" / "commands.py"
+    imported = {node.module for node in ast.walk(ast.parse(source.read_text(encoding="utf-8")))
+                if isinstance(node, ast.ImportFrom)}
+    imported |= {alias.name for node in ast.walk(ast.parse(source.read_text(encoding="utf-8")))
+                 if isinstance(node, ast.Import) for alias in node.names}
+    assert "workflows.cli" not in imported and "workflows.cli_common" in imported

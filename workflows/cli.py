@@ -70,8 +70,9 @@ app.command()(_cluster.retry)
 from steps.common import step_errors  # noqa: E402
 from steps.estimate_memory import estimate_memory_command  # noqa: E402
 app.command("estimate", help="Will a model fit for fine-tuning on N GPUs? Memory per GPU by component, and advice (exit 3 if not).")(step_errors(estimate_memory_command))
-from workflows.runner.cli import run_command  # noqa: E402
-app.command("run", help="Run the pipeline's Workflow on this machine, task by task, as Argo would (resumable).")(run_command)
+from steps.mmlu_pro.run_summary import print_run_summary  # noqa: E402
+from workflows.runner.cli import run_command_with  # noqa: E402
+app.command("run", help="Run a pipeline's Workflow (or an Argo Workflow file) on this machine, task by task, as Argo would (resumable).")(run_command_with(after_run=print_run_summary))
 from steps.mmlu_pro.rescore import rescore_command  # noqa: E402
 app.command("rescore", help="Re-score saved MMLU-Pro outputs (ours or the reference's) with --extract tiger|strict.")(rescore_command)
 

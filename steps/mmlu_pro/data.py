@@ -57,7 +57,7 @@ def _read_rows(path: Path) -> list[dict[str, Any]]:
     if path.suffix == ".parquet":
         import pyarrow.parquet as pq
 
-        table = pq.read_table(path)
+        table = pq.ParquetFile(path).read()  # read_table goes through pyarrow.dataset, which imports pandas
         _check_fields(table.column_names, str(path))
         return table.to_pylist()
     rows = read_jsonl(path)
