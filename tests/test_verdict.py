@@ -106,6 +106,17 @@ def test_item1_without_a_regression_the_workflow_succeeds_with_the_scores_publis
     assert "30.0% (6/20)" in _card(tmp_path / "run")
 
 
+def test_item1_without_an_upload_a_regression_still_fails_the_workflow(tmp_path):
+    """publish-scores is Skipped (`when`), which would leave a handled aggregate failure reading as
+    success; the verdict task runs after a Skipped publish-scores too."""
+    workdir = tmp_path / "run"
+    _earlier_run(workdir, "local/tiny-llama-smoke", accuracy=0.6)
+    result = run(_pipeline(), workdir, cwd=PROJECT_ROOT, parameters={"upload_enabled": "false"})
+    assert not result.succeeded and result.phase == "Failed"
+    assert {task: phase for task, phase in phases(result).items() if task in (*TAIL, "upload")} == {
+        "upload": "Skipped", "aggregate": "Succeeded", "publish-scores": "Skipped", "verdict": "Failed"}
+
+
 def test_item1_a_stale_or_foreign_summary_is_never_published(tmp_path):
     """A resumed run reuses aggregate, but summary.json is no longer what that aggregate wrote."""
     workdir = tmp_path / "run"
