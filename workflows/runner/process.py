@@ -62,7 +62,7 @@ class PodSpec:
 
 @dataclass
 class AttemptResult:
-    status: str  # Succeeded | Failed | Error
+    status: Phase  # Succeeded | Failed | Error
     exit_code: int | None
     message: str
     started: float
