@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import re
 import shlex
@@ -31,7 +30,7 @@ from typing import Any
 from workflows.argo.phase import Phase
 from workflows.argo.validate import Template, uses_python
 from workflows.runner.survivors import ProcessIdentity, identify
-from workflows.runner.threads import cpu_quantity, thread_env
+from workflows.runner.threads import thread_count, thread_env
 from workflows.runner.workdir import open_log, real_dir
 from workflows.runner.written import changed_files, named_folders
 
@@ -160,17 +159,18 @@ def prepare(template: Template, resolved: dict[str, Any], *, workdir: Path, cwd:
 
 
 def resource_field_value(container: dict[str, Any], ref: dict[str, Any]) -> str:
-    """The downward API's `limits.cpu` / `requests.cpu` of this container: whole cores, rounded up, at least 1
-    (a thread count for OMP_NUM_THREADS); without one, this machine's cores, as a pod gets its node's."""
+    """The downward API's `limits.cpu` / `requests.cpu` of this container as a thread count, sized as
+    threads.py sizes OMP_NUM_THREADS; without a CPU stated, this machine's cores (a pod gets its node's)."""
     resource = str(ref.get("resource", ""))
     kind, _, name = resource.partition(".")
     if name != "cpu" or kind not in ("limits", "requests"):
         raise PrepareError(f"env from resourceFieldRef '{resource}': the local runner knows limits.cpu and requests.cpu")
     resources = container.get("resources") or {}
-    quantity = (resources.get(kind) or {}).get("cpu") or (resources.get("limits") or {}).get("cpu")
-    if quantity is None:
-        return str(os.cpu_count() or 1)
-    return str(max(1, math.ceil(cpu_quantity(quantity, f"resources.{kind}.cpu"))))
+    try:
+        count = thread_count({kind: resources.get(kind)}, f"container {container.get('name', '')}".strip())
+    except ValueError as error:
+        raise PrepareError(str(error)) from None
+    return str(count or os.cpu_count() or 1)
 
 
 def _default(value_from: dict[str, Any]) -> str | None:
