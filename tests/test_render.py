@@ -325,6 +325,7 @@ RETRY_CASES = [  # (exit code, Argo's node status, message) -> retried by (light
     ("137", "Failed", "Error (exit code 137)", True, True),
     ("137", "Failed", "OOMKilled (exit code 137)", False, False),
     ("-1", "Error", "pod deleted", True, True),
+    ("1", "Failed", "Pod was terminated in response to imminent node shutdown.", True, True),
 ]
 
 
