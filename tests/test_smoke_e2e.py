@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from workflows.config import load_pipeline
-from workflows.runner.report import first_pattern_shares
+from steps.mmlu_pro.run_summary import first_pattern_shares
 
 pytestmark = [pytest.mark.axolotl, pytest.mark.timeout(1500)]
 

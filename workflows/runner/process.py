@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from workflows.argo.phase import Phase
 from workflows.argo.validate import Template, uses_python
 from workflows.runner.survivors import ProcessIdentity, identify
 from workflows.runner.threads import thread_count, thread_env
@@ -35,9 +36,7 @@ from workflows.runner.written import changed_files, named_folders
 
 SUPERVISOR = str(Path(__file__).with_name("supervisor.py"))
 
-SUCCEEDED = "Succeeded"
-FAILED = "Failed"
-ERROR = "Error"
+SUCCEEDED, FAILED, ERROR = Phase.SUCCEEDED, Phase.FAILED, Phase.ERROR
 
 
 class PrepareError(Exception):
@@ -210,10 +209,10 @@ class LocalProcess:
             log.write(self.header.encode())
             log.write(("$ " + shlex.join(self.spec.argv) + "\n").encode())
             reason = unstartable(self.spec.argv[0], self.spec.env, self.spec.cwd)
-            if reason is not None:
+            if reason is not None:  # a container whose command cannot start fails (it is not an Error)
                 message = f"could not start {self.spec.argv[0]!r}: {reason}"
                 log.write(f"tunebench run: {message}\n".encode())
-                return AttemptResult(ERROR, None, message, started, time.time())
+                return AttemptResult(FAILED, None, message, started, time.time())
             supervised = [sys.executable, "-I", "-S", SUPERVISOR, "--grace", str(self.kill_grace_s),
                           "--parent", str(os.getpid()), "--", *self.spec.argv]
             try:
@@ -223,7 +222,7 @@ class LocalProcess:
             except OSError as error:
                 message = f"could not start {self.spec.argv[0]!r}: {error.strerror or error}"
                 log.write(f"tunebench run: {message}\n".encode())
-                return AttemptResult(ERROR, None, message, started, time.time())
+                return AttemptResult(FAILED, None, message, started, time.time())
             if self.on_start is not None:
                 self.on_start(identify(self.process.pid))
             if self.killed_reason is not None:  # killed while starting
@@ -248,10 +247,11 @@ class LocalProcess:
         if self.killed_reason is not None:
             code = 128 - returncode if returncode < 0 else returncode
             return AttemptResult(FAILED, code, self.killed_reason, started, finished)
-        if returncode < 0:
+        if returncode < 0:  # a container killed by a signal exits 128+n and is Failed, as any non-zero exit
             signum = -returncode
             name = signal.Signals(signum).name if signum in signal.Signals._value2member_map_ else str(signum)
-            return AttemptResult(ERROR, 128 + signum, f"killed by signal {name}", started, finished, signaled=True)
+            return AttemptResult(FAILED, 128 + signum, f"killed by signal {name} (exit code {128 + signum})",
+                                 started, finished, signaled=True)
         if returncode != 0:
             return AttemptResult(FAILED, returncode, f"exit code {returncode}", started, finished)
         outputs: dict[str, str] = {}

@@ -23,6 +23,7 @@ GPU_MEMORY_UTILIZATION = 0.90
 class VllmEngine:
     name = "vllm"
     chunk_size: int | None = CHUNK_SIZE
+    sort_by_length = False  # continuous batching: no padding to save
 
     def __init__(self, model: str, revision: str | None, settings: GenerationSettings):
         os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")  # read when vllm is imported
