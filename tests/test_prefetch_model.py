@@ -83,3 +83,8 @@ def test_a_cache_the_pod_cannot_write_is_one_line_naming_the_fix(monkeypatch):
     with pytest.raises(StepInputError, match=r"cannot write the HF cache .*Permission denied: /mnt/hf-cache/hub.*"
                                              r"Volume ownership"):
         prefetch_model._hub_errors("--model org/a (revision main)", denied)
+
+
+def test_a_missing_local_model_is_bad_input_not_a_hub_lookup(tmp_path):
+    with pytest.raises(StepInputError, match="no such directory, and not a hub repo id"):
+        prefetch([str(tmp_path / "build" / "tiny-llama")])
