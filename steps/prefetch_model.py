@@ -148,11 +148,13 @@ def prefetch_model_command(
             parameters = model_parameters(record["model"]["path"])
             record["model"].update(parameters=parameters, merge_memory=merge_memory(parameters))
             write_text_atomic(merge_memory_out, record["model"]["merge_memory"])
+        write_json_atomic(out, record)
     except StepInputError as error:
         fail(str(error))
     except TransientFailure as error:
         fail(str(error), code=1)
-    write_json_atomic(out, record)
+    except PermissionError as error:
+        fail(f"cannot write {error.filename} as uid {os.getuid()} ({error.strerror}); {VOLUME_HELP}")
     fetched = [m["model"] for m in record["models"]] + ([record["model"]["model"]] if "model" in record else [])
     print(f"prefetched {len(fetched)} model(s){' and the dataset' if 'dataset' in record else ''}: "
           f"{', '.join(fetched) or 'none'} -> {out}")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import struct
 import subprocess
 import sys
@@ -88,3 +89,16 @@ def test_a_cache_the_pod_cannot_write_is_one_line_naming_the_fix(monkeypatch):
 def test_a_missing_local_model_is_bad_input_not_a_hub_lookup(tmp_path):
     with pytest.raises(StepInputError, match="no such directory, and not a hub repo id"):
         prefetch([str(tmp_path / "build" / "tiny-llama")])
+
+
+def test_a_workspace_the_pod_cannot_write_is_one_line(tmp_path, monkeypatch, capsys):
+    def denied(path, data):
+        raise PermissionError(13, "Permission denied", "/mnt/workspace/runs/r/prefetch")
+
+    monkeypatch.setattr(prefetch_model, "write_json_atomic", denied)
+    with pytest.raises(SystemExit) as exit_info:
+        prefetch_command(out=tmp_path / "x.json")
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"error: cannot write /mnt/workspace/runs/r/prefetch as uid {os.getuid()} (Permission denied); "
+        "see docs/cluster.md, 'Volume ownership'"]
