@@ -143,10 +143,10 @@ def test_status_without_a_name_lists_runs_and_the_cron(stub):
 
 
 def test_retry_reruns_the_failed_steps(stub):
-    stub.fail_task = {"aggregate": "Error (exit code 4)"}
+    stub.fail_task = {"verdict": "Error (exit code 4)"}
     name = run("submit", REFERENCE, "-q").stdout.strip()
     failed = run("status", name, "--wait", *FAST)
-    assert failed.exit_code == 1 and "aggregate: Error (exit code 4) -> score regression" in failed.stderr
+    assert failed.exit_code == 1 and "verdict: Error (exit code 4) -> score regression" in failed.stderr
     result = run("retry", name, "--wait", *FAST)
     assert result.exit_code == 0, result.output
     assert f"retrying {name}" in result.stdout and f"{name} Succeeded" in result.stdout

@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 
 from workflows.cli import app
 from workflows.config import ConfigError
-from workflows.runner.cli import load_manifest
+from workflows.manifest_file import load_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "configs" / "pipelines" / "gemma2-2b-acereason-math.yaml"

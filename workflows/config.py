@@ -12,6 +12,7 @@ from steps.safe_yaml import YamlInputError, printable, read_yaml
 from workflows.cron import schedule_problem, timezone_problem
 from workflows.naming import image_reference_problem, is_dns_label
 
+LABEL_VALUE = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
 DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 QUANTITY = re.compile(r"^\d+(\.\d+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$")
 # Bounds a real run stays far inside; beyond them a value is a typo (or 1e30) that would only
@@ -106,6 +107,15 @@ class PodPlacement(Strict):
         None, gt=0, le=MAX_GPU_MEMORY_GIB * 1024, description="nodes whose `nvidia.com/gpu.memory` label is at least this (node affinity)")
     gpu_products: list[str] = Field(
         [], description="nodes whose `nvidia.com/gpu.product` label is one of these (node affinity)")
+
+    @field_validator("gpu_products")
+    @classmethod
+    def _label_values(cls, products: list[str]) -> list[str]:
+        for product in products:
+            if len(product) > 63 or not LABEL_VALUE.fullmatch(product):
+                raise ValueError(f"'{product}' is not a node label value (at most 63 letters, digits, '-', '_', "
+                                 "'.'; e.g. NVIDIA-L40S, as `nvidia.com/gpu.product` shows it)")
+        return products
 
 
 class TrainSpec(PodPlacement):
@@ -375,7 +385,7 @@ def read_config_documents(path: str | Path) -> list[Any]:
 
 
 def load_pipeline(path: str | Path) -> PipelineConfig:
-    documents = read_config_documents(path)
+    documents = [document for document in read_config_documents(path) if document is not None]
     if len(documents) > 1:
         raise ConfigError(f"{path}: holds {len(documents)} YAML documents; a pipeline config is one")
     return parse_pipeline(documents[0] if documents else None, str(path))
