@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -58,6 +59,16 @@ def _seconds(value: int | str) -> int:
     if seconds > MAX_DURATION_S:
         raise ValueError(f"a duration may be at most 366d ({MAX_DURATION_S} seconds)")
     return seconds
+
+
+def _refusing(problem_of: Callable[[str], str | None]) -> Callable[[str], str]:
+    """A validator from a `problem_of(value) -> why it is wrong, or None` check."""
+    def validate(value: str) -> str:
+        problem = problem_of(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+    return validate
 
 
 Duration = Annotated[int, Field(description="seconds, or a duration like '45m', '6h'")]
@@ -232,13 +243,7 @@ class Images(Strict):
     train: str = "ghcr.io/tunebench/tunebench-train:0.1.0"
     eval: str = "ghcr.io/tunebench/tunebench-eval:0.1.0"
 
-    @field_validator("light", "train", "eval")
-    @classmethod
-    def _reference(cls, value: str) -> str:
-        problem = image_reference_problem(value)
-        if problem:
-            raise ValueError(problem)
-        return value
+    _references = field_validator("light", "train", "eval")(_refusing(image_reference_problem))
 
 
 class ClusterSpec(PodPlacement):
@@ -279,18 +284,10 @@ class ScheduleSpec(Strict):
         if not crons:
             raise ValueError("at least one cron expression is needed")
         for cron in crons:
-            problem = schedule_problem(cron)
-            if problem:
-                raise ValueError(problem)
+            _refusing(schedule_problem)(cron)
         return crons
 
-    @field_validator("timezone")
-    @classmethod
-    def _timezone(cls, value: str) -> str:
-        problem = timezone_problem(value)
-        if problem:
-            raise ValueError(problem)
-        return value
+    _timezone = field_validator("timezone")(_refusing(timezone_problem))
 
 
 class PipelineConfig(Strict):
