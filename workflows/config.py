@@ -11,9 +11,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from steps.mmlu_pro.subjects import SUBJECTS
 from steps.safe_yaml import YamlInputError, printable, read_yaml
 from workflows.cron import schedule_problem, timezone_problem
-from workflows.naming import image_reference_problem, is_dns_label
+from workflows.naming import (
+    image_reference_problem,
+    is_dns_label,
+    label_value_problem,
+    object_name_problem,
+    qualified_name_problem,
+    secret_key_problem,
+)
 
-LABEL_VALUE = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
 DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 QUANTITY = re.compile(r"^\d+(\.\d+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$")
 # Bounds a real run stays far inside; beyond them a value is a typo (or 1e30) that would only
@@ -71,6 +77,12 @@ def _refusing(problem_of: Callable[[str], str | None]) -> Callable[[str], str]:
     return validate
 
 
+def _refusing_unless_none(problem_of: Callable[[str], str | None]) -> Callable[[str | None], str | None]:
+    """`_refusing` for an optional field: None stays None."""
+    check = _refusing(problem_of)
+    return lambda value: None if value is None else check(value)
+
+
 Duration = Annotated[int, Field(description="seconds, or a duration like '45m', '6h'")]
 
 
@@ -107,6 +119,15 @@ class Toleration(Strict):
     value: str | None = None
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
 
+    _key = field_validator("key")(_refusing_unless_none(qualified_name_problem))
+    _value = field_validator("value")(_refusing_unless_none(label_value_problem))
+
+    @model_validator(mode="after")
+    def _exists_takes_no_value(self) -> Toleration:
+        if self.operator == "Exists" and self.value:
+            raise ValueError("a toleration with operator Exists matches any value; remove value (or use Equal)")
+        return self
+
 
 class PodPlacement(Strict):
     """Where GPU pods may land: node labels that must match, and taints they tolerate."""
@@ -123,10 +144,19 @@ class PodPlacement(Strict):
     @classmethod
     def _label_values(cls, products: list[str]) -> list[str]:
         for product in products:
-            if len(product) > 63 or not LABEL_VALUE.fullmatch(product):
-                raise ValueError(f"'{product}' is not a node label value (at most 63 letters, digits, '-', '_', "
+            if not product or label_value_problem(product):
+                raise ValueError(f"{_shown(product)} is not a node label value (at most 63 letters, digits, '-', '_', "
                                  "'.'; e.g. NVIDIA-L40S, as `nvidia.com/gpu.product` shows it)")
         return products
+
+    @field_validator("node_selector")
+    @classmethod
+    def _labels(cls, labels: dict[str, str]) -> dict[str, str]:
+        for key, value in labels.items():
+            problem = qualified_name_problem(key) or label_value_problem(value)
+            if problem:
+                raise ValueError(f"node label {_shown(key)}: {problem}")
+        return labels
 
 
 class TrainSpec(PodPlacement):
@@ -143,6 +173,8 @@ class TrainSpec(PodPlacement):
     priority_class_value: int = Field(
         1000, ge=0, le=1_000_000_000, description="its value, when `tunebench render --kind prerequisites` creates it")
 
+    _resource = field_validator("gpu_resource")(_refusing(qualified_name_problem))
+    _priority_class = field_validator("priority_class_name")(_refusing_unless_none(object_name_problem))
     _quantities = field_validator("cpu", "memory", "shm_size", mode="before")(_quantity)
     _duration = field_validator("timeout", mode="before")(_seconds)
 
@@ -215,6 +247,8 @@ class ClaimTemplate(Strict):
     storage_class: str | None = None
     access_mode: Literal["ReadWriteOnce", "ReadWriteMany", "ReadWriteOncePod"] = "ReadWriteMany"
 
+    _storage_class = field_validator("storage_class")(_refusing_unless_none(object_name_problem))
+
     _quantity = field_validator("size", mode="before")(_quantity)
 
 
@@ -226,6 +260,8 @@ class VolumeSpec(Strict):
     create_as: ClaimTemplate = Field(
         ClaimTemplate(), description="size, class and access mode `--kind prerequisites` gives an existing_claim")
 
+    _claim = field_validator("existing_claim")(_refusing_unless_none(object_name_problem))
+
     @model_validator(mode="after")
     def _exactly_one(self) -> VolumeSpec:
         if (self.existing_claim is None) == (self.claim_template is None):
@@ -236,6 +272,9 @@ class VolumeSpec(Strict):
 class SecretRef(Strict):
     name: str = "hf-token"
     key: str = "token"
+
+    _name = field_validator("name")(_refusing(object_name_problem))
+    _key = field_validator("key")(_refusing(secret_key_problem))
 
 
 class Images(Strict):
