@@ -136,7 +136,8 @@ class PodPlacement(Strict):
     tolerations: list[Toleration] = []
     # GPU feature discovery's labels; a minimum, since cards of one class report different sizes.
     min_gpu_memory_mib: int | None = Field(
-        None, gt=0, le=MAX_GPU_MEMORY_GIB * 1024, description="nodes whose `nvidia.com/gpu.memory` label is at least this (node affinity)")
+        None, gt=0, le=MAX_GPU_MEMORY_GIB * 1024,
+        description="nodes whose `nvidia.com/gpu.memory` label is at least this (node affinity)")
     gpu_products: list[str] = Field(
         [], description="nodes whose `nvidia.com/gpu.product` label is one of these (node affinity)")
 
