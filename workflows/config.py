@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from steps.mmlu_pro.subjects import SUBJECTS
 from steps.safe_yaml import YamlInputError, printable, read_yaml
@@ -31,6 +32,8 @@ MAX_TOKENS = 10_000_000
 MAX_ROWS = 10_000_000_000
 MAX_PARALLEL = 10_000
 MAX_UID = 2**31 - 1
+FREE_TEXT_FIELDS = frozenset({"description", "overrides"})  # prose, and Axolotl's own keys (chat templates...)
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 SHOWN_VALUE = 60  # characters of a bad value quoted back in an error
 MAX_PROBLEM_LINE = 400
 
@@ -45,9 +48,32 @@ class ConfigError(Exception):
     """A pipeline config a user must fix; the message lists each problem with its field path."""
 
 
+def _hidden_character(value: Any) -> str | None:
+    """The first control or bidi-override character in a value (its strings, keys and items), or None."""
+    if isinstance(value, str):
+        return next((char for char in value if unicodedata.category(char) == "Cc" or char in BIDI_CONTROLS), None)
+    if isinstance(value, dict):
+        return next(filter(None, (_hidden_character(part) for item in value.items() for part in item)), None)
+    if isinstance(value, (list, tuple)):
+        return next(filter(None, map(_hidden_character, value)), None)
+    return None
+
+
 class Strict(BaseModel):
     # allow_inf_nan: `.inf` and `.nan` are YAML floats, and no setting here means either.
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*")
+    @classmethod
+    def _printable(cls, value: Any, info: ValidationInfo) -> Any:
+        """Names, ids, paths and labels end up in argv, manifests and logs: a newline or escape has no place there."""
+        if info.field_name in FREE_TEXT_FIELDS:
+            return value
+        hidden = _hidden_character(value)
+        if hidden is not None:
+            raise ValueError(f"contains the control character {hidden!r}; only {', '.join(sorted(FREE_TEXT_FIELDS))} "
+                             "may hold free text")
+        return value
 
 
 def _seconds(value: int | str) -> int:
