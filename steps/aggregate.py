@@ -1,10 +1,11 @@
 """Aggregate a run's MMLU-Pro results: per model and subject, overall, deltas, history, regressions.
 
 Reads `models.json` (from `plan_eval`) and every `<eval-dir>/<slug>/<subject>.summary.json`
-it implies; writes `summary.json`, `summary.md` and `scores.png`; writes the run's rows to
-its own file in the history folder (`<history>/<run-id>.parquet`) and exits 4 when a subject
-fell by more than the threshold since the previous run of the same model, at the same
-revision, with the same settings. A missing or partial result is reported, never averaged away.
+it implies; writes `summary.json`, `summary.md` and `scores.png` (with 95 % intervals and paired tests),
+`trend.png` when the history holds earlier runs of a model, and the Argo output parameters;
+writes the run's rows to its own file in the history folder (`<history>/<run-id>.parquet`) and
+exits 4 when a subject fell by more than the threshold (and, by default, significantly) since
+the previous run of the same model, at the same revision, with the same settings. A missing or partial result is reported, never averaged away.
 """
 from __future__ import annotations
 
@@ -15,8 +16,11 @@ from typing import Annotated, Any
 import typer
 
 from steps.common import EXIT_REGRESSION, StepInputError, fail, read_json, write_json_atomic, write_text_atomic
-from steps.mmlu_pro.history import Regression, check_run_id, record_run
+from steps.mmlu_pro.history import Drops, Regression, check_run_id, record_run
+from steps.mmlu_pro.node_outputs import write_aggregate_outputs
 from steps.mmlu_pro.report import plot_scores, render_markdown
+from steps.mmlu_pro.trend import plot_trend_beside
+from steps.mmlu_pro.uncertainty import add_uncertainty, question_outcomes, with_outcomes
 from steps.mmlu_pro.results import Score
 from steps.mmlu_pro.subjects import parse_subjects
 
@@ -116,20 +120,28 @@ def history_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
 
 def aggregate(eval_dir: Path, models_file: Path, subjects: list[str], out_dir: Path, run_id: str,
               history: Path | None = None, threshold: float = 0.02,
-              now: datetime | None = None) -> tuple[dict[str, Any], list[Regression]]:
+              now: datetime | None = None, require_significance: bool = True) -> tuple[dict[str, Any], list[Regression]]:
     if not 0 <= threshold <= 1:
         raise StepInputError(f"--regression-threshold {threshold} must be between 0 and 1 (an accuracy difference)")
     if history:
         check_run_id(run_id)
     time = (now or datetime.now(timezone.utc)).isoformat(timespec="seconds")
     summary = summarize(run_id, subjects, load_models(models_file), Path(eval_dir), time, threshold)
-    regressions = record_run(Path(history), history_rows(summary), run_id, threshold) if history else []
-    summary["regressions"] = [r.as_dict() for r in regressions]
+    outcomes = question_outcomes(summary, Path(eval_dir))
+    add_uncertainty(summary, outcomes)
+    drops = (record_run(Path(history), with_outcomes(history_rows(summary), outcomes), run_id, threshold,
+                        require_significance) if history else Drops([], []))
+    summary["regression_requires_significance"] = require_significance
+    summary["regressions"] = [r.as_dict() for r in drops.regressions]
+    summary["drops_not_significant"] = [r.as_dict() for r in drops.not_significant]
     out_dir = Path(out_dir)
     write_json_atomic(out_dir / "summary.json", summary)
     write_text_atomic(out_dir / "summary.md", render_markdown(summary))
     plot_scores(summary, out_dir / "scores.png")
-    return summary, regressions
+    if history:
+        plot_trend_beside(Path(history), summary, out_dir / "trend.png")
+    write_aggregate_outputs(out_dir, summary)
+    return summary, drops.regressions
 
 
 def aggregate_command(
@@ -144,17 +156,20 @@ def aggregate_command(
              "DIR/<run-id>.parquet, replacing an earlier attempt's, after comparing them with the previous "
              "run of the same model, revision and settings among the other *.parquet files there.")] = None,
     regression_threshold: Annotated[float, typer.Option(help="Exit 4 when a subject's accuracy fell by more than this.")] = 0.02,
+    require_significance: Annotated[bool, typer.Option(
+        help="A drop beyond the threshold is a regression only when significant as well (two-sided p < 0.05: "
+             "McNemar exact over the same questions, Fisher exact without per-question records).")] = True,
 ) -> None:
     """Collect the run's per-subject results into a summary, a table and a chart; check for regressions."""
     try:
         summary, regressions = aggregate(eval_dir, models, parse_subjects(subjects), out_dir, run_id,
-                                         history, regression_threshold)
+                                         history, regression_threshold, require_significance=require_significance)
     except StepInputError as error:
         fail(str(error))
     print(render_markdown(summary))
     if regressions:
-        fail("accuracy regressed by more than "
-             f"{regression_threshold:g} in: {'; '.join(str(r) for r in regressions)}", code=EXIT_REGRESSION)
+        significantly = " (and significantly)" if require_significance else ""
+        fail(f"accuracy regressed by more than {regression_threshold:g}{significantly} in: {'; '.join(str(r) for r in regressions)}", code=EXIT_REGRESSION)
 
 
 def main() -> None:

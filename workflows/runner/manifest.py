@@ -667,12 +667,19 @@ def _check_container_references(workflow: Workflow, template: Template, check: _
     if template.kind != "container":
         return
     where = f"template '{template.name}'"
-    body = {key: value for key, value in template.raw.items() if key not in ("name", "inputs")}
+    body = {key: value for key, value in template.raw.items() if key not in ("name", "inputs", "metrics")}
     for text in strings_in(body):
         for ref in references(text):
             reason = template_reference_problem(workflow, template, ref)
             if reason:
                 check.problem(f"{where}: cannot resolve {{{{{ref}}}}}: {reason}")
+    # Metrics are emitted by Argo's controller after the node ends (ignored locally), so they
+    # also see the node's own outputs and status; a typo there is still caught here.
+    for text in strings_in(template.raw.get("metrics") or {}):
+        for ref in references(text):
+            reason = None if _metric_variable(template, ref) else template_reference_problem(workflow, template, ref)
+            if reason:
+                check.problem(f"{where} metrics: cannot resolve {{{{{ref}}}}}: {reason}")
     for param in template.inputs:
         for text in (param.value, param.default):
             if text and "{{" in text:
@@ -680,6 +687,16 @@ def _check_container_references(workflow: Workflow, template: Template, check: _
                     if ref.startswith("workflow.") and not workflow_reference_problem(workflow, ref):
                         continue
                     check.problem(f"{where}: input parameter '{param.name}' cannot resolve {{{{{ref}}}}}")
+
+
+METRIC_VARIABLES = ("status", "duration", "exitCode")
+
+
+def _metric_variable(template: Template, ref: str) -> bool:
+    """Variables Argo offers a template's metrics beyond the template's own: its outputs and how it ended."""
+    if ref.startswith("outputs.parameters."):
+        return ref.removeprefix("outputs.parameters.") in template.output_names()
+    return ref in METRIC_VARIABLES or ref.startswith("resourcesDuration.")
 
 
 def template_reference_problem(workflow: Workflow, template: Template, ref: str) -> str | None:

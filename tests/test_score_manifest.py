@@ -1,0 +1,124 @@
+"""The scores in Argo: output parameters and Prometheus metrics of the eval and aggregate templates,
+their golden values, and validation against Argo v4.1.2's full CRD schemas (../shared/data/crds)."""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from steps.mmlu_pro import node_outputs
+from workflows.config import load_pipeline
+from workflows.render import manifests
+
+REFERENCE = "configs/pipelines/gemma2-2b-acereason-math.yaml"
+CRD_FILES = {"Workflow": "argo-v4.1.2-workflows.yaml", "WorkflowTemplate": "argo-v4.1.2-workflowtemplates.yaml",
+             "CronWorkflow": "argo-v4.1.2-cronworkflows.yaml"}
+
+
+def _templates(kind: str = "workflow") -> dict[str, dict[str, Any]]:
+    cfg = load_pipeline(REFERENCE)
+    [manifest] = [m for m in manifests(cfg, kind) if m["kind"] in ("Workflow", "WorkflowTemplate")][:1]
+    return {t["name"]: t for t in manifest["spec"]["templates"]}
+
+
+def test_eval_template_emits_one_accuracy_gauge_per_model_and_subject():
+    template = _templates()["eval-mmlu-pro"]
+    outputs = {p["name"]: p["valueFrom"]["path"] for p in template["outputs"]["parameters"]}
+    folder = "/mnt/workspace/runs/{{workflow.name}}/eval/{{inputs.parameters.slug}}/{{inputs.parameters.subject}}.outputs"
+    assert outputs == {name: f"{folder}/{name}" for name in node_outputs.EVAL_OUTPUTS}
+    [gauge] = template["metrics"]["prometheus"]
+    assert gauge["name"] == "tunebench_mmlu_pro_accuracy" and gauge["when"] == "{{status}} == Succeeded"
+    assert gauge["gauge"] == {"realtime": False, "value": "{{outputs.parameters.accuracy}}"}
+    assert {label["key"]: label["value"] for label in gauge["labels"]} == {
+        "model": "{{inputs.parameters.label}}", "role": "{{inputs.parameters.role}}",
+        "subject": "{{inputs.parameters.subject}}", "revision": "{{outputs.parameters.model-revision}}",
+        "settings_hash": "{{outputs.parameters.settings-hash}}", "questions": "{{outputs.parameters.questions}}"}
+
+
+@pytest.mark.parametrize("kind", ["workflow", "template"])
+def test_aggregate_template_exposes_scores_and_counts_regressions(kind):
+    template = _templates(kind)["aggregate"]
+    outputs = {p["name"]: p["valueFrom"]["path"] for p in template["outputs"]["parameters"]}
+    assert outputs == {name: f"/mnt/workspace/runs/{{{{workflow.name}}}}/summary/outputs/{name}"
+                       for name in ("overall-accuracy", "largest-delta", "regressions")}
+    [counter] = template["metrics"]["prometheus"]
+    assert counter["name"] == "tunebench_mmlu_pro_regressions"
+    assert counter["counter"] == {"value": "{{outputs.parameters.regressions}}"}
+    assert counter["when"] == "{{outputs.parameters.regressions}} > 0"
+    assert counter["labels"] == [{"key": "pipeline", "value": "gemma2-2b-acereason-math"}]
+    assert "--require-significance" in template["container"]["args"]
+
+
+def test_significance_can_be_switched_off_in_the_config(tmp_path):
+    config = yaml.safe_load(Path(REFERENCE).read_text())
+    config.setdefault("eval", {})["regression_requires_significance"] = False
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(config))
+    cfg = load_pipeline(path)
+    assert cfg.eval.regression_requires_significance is False
+    aggregate = next(t for t in manifests(cfg, "workflow")[0]["spec"]["templates"] if t["name"] == "aggregate")
+    assert "--no-require-significance" in aggregate["container"]["args"]
+    assert load_pipeline(REFERENCE).eval.regression_requires_significance is True
+
+
+# --- the full CRD schema, as strict as `argo lint --strict` (see ../shared/data/README.md) ------------
+
+def _strict(schema: Any) -> Any:
+    if isinstance(schema, list):
+        return [_strict(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    schema = {key: _strict(value) for key, value in schema.items()}
+    if schema.pop("x-kubernetes-int-or-string", False):
+        schema.pop("type", None)
+        schema["anyOf"] = [{"type": "integer"}, {"type": "string"}]
+    if ("properties" in schema and "additionalProperties" not in schema
+            and not schema.get("x-kubernetes-preserve-unknown-fields")):
+        schema["additionalProperties"] = False
+    return schema
+
+
+def _crd_validator(shared_data: Path, kind: str):
+    jsonschema = pytest.importorskip("jsonschema")
+    crd = yaml.safe_load((shared_data / "crds" / CRD_FILES[kind]).read_text())
+    [version] = [v for v in crd["spec"]["versions"] if v["name"] == "v1alpha1"]
+    return jsonschema.Draft7Validator(_strict(copy.deepcopy(version["schema"]["openAPIV3Schema"])))
+
+
+SCORE_TEMPLATES = ("eval-mmlu-pro", "aggregate")
+
+
+@pytest.mark.parametrize("kind", ["workflow", "template"])
+def test_the_score_templates_validate_against_the_v4_1_2_crds(shared_data, kind):
+    """Only the eval and aggregate templates (what this feature adds to); the whole manifests are
+    the cluster checks' business."""
+    for manifest in manifests(load_pipeline(REFERENCE), kind):
+        templates = manifest["spec"]["templates"]
+        checked = {str(i) for i, t in enumerate(templates) if t["name"] in SCORE_TEMPLATES}
+        assert len(checked) == len(SCORE_TEMPLATES)
+        validator = _crd_validator(shared_data, manifest["kind"])
+        errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(manifest)
+                  if list(map(str, e.absolute_path))[:3] in (["spec", "templates", i] for i in checked)]
+        assert errors == []
+
+
+def test_the_crd_check_refuses_a_gauge_without_realtime(shared_data):
+    manifest = manifests(load_pipeline(REFERENCE), "workflow")[0]
+    aggregate = next(t for t in manifest["spec"]["templates"] if t["name"] == "eval-mmlu-pro")
+    del aggregate["metrics"]["prometheus"][0]["gauge"]["realtime"]
+    assert any("realtime" in e.message for e in _crd_validator(shared_data, "Workflow").iter_errors(manifest))
+
+
+def test_the_local_runner_accepts_the_metrics_and_still_catches_a_typo_in_them():
+    from workflows.runner.errors import ManifestError
+    from workflows.runner.manifest import load_workflow
+
+    manifest = manifests(load_pipeline("configs/pipelines/smoke.yaml"), "workflow")[0]
+    load_workflow(copy.deepcopy(manifest))   # {{status}} and the template's own outputs resolve in metrics
+    aggregate = next(t for t in manifest["spec"]["templates"] if t["name"] == "aggregate")
+    aggregate["metrics"]["prometheus"][0]["counter"]["value"] = "{{outputs.parameters.regresions}}"
+    with pytest.raises(ManifestError, match=r"template 'aggregate' metrics: cannot resolve \{\{outputs.parameters.regresions\}\}"):
+        load_workflow(manifest)
