@@ -1,5 +1,5 @@
 """The scores in Argo: output parameters and Prometheus metrics of the eval and aggregate templates,
-their golden values, and validation against Argo v4.1.2's full CRD schemas (../shared/data/crds)."""
+their golden values, and validation against Argo v4.1.2's full CRD schemas (workflows.crd)."""
 from __future__ import annotations
 
 import copy
@@ -11,11 +11,10 @@ import yaml
 
 from steps.mmlu_pro import node_outputs
 from workflows.config import load_pipeline
+from workflows.crd import validate
 from workflows.render import manifests
 
 REFERENCE = "configs/pipelines/gemma2-2b-acereason-math.yaml"
-CRD_FILES = {"Workflow": "argo-v4.1.2-workflows.yaml", "WorkflowTemplate": "argo-v4.1.2-workflowtemplates.yaml",
-             "CronWorkflow": "argo-v4.1.2-cronworkflows.yaml"}
 
 
 def _templates(kind: str = "workflow") -> dict[str, dict[str, Any]]:
@@ -64,52 +63,20 @@ def test_significance_can_be_switched_off_in_the_config(tmp_path):
     assert load_pipeline(REFERENCE).eval.regression_requires_significance is True
 
 
-# --- the full CRD schema, as strict as `argo lint --strict` (see ../shared/data/README.md) ------------
+# --- the full CRD schema (workflows.crd: Argo v4.1.2's, strict) ---------------------------------
 
-def _strict(schema: Any) -> Any:
-    if isinstance(schema, list):
-        return [_strict(item) for item in schema]
-    if not isinstance(schema, dict):
-        return schema
-    schema = {key: _strict(value) for key, value in schema.items()}
-    if schema.pop("x-kubernetes-int-or-string", False):
-        schema.pop("type", None)
-        schema["anyOf"] = [{"type": "integer"}, {"type": "string"}]
-    if ("properties" in schema and "additionalProperties" not in schema
-            and not schema.get("x-kubernetes-preserve-unknown-fields")):
-        schema["additionalProperties"] = False
-    return schema
-
-
-def _crd_validator(shared_data: Path, kind: str):
-    jsonschema = pytest.importorskip("jsonschema")
-    crd = yaml.safe_load((shared_data / "crds" / CRD_FILES[kind]).read_text())
-    [version] = [v for v in crd["spec"]["versions"] if v["name"] == "v1alpha1"]
-    return jsonschema.Draft7Validator(_strict(copy.deepcopy(version["schema"]["openAPIV3Schema"])))
-
-
-SCORE_TEMPLATES = ("eval-mmlu-pro", "aggregate")
-
-
-@pytest.mark.parametrize("kind", ["workflow", "template"])
-def test_the_score_templates_validate_against_the_v4_1_2_crds(shared_data, kind):
-    """Only the eval and aggregate templates (what this feature adds to); the whole manifests are
-    the cluster checks' business."""
+@pytest.mark.parametrize("kind", ["workflow", "template", "cron"])
+def test_manifests_with_the_score_fields_validate_against_the_v4_1_2_crds(kind):
     for manifest in manifests(load_pipeline(REFERENCE), kind):
-        templates = manifest["spec"]["templates"]
-        checked = {str(i) for i, t in enumerate(templates) if t["name"] in SCORE_TEMPLATES}
-        assert len(checked) == len(SCORE_TEMPLATES)
-        validator = _crd_validator(shared_data, manifest["kind"])
-        errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(manifest)
-                  if list(map(str, e.absolute_path))[:3] in (["spec", "templates", i] for i in checked)]
-        assert errors == []
+        assert validate(manifest) == []
 
 
-def test_the_crd_check_refuses_a_gauge_without_realtime(shared_data):
+def test_the_crd_check_refuses_a_gauge_without_realtime():
     manifest = manifests(load_pipeline(REFERENCE), "workflow")[0]
-    aggregate = next(t for t in manifest["spec"]["templates"] if t["name"] == "eval-mmlu-pro")
-    del aggregate["metrics"]["prometheus"][0]["gauge"]["realtime"]
-    assert any("realtime" in e.message for e in _crd_validator(shared_data, "Workflow").iter_errors(manifest))
+    index, template = next((i, t) for i, t in enumerate(manifest["spec"]["templates"]) if t["name"] == "eval-mmlu-pro")
+    del template["metrics"]["prometheus"][0]["gauge"]["realtime"]
+    assert any(f"spec.templates[{index}].metrics.prometheus[0].gauge" in problem and "realtime" in problem
+               for problem in validate(manifest))
 
 
 def test_the_local_runner_accepts_the_metrics_and_still_catches_a_typo_in_them():
