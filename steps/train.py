@@ -4,10 +4,17 @@ A pod restarted mid-run (preempted node, OOM-killed rank) finds its checkpoints 
 workspace volume and resumes from the newest complete one instead of starting over; a
 finished run is not redone. The final config is written to RUN/train/axolotl.yaml, so a
 person can see exactly what ran.
+
+Across nodes (`--nodes N`, one `steps.train` per node) every node builds the same config and
+resumes from the same checkpoint, and launches torchrun into one rendezvous; only node 0
+writes RUN/train (the final config, done.json, the removal of partial checkpoints), so
+nodes never race on the shared volume. The others run from a copy of the config in their
+own temporary folder.
 """
 from __future__ import annotations
 
 import os
+import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,6 +23,7 @@ import typer
 
 from steps.common import EXIT_FAILURE, StepInputError, fail, write_json_atomic
 from steps.training import checkpoints
+from steps.training.distributed import CPU_DISTRIBUTED_ENV, DEFAULT_MASTER_PORT, Rendezvous, rendezvous
 from steps.training.axolotl_config import (
     PipelineSettings,
     TrainPaths,
@@ -29,6 +37,7 @@ from steps.training.axolotl_config import (
     write_final_config,
 )
 from steps.training.launch import (
+    Launcher,
     LauncherChoice,
     check_shm,
     child_env,
@@ -83,10 +92,16 @@ def _guard_against_a_different_run(paths: TrainPaths, cfg: dict[str, Any]) -> bo
     return not changed
 
 
-def prepare_resume(cfg: dict[str, Any], output_dir: Path) -> checkpoints.Checkpoint | None:
-    """Drop partial checkpoints and point `cfg` at the newest complete one, if any."""
-    for removed in checkpoints.remove_incomplete(output_dir):
-        LOG.warning("removed %s: an incomplete checkpoint (the previous run stopped while saving it)", removed.path)
+def prepare_resume(cfg: dict[str, Any], output_dir: Path, *, owner: bool = True) -> checkpoints.Checkpoint | None:
+    """Point `cfg` at the newest complete checkpoint, if any; the `owner` (node 0) also deletes partial ones.
+
+    Every node picks the same checkpoint: the group is down while it starts, so nothing is
+    being saved, and a partial checkpoint is never complete whether or not it is deleted yet.
+    """
+    if owner:
+        for removed in checkpoints.remove_incomplete(output_dir):
+            LOG.warning("removed %s: an incomplete checkpoint (the previous run stopped while saving it)",
+                        removed.path)
     resume = checkpoints.newest_complete(output_dir)
     if resume is not None:
         cfg["resume_from_checkpoint"] = str(resume.path)
@@ -112,44 +127,63 @@ def _finish(cfg: dict[str, Any], paths: TrainPaths, resume: checkpoints.Checkpoi
 
 def train(config: Path, *, base_model: str, dataset: Path, run_dir: Path, gpus: int = 1,
           overrides: str | None = None, base_model_revision: str | None = None,
-          launcher: LauncherChoice = "auto", save_steps: int | None = None) -> int:
+          launcher: LauncherChoice = "auto", save_steps: int | None = None, nodes: int = 1,
+          node_rank: int | None = None, master_addr: str | None = None,
+          master_port: int = DEFAULT_MASTER_PORT) -> int:
     """Train (or resume, or skip a finished run); returns the exit code of `axolotl train`."""
     require_axolotl()
     check_dataset(dataset)
     if save_steps is not None and save_steps < 1:
         raise StepInputError(f"--save-steps {save_steps}: must be at least 1")
+    group = rendezvous(nodes, node_rank, master_addr, master_port, run_dir)
     cuda_devices = cuda_device_count()
-    chosen = resolve_launcher(launcher, gpus, cuda_devices)
-    processes = gpus if chosen == "accelerate" else 1
+    chosen = resolve_launcher(launcher, gpus, cuda_devices, nodes)
+    processes = gpus if chosen in ("accelerate", "torchrun") else 1
     paths = TrainPaths(run_dir)
     cfg = build_final_config(load_yaml_config(config), parse_overrides(overrides), PipelineSettings(
         base_model=base_model, dataset=dataset, paths=paths, base_model_revision=base_model_revision,
-        gpus=processes, on_cpu=cuda_devices == 0, save_steps=save_steps))
+        gpus=processes, on_cpu=cuda_devices == 0, save_steps=save_steps, nodes=nodes))
     if _guard_against_a_different_run(paths, cfg) and paths.done.exists() \
             and not trained_output_problems(cfg, paths.output):
         LOG.info("training already finished (%s); nothing to do", paths.done)
         return 0
 
     check_shm(processes)
-    validate_config(cfg, *probed_capabilities(processes))
+    validate_config(cfg, *probed_capabilities(processes * nodes))
     ignored = unknown_keys(cfg)
     if ignored:
         LOG.warning("Axolotl ignores these keys it does not know (a typo?): %s", ", ".join(ignored))
-    resume = prepare_resume(cfg, paths.output)
-    write_final_config(cfg, paths.config)
-    LOG.info("final config: %s", paths.config)
+    primary = group is None or group.is_primary
+    resume = prepare_resume(cfg, paths.output, owner=primary)
     _log_hub_cache()
     if resume is not None:
         LOG.info("resuming from %s (step %d)", resume.path, resume.step)
     else:
         LOG.info("no checkpoint in %s: starting from step 0", paths.output)
-    command = train_command(paths.config, chosen, gpus)
+    if primary:
+        write_final_config(cfg, paths.config)
+        LOG.info("final config: %s", paths.config)
+        code = _launch(paths.config, chosen, processes, group, cuda_devices)
+        return code if code != 0 else _finish(cfg, paths, resume)
+    with tempfile.TemporaryDirectory(prefix="tunebench-train-") as scratch:
+        node_config = Path(scratch) / "axolotl.yaml"
+        write_final_config(cfg, node_config)
+        return _launch(node_config, chosen, processes, group, cuda_devices)
+
+
+def _launch(config_file: Path, chosen: Launcher, processes: int, group: Rendezvous | None, cuda_devices: int) -> int:
+    env = child_env()
+    if group is not None:
+        LOG.info("node %d of %d: rendezvous %s at %s:%d", group.node_rank, group.nodes, group.rdzv_id,
+                 group.master_addr, group.master_port)
+        if not cuda_devices:
+            env.update(CPU_DISTRIBUTED_ENV)
+    command = train_command(config_file, chosen, processes, group)
     LOG.info("running: %s", " ".join(command))
-    code = run_streaming(command, child_env())
+    code = run_streaming(command, env)
     if code != 0:
         LOG.error("axolotl train exited with code %d", code)
-        return code
-    return _finish(cfg, paths, resume)
+    return code
 
 
 def _log_hub_cache() -> None:
@@ -174,14 +208,19 @@ def train_cli(
     base_model_revision: Annotated[str | None, typer.Option(help="Hub revision of the base model to pin.")] = None,
     launcher: Annotated[str, typer.Option(help="auto (accelerate on GPUs, python on a CPU), python or accelerate.")] = "auto",
     save_steps: Annotated[int | None, typer.Option(help="Checkpoint every N steps (default: the YAML's, else 100).")] = None,
+    nodes: Annotated[int, typer.Option(help="Nodes training together (one steps.train per node, torchrun).")] = 1,
+    node_rank: Annotated[int | None, typer.Option(help="This node's index, 0 to nodes-1 (JobSet: JOB_COMPLETION_INDEX).")] = None,
+    master_addr: Annotated[str | None, typer.Option(help="Host name of node 0, where the rendezvous is hosted.")] = None,
+    master_port: Annotated[int, typer.Option(help="TCP port of the rendezvous on node 0.")] = DEFAULT_MASTER_PORT,
 ) -> None:
     """Fine-tune with Axolotl; a restarted run resumes from its newest complete checkpoint."""
-    if launcher not in ("auto", "python", "accelerate"):
-        fail(f"--launcher {launcher!r}: use auto, python or accelerate")
+    if launcher not in ("auto", "python", "accelerate", "torchrun"):
+        fail(f"--launcher {launcher!r}: use auto, python, accelerate or torchrun")
     try:
         code = train(config, base_model=base_model, dataset=dataset, run_dir=run_dir, gpus=gpus,
                      overrides=overrides, base_model_revision=base_model_revision,
-                     launcher=launcher, save_steps=save_steps)  # type: ignore[arg-type]
+                     launcher=launcher, save_steps=save_steps, nodes=nodes, node_rank=node_rank,  # type: ignore[arg-type]
+                     master_addr=master_addr, master_port=master_port)
     except StepInputError as error:
         fail(str(error))
     raise typer.Exit(code)

@@ -286,12 +286,34 @@ def test_scores_reach_the_model_card_after_aggregate(reference):
     workflow = manifests(reference, "workflow")[0]
     dag = next(t for t in workflow["spec"]["templates"] if t["name"] == "pipeline")["dag"]
     publish = next(t for t in dag["tasks"] if t["name"] == "publish-scores")
-    assert publish["depends"] == "upload && (aggregate.Succeeded || aggregate.Failed)"
+    # Only a succeeded aggregate is published (it succeeds on a regression too, recording it), and
+    # only the summary.json that aggregate invocation wrote: its summary id is passed along.
+    assert publish["depends"] == "upload && aggregate"
     assert publish["when"] == "{{workflow.parameters.upload_enabled}} == true"
+    summary_id = "{{tasks.aggregate.outputs.parameters.summary-id}}"
+    assert {p["name"]: p["value"] for p in publish["arguments"]["parameters"]}["summary_id"] == summary_id
     template = next(t for t in workflow["spec"]["templates"] if t["name"] == "publish-scores")
     args = template["container"]["args"]
     assert args[0] == "--card-only"
     assert args[args.index("--summary") + 1] == "/mnt/workspace/runs/{{workflow.name}}/summary/summary.json"
+    assert args[args.index("--summary-id") + 1] == "{{inputs.parameters.summary_id}}"
+
+
+@pytest.mark.parametrize("kind, entrypoint, verdict_depends", [
+    ("workflow", "pipeline", "aggregate && publish-scores"), ("template", "benchmark", "aggregate")])
+def test_a_regression_fails_the_run_in_a_last_verdict_task(reference, kind, entrypoint, verdict_depends):
+    """aggregate records a regression and succeeds; `verdict` fails the run on it, after publishing,
+    in the pipeline and in the re-benchmark the CronWorkflow runs."""
+    rendered = next(m for m in manifests(reference, kind) if m["spec"]["entrypoint"] == entrypoint)
+    templates = {t["name"]: t for t in rendered["spec"]["templates"]}
+    tasks = {t["name"]: t for t in templates[entrypoint]["dag"]["tasks"]}
+    assert tasks["verdict"]["depends"] == verdict_depends
+    assert not [name for name, t in tasks.items() if "verdict" in t.get("depends", "")]  # the last task
+    aggregate_args = templates["aggregate"]["container"]["args"]
+    assert aggregate_args[aggregate_args.index("--on-regression") + 1] == "record"
+    assert templates["aggregate"]["outputs"]["parameters"][0] == (
+        {"name": "summary-id", "valueFrom": {"path": "/mnt/workspace/runs/{{workflow.name}}/summary/summary.id"}})
+    assert templates["verdict"]["container"]["command"] == ["python", "-m", "steps.verdict"]
 
 
 RETRY_CASES = [  # (exit code, Argo's node status, message) -> retried by (light/network steps, long GPU steps)
@@ -308,7 +330,7 @@ RETRY_CASES = [  # (exit code, Argo's node status, message) -> retried by (light
 
 @pytest.mark.parametrize(("code", "status", "message", "light", "long"), RETRY_CASES)
 def test_items5_6_retry_expressions_for_exit_codes(reference, code, status, message, light, long):
-    from workflows.runner.expr import evaluate_expr
+    from workflows.argo.expr import evaluate_expr
 
     templates = templates_by_name(manifests(reference, "workflow")[0])
     variables = {"lastRetry": {"exitCode": code, "status": status, "duration": "60", "message": message}}
@@ -329,7 +351,7 @@ def test_item5_long_steps_bound_each_wait_never_the_total(reference):
 
 
 def test_item1_the_local_runner_accepts_pod_spec_patch_and_cpu_from_the_downward_api():
-    from workflows.runner.manifest import load_workflow
+    from workflows.argo.validate import load_workflow
     from workflows.runner.process import resource_field_value
 
     smoke = load_pipeline(ROOT / "configs" / "pipelines" / "smoke.yaml")

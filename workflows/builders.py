@@ -4,8 +4,10 @@
 convert-dataset ──┐
 memory-gate ──────┴─► train ─► merge-lora ─┬─► upload ───────────────────────────────┐
                                            └─► eval-finetuned (withParam) ─┐         │
-plan-eval ─► eval-baseline (withParam; runs while training runs) ──────────┴─► aggregate ─┴─► publish-scores
+plan-eval ─► eval-baseline (withParam; runs while training runs) ──────────┴─► aggregate ─┴─► publish-scores ─► verdict
 ```
+aggregate records a regression in the summary and succeeds, so that publish-scores puts the
+new scores on the card; `verdict` then fails the run on it (see steps/verdict.py).
 """
 from __future__ import annotations
 
@@ -36,6 +38,8 @@ PLAN_DIR = f"{EVAL_DIR}/plan"
 LOCAL_UPLOAD_DIR = f"{RUN_DIR}/upload"
 SUMMARY_DIR = f"{RUN_DIR}/summary"
 SUMMARY_FILE = f"{SUMMARY_DIR}/summary.json"
+SUMMARY_ID_FILE = f"{SUMMARY_DIR}/summary.id"
+SUMMARY_ID_OUTPUT = "summary-id"
 
 
 def _flag_args(**flags: object) -> list[str]:
@@ -159,10 +163,12 @@ def upload(cfg: PipelineConfig) -> Container:
 
 
 def publish_scores(cfg: PipelineConfig) -> Container:
-    """The model card again, now with the run's MMLU-Pro table (the upload ran before the scores existed)."""
+    """The model card again, now with the run's MMLU-Pro table (the upload ran before the scores existed);
+    only the summary.json this run's aggregate wrote (its summary id) is published."""
     return StepTemplate(
         name="publish-scores", module="upload", image=cfg.cluster.images.light,
-        inputs=PUBLISH_INPUTS, args=("--card-only", *_publish_args(cfg), "--summary", SUMMARY_FILE),
+        inputs=(*PUBLISH_INPUTS, "summary_id"),
+        args=("--card-only", *_publish_args(cfg), "--summary", SUMMARY_FILE, "--summary-id", input_ref("summary_id")),
         cpu="500m", memory="1Gi", retry=NETWORK_RETRY, timeout_seconds=1800,
         hub_token_required=cfg.upload.target == "hub",
     ).container(cfg)
@@ -254,12 +260,23 @@ def aggregate(cfg: PipelineConfig) -> Container:
             "--out-dir", SUMMARY_DIR, "--run-id", "{{workflow.name}}",
             "--history", HISTORY_DIR, "--regression-threshold", input_ref("regression_threshold"),
             "--require-significance" if cfg.eval.regression_requires_significance else "--no-require-significance",
+            "--on-regression", "record",
         ),
-        outputs={name: f"{outputs_dir}/{name}" for name in node_outputs.AGGREGATE_OUTPUTS},
+        outputs={SUMMARY_ID_OUTPUT: SUMMARY_ID_FILE,
+                 **{name: f"{outputs_dir}/{name}" for name in node_outputs.AGGREGATE_OUTPUTS}},
         cpu="1", memory="2Gi", hub_token=False, timeout_seconds=900,
     ).container(cfg)
     template.metrics = aggregate_metrics(cfg)
     return template
+
+
+def verdict(cfg: PipelineConfig) -> Container:
+    """Fails the run when aggregate recorded a regression, once the scores are published."""
+    return StepTemplate(
+        name="verdict", module="verdict", image=cfg.cluster.images.light, inputs=("summary_id",),
+        args=("--summary", SUMMARY_FILE, "--summary-id", input_ref("summary_id")),
+        cpu="100m", memory="256Mi", hub_token=False, timeout_seconds=300,
+    ).container(cfg)
 
 
 # --- the DAGs ---------------------------------------------------------------------------------
@@ -315,12 +332,22 @@ def _aggregate_task(template: Container, params: dict[str, WorkflowParam], depen
     )
 
 
+def _summary_id(scored: Task) -> str:
+    return f"{{{{tasks.{scored.name}.outputs.parameters.{SUMMARY_ID_OUTPUT}}}}}"
+
+
+def _verdict_task(template: Container, scored: Task, depends: str) -> Task:
+    """The last task: fails the run on a regression aggregate recorded (a failed aggregate omits it,
+    and the run fails with aggregate)."""
+    return template(name="verdict", depends=depends, arguments={"summary_id": _summary_id(scored)})
+
+
 def _pipeline_dag(cfg: PipelineConfig, params: dict[str, WorkflowParam]) -> None:
     p = {name: param.ref for name, param in params.items()}
     templates = {
         "convert": convert_dataset(cfg), "gate": memory_gate(cfg), "train": train(cfg),
         "merge": merge_lora(cfg), "upload": upload(cfg), "plan": plan_eval(cfg),
-        "aggregate": aggregate(cfg), "publish": publish_scores(cfg),
+        "aggregate": aggregate(cfg), "publish": publish_scores(cfg), "verdict": verdict(cfg),
         "prefetch_base": prefetch_base_model(cfg), "prefetch_eval": prefetch_eval(cfg),
     }
     fanout = eval_fanout(eval_mmlu_pro(cfg), cfg.eval.parallelism)
@@ -353,13 +380,16 @@ def _pipeline_dag(cfg: PipelineConfig, params: dict[str, WorkflowParam]) -> None
         finetuned = _eval_fanout(fanout, "eval-finetuned", plan, "finetuned-items", params,
                                  f"{merged.name} && {plan.name} && {fetched.name}")
         scored = _aggregate_task(templates["aggregate"], params, f"{baseline.name} && {finetuned.name}")
-        # After a regression (aggregate exits 4) the scores are still the model's: publish them.
-        templates["publish"](name="publish-scores", when=upload_enabled, arguments=published_model,
-                             depends=f"{uploaded.name} && ({scored.name}.Succeeded || {scored.name}.Failed)")
+        # A regression is published too (aggregate records it and succeeds); the verdict comes after.
+        published = templates["publish"](name="publish-scores", when=upload_enabled,
+                                         arguments={**published_model, "summary_id": _summary_id(scored)},
+                                         depends=f"{uploaded.name} && {scored.name}")
+        _verdict_task(templates["verdict"], scored, f"{scored.name} && {published.name}")
 
 
 def _benchmark_dag(cfg: PipelineConfig, params: dict[str, WorkflowParam]) -> None:
-    templates = {"plan": plan_eval(cfg), "aggregate": aggregate(cfg), "prefetch_eval": prefetch_eval(cfg)}
+    templates = {"plan": plan_eval(cfg), "aggregate": aggregate(cfg), "verdict": verdict(cfg),
+                 "prefetch_eval": prefetch_eval(cfg)}
     fanout = eval_fanout(eval_mmlu_pro(cfg), cfg.eval.parallelism)
     with DAG(name=BENCHMARK_ENTRYPOINT):
         plan = templates["plan"](name="plan-eval", arguments={
@@ -369,7 +399,8 @@ def _benchmark_dag(cfg: PipelineConfig, params: dict[str, WorkflowParam]) -> Non
         ready = f"{plan.name} && {fetched.name}"
         baseline = _eval_fanout(fanout, "eval-baseline", plan, "baseline-items", params, ready)
         finetuned = _eval_fanout(fanout, "eval-finetuned", plan, "finetuned-items", params, ready)
-        _aggregate_task(templates["aggregate"], params, f"{baseline.name} && {finetuned.name}")
+        scored = _aggregate_task(templates["aggregate"], params, f"{baseline.name} && {finetuned.name}")
+        _verdict_task(templates["verdict"], scored, scored.name)
 
 
 def _has_claim_templates(cfg: PipelineConfig) -> bool:

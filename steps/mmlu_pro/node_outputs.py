@@ -53,7 +53,7 @@ def largest_delta(summary: dict[str, Any]) -> dict[str, Any] | None:
     for delta in summary["deltas"]:
         for subject, value in delta["subjects"].items():
             candidates.append((subject, value, (delta.get("paired") or {}).get(subject), delta))
-        if delta["overall"] is not None and len(delta["subjects"]) > 1:
+        if delta["overall"] is not None and len(summary.get("comparable_subjects", summary["subjects"])) > 1:
             candidates.append(("overall", delta["overall"], delta.get("overall_paired"), delta))
     if not candidates:
         return None
@@ -65,7 +65,7 @@ def largest_delta(summary: dict[str, Any]) -> dict[str, Any] | None:
 
 def write_aggregate_outputs(out_dir: Path, summary: dict[str, Any]) -> None:
     folder = Path(aggregate_outputs_dir(out_dir))
-    overall = {entry["label"]: round(entry["overall"]["accuracy"], 4) for entry in summary["models"] if entry["subjects"]}
+    overall = {entry["label"]: round(entry["overall"]["accuracy"], 4) for entry in summary["models"] if entry["overall"]}
     write_text_atomic(folder / OVERALL_ACCURACY, _compact(overall))
     write_text_atomic(folder / LARGEST_DELTA, _compact(largest_delta(summary)))
     write_text_atomic(folder / REGRESSIONS, str(len(summary["regressions"])))

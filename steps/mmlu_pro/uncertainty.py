@@ -39,7 +39,9 @@ def question_outcomes(summary: dict[str, Any], eval_dir: Path) -> dict[tuple[str
     return found
 
 
-def _with_interval(result: dict[str, Any]) -> None:
+def _with_interval(result: dict[str, Any] | None) -> None:
+    if result is None:
+        return
     interval = wilson_interval(result["correct"], result["n"])
     result["interval"] = interval.as_list() if interval else None
 
@@ -68,10 +70,13 @@ def add_uncertainty(summary: dict[str, Any], outcomes: dict[tuple[str, str], Out
         for result in entry["subjects"].values():
             _with_interval(result)
         _with_interval(entry["overall"])
+    # overall is counted over the subjects every model measured on the same questions
+    comparable = summary.get("comparable_subjects", summary["subjects"])
     for delta in summary["deltas"]:
-        subjects = delta["common_subjects"]
-        delta["paired"] = {s: _as_dict(_compare(outcomes, delta["model"], delta["baseline"], [s])) for s in subjects}
-        delta["overall_paired"] = _as_dict(_compare(outcomes, delta["model"], delta["baseline"], subjects)) if subjects else None
+        model, baseline = delta["model"], delta["baseline"]
+        delta["paired"] = {s: _as_dict(_compare(outcomes, model, baseline, [s])) for s in delta["common_subjects"]}
+        delta["overall_paired"] = (_as_dict(_compare(outcomes, model, baseline, comparable))
+                                   if delta["overall"] is not None and comparable else None)
     summary["confidence"] = 0.95
     summary["statistics"] = {"accuracy_interval": "Wilson score",
                           "paired_interval": "Newcombe hybrid score (paired, method 10)",

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from steps.common import StepInputError, write_text_atomic
+from steps.training.distributed import CPU_PLACEMENT_BUDGET
 
 # The converted dataset has `question` and `answer` columns, which this Axolotl strategy reads.
 DATASET_TYPE = "alpaca_chat.load_qa"
@@ -68,9 +69,14 @@ class PipelineSettings:
     dataset: Path
     paths: TrainPaths
     base_model_revision: str | None = None
-    gpus: int = 1
+    gpus: int = 1  # training processes on this node
     on_cpu: bool = False
     save_steps: int | None = None
+    nodes: int = 1
+
+    @property
+    def world_size(self) -> int:
+        return self.gpus * self.nodes
 
 
 def load_yaml_config(path: str | Path, what: str = "--config") -> dict[str, Any]:
@@ -117,8 +123,11 @@ def _with_defaults(cfg: dict[str, Any], settings: PipelineSettings) -> None:
     elif cfg.get("save_steps") is None and cfg.get("saves_per_epoch") is None:
         cfg["save_steps"] = DEFAULT_SAVE_STEPS
     cfg.setdefault("save_total_limit", DEFAULT_SAVE_TOTAL_LIMIT)
-    if settings.gpus > 1 and cfg.get("ddp_timeout") is None:
+    if settings.world_size > 1 and cfg.get("ddp_timeout") is None:
         cfg["ddp_timeout"] = MULTI_GPU_DDP_TIMEOUT_S
+    if settings.on_cpu and settings.world_size > 1 and cfg.get("max_memory") is None \
+            and cfg.get("gpu_memory_limit") is None:
+        cfg["max_memory"] = {"cpu": CPU_PLACEMENT_BUDGET}
     if settings.on_cpu and cfg.get("adapter") in ("lora", "qlora"):
         for key in TRITON_LORA_KERNELS:
             cfg[key] = False

@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Literal
 
 from steps.common import StepInputError
+from steps.training.distributed import Rendezvous
 
-LauncherChoice = Literal["auto", "python", "accelerate"]
-Launcher = Literal["python", "accelerate"]
+LauncherChoice = Literal["auto", "python", "accelerate", "torchrun"]
+Launcher = Literal["python", "accelerate", "torchrun"]
 # NCCL moves tensors between local ranks through /dev/shm; a container's default 64 MiB
 # makes multi-GPU training die with bus errors mid-run.
 MIN_SHM_BYTES = 1 << 30
@@ -34,8 +35,15 @@ def cuda_device_count() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
-def resolve_launcher(requested: LauncherChoice, gpus: int, cuda_devices: int) -> Launcher:
-    """`auto`: accelerate with one process per GPU where CUDA is visible, the python launcher on a CPU."""
+def resolve_launcher(requested: LauncherChoice, gpus: int, cuda_devices: int, nodes: int = 1) -> Launcher:
+    """`auto`: torchrun across nodes; on one node accelerate with one process per GPU where CUDA is
+    visible, the python launcher on a CPU."""
+    if nodes > 1:
+        if requested not in ("auto", "torchrun"):
+            raise StepInputError(f"--launcher {requested} runs on one node; --nodes {nodes} needs torchrun "
+                                 f"(or auto)")
+    elif requested == "torchrun":
+        raise StepInputError("--launcher torchrun is for --nodes 2 or more; one node uses auto, python or accelerate")
     if gpus < 1:
         raise StepInputError(f"--gpus {gpus}: must be at least 1 (on a CPU-only machine, 1 trains on the CPU)")
     if cuda_devices and gpus > cuda_devices:
@@ -45,6 +53,8 @@ def resolve_launcher(requested: LauncherChoice, gpus: int, cuda_devices: int) ->
         raise StepInputError(f"--gpus {gpus}: no CUDA device is visible, and multi-process training needs "
                              f"GPUs; check the pod's GPU limit and drivers, or use --gpus 1 to train on the CPU")
     if requested == "auto":
+        if nodes > 1:
+            return "torchrun"
         return "accelerate" if cuda_devices else "python"
     if requested == "python" and gpus > 1:
         raise StepInputError(f"--launcher python runs one process; it cannot use --gpus {gpus}")
@@ -70,7 +80,12 @@ def axolotl_command(subcommand: str, config: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "axolotl.cli.main", subcommand, str(config), *args]
 
 
-def train_command(config: Path, launcher: Launcher, gpus: int) -> list[str]:
+def train_command(config: Path, launcher: Launcher, gpus: int, rendezvous: Rendezvous | None = None) -> list[str]:
+    if launcher == "torchrun":
+        if rendezvous is None:
+            raise ValueError("the torchrun launcher needs a rendezvous")
+        # Axolotl passes what follows `--` to torchrun unchanged.
+        return axolotl_command("train", config, "--launcher", launcher, "--", *rendezvous.torchrun_args(gpus))
     launcher_args = ["--num-processes", str(gpus)] if launcher == "accelerate" else []
     return axolotl_command("train", config, "--launcher", launcher, *launcher_args)
 

@@ -1,0 +1,79 @@
+"""Training across nodes: the torchrun rendezvous every node joins, and what a CPU-only group needs.
+
+One `steps.train` runs per node (a JobSet pod, or a local process of `tunebench run`); each
+launches `axolotl train --launcher torchrun` with the same rendezvous, so the group forms
+wherever the pods land. Node 0 hosts the c10d store at `--master-addr`; torchrun itself
+never restarts a failed group (`--max_restarts 0`): JobSet's failurePolicy restarts every
+node together, each resuming from the same checkpoint on the shared volume.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from steps.common import StepInputError
+
+DEFAULT_MASTER_PORT = 29500
+# Axolotl's default for a missing --rdzv_id is a random id per node, which never forms a
+# group across nodes: every node must name the same one.
+RDZV_ID_PREFIX = "tunebench-"
+# Axolotl sets `device_map = {"": LOCAL_RANK}` whenever WORLD_SIZE > 1, an accelerator index
+# that transformers refuses on a CPU ("Cannot access accelerator device when none is
+# available"); a `max_memory` with only a CPU budget makes Axolotl place the model on the
+# CPU instead. The budget bounds placement, it allocates nothing.
+CPU_PLACEMENT_BUDGET = "1024GiB"
+# Without it, transformers' TrainingArguments builds a non-distributed state on a CPU and
+# each node trains alone on the whole dataset (same output folder, no error); with it the
+# Trainer joins the group over gloo.
+CPU_DISTRIBUTED_ENV = {"ACCELERATE_USE_CPU": "true"}
+
+
+@dataclass(frozen=True)
+class Rendezvous:
+    """Where this node meets the others: the same for every node but `node_rank`."""
+
+    nodes: int
+    node_rank: int
+    master_addr: str
+    master_port: int = DEFAULT_MASTER_PORT
+    rdzv_id: str = ""
+
+    @property
+    def is_primary(self) -> bool:
+        """Node 0 writes what the pipeline reads afterwards (final config, done.json); the others only train."""
+        return self.node_rank == 0
+
+    def torchrun_args(self, processes_per_node: int) -> list[str]:
+        return ["--nnodes", str(self.nodes), "--nproc_per_node", str(processes_per_node),
+                "--node_rank", str(self.node_rank), "--rdzv_backend", "c10d",
+                "--rdzv_endpoint", f"{self.master_addr}:{self.master_port}", "--rdzv_id", self.rdzv_id,
+                "--max_restarts", "0"]
+
+
+def rendezvous_id(run_dir: Path) -> str:
+    """The same on every node of one run (they share the run folder), different between runs."""
+    digest = hashlib.sha256(str(run_dir.resolve()).encode("utf-8")).hexdigest()[:12]
+    return RDZV_ID_PREFIX + digest
+
+
+def rendezvous(nodes: int, node_rank: int | None, master_addr: str | None, master_port: int,
+               run_dir: Path) -> Rendezvous | None:
+    """The checked rendezvous of a multi-node run, or None for one node."""
+    if nodes < 1:
+        raise StepInputError(f"--nodes {nodes}: must be at least 1")
+    if nodes == 1:
+        extra = [flag for flag, value in (("--node-rank", node_rank), ("--master-addr", master_addr))
+                 if value not in (None, 0, "")]
+        if extra:
+            raise StepInputError(f"{', '.join(extra)} only apply with --nodes 2 or more (got --nodes 1)")
+        return None
+    if node_rank is None or not 0 <= node_rank < nodes:
+        raise StepInputError(f"--node-rank {node_rank}: must be 0 to {nodes - 1} with --nodes {nodes} "
+                             f"(a JobSet pod passes its JOB_COMPLETION_INDEX)")
+    if not master_addr:
+        raise StepInputError(f"--master-addr is required with --nodes {nodes}: the host name of node 0 "
+                             f"(JobSet: <jobset>-<replicated-job>-0-0.<jobset>)")
+    if not 1 <= master_port <= 65535:
+        raise StepInputError(f"--master-port {master_port}: must be a TCP port, 1 to 65535")
+    return Rendezvous(nodes, node_rank, master_addr, master_port, rendezvous_id(run_dir))
