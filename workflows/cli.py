@@ -69,6 +69,8 @@ from workflows.runner.cli import run_command  # noqa: E402
 app.command("run", help="Run the pipeline's Workflow on this machine, task by task, as Argo would (resumable).")(run_command)
 from steps.mmlu_pro.rescore import rescore_command  # noqa: E402
 app.command("rescore", help="Re-score saved MMLU-Pro outputs (ours or the reference's) with --extract tiger|strict.")(rescore_command)
+from steps.mmlu_pro.trend import history_command  # noqa: E402
+app.command("history", help="The re-benchmark history: a line per run with its 95% interval; --plot draws the trend.")(history_command)
 
 if __name__ == "__main__":
     app()

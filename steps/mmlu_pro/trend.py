@@ -97,6 +97,7 @@ def plot_trend(points: list[Point], path: Path, title: str = "MMLU-Pro accuracy 
     import matplotlib
 
     matplotlib.use("Agg")
+    import matplotlib.dates
     import matplotlib.pyplot as plt
 
     points = [p for p in points if _time(p) is not None]
@@ -135,11 +136,16 @@ def plot_trend(points: list[Point], path: Path, title: str = "MMLU-Pro accuracy 
                 previous = point
         axes.set_title(subject, fontsize=9)
         axes.grid(alpha=0.3)
-        axes.tick_params(axis="x", labelsize=7, rotation=30)
+        # Cron runs are days apart, a local demo's minutes: concise dates suit both.
+        locator = matplotlib.dates.AutoDateLocator()
+        axes.xaxis.set_major_locator(locator)
+        axes.xaxis.set_major_formatter(matplotlib.dates.ConciseDateFormatter(locator))
+        axes.tick_params(axis="x", labelsize=7)
         axes.set_ylim(0, 1)
     for index in range(len(subjects), rows * columns):
         grid[index // columns][index % columns].set_visible(False)
-    grid[0][0].set_ylabel("accuracy (95% Wilson interval)")
+    for axes_row in grid:
+        axes_row[0].set_ylabel("accuracy")
     handles, labels = grid[0][0].get_legend_handles_labels()
     for axes_row in grid:
         for axes in axes_row:
@@ -147,11 +153,11 @@ def plot_trend(points: list[Point], path: Path, title: str = "MMLU-Pro accuracy 
                 if label not in labels:
                     handles.append(handle)
                     labels.append(label)
-    figure.legend(handles, labels, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=min(3, max(1, len(labels))),
-                  fontsize=8, frameon=False)
-    figure.suptitle(f"{title} (hollow marker: new revision or settings)", y=1.0 + 0.04 * (-(-len(labels) // 3)) + 0.03,
+    figure.suptitle(f"{title}\nbars: 95% Wilson interval; hollow marker: a new revision or new settings starts there",
                     fontsize=10)
     figure.tight_layout()
+    figure.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(3, max(1, len(labels))),
+                  fontsize=8, frameon=False)
     save_png(figure, Path(path), series_names(points))
     return Path(path)
 
