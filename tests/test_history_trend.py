@@ -98,3 +98,22 @@ def test_aggregate_draws_the_trend_beside_scores_once_a_model_has_two_runs(tmp_p
     assert image.format == "PNG" and len(image.text["Series"].splitlines()) == 4   # 2 models × 2 subjects
     assert len(Image.open(second / "scores.png").text["Series"].splitlines()) == 2  # one bar series per model
     assert len(trend_points([_row("x", 1, "m", "math", 1)], model="other")) == 0
+
+
+def test_the_local_runner_names_the_trend_plot_after_the_run(tmp_path):
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from workflows.runner.report import print_summary
+
+    folder = tmp_path / "volumes" / "workspace" / "runs" / "smoke-abc" / "summary"
+    folder.mkdir(parents=True)
+    (folder / "summary.md").write_text("| table |\n")
+    console = Console(record=True, width=200)
+    run = SimpleNamespace(workdir=tmp_path, workflow_name="smoke-abc")
+    print_summary(run, console)
+    assert "trend:" not in console.export_text()
+    (folder / "trend.png").write_bytes(b"png")
+    print_summary(run, console)
+    assert f"trend:   {folder / 'trend.png'}" in console.export_text()

@@ -89,3 +89,17 @@ def test_the_local_runner_accepts_the_metrics_and_still_catches_a_typo_in_them()
     aggregate["metrics"]["prometheus"][0]["counter"]["value"] = "{{outputs.parameters.regresions}}"
     with pytest.raises(ManifestError, match=r"template 'aggregate' metrics: cannot resolve \{\{outputs.parameters.regresions\}\}"):
         load_workflow(manifest)
+
+
+def test_the_local_runner_runs_a_template_with_metrics_on_its_outputs(tmp_path):
+    from test_runner_support import py, run, task, workflow, workspace
+
+    template = py("score", "import os; os.makedirs('/workspace/out', exist_ok=True); "
+                           "open('/workspace/out/accuracy', 'w').write('0.25')", (), {"accuracy": "/workspace/out/accuracy"})
+    template["metrics"] = {"prometheus": [{
+        "name": "accuracy", "help": "h", "when": "{{status}} == Succeeded",
+        "labels": [{"key": "run", "value": "{{workflow.name}}"}],
+        "gauge": {"realtime": False, "value": "{{outputs.parameters.accuracy}}"}}]}
+    result = run(workflow([template], [task("a", "score")]), tmp_path)
+    assert result.succeeded, result.message
+    assert (workspace(result) / "out" / "accuracy").read_text() == "0.25"

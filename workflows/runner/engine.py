@@ -519,7 +519,8 @@ class Engine:
         return scope
 
     def _resolved_template(self, pod: PodNode, retries: int) -> dict[str, Any]:
-        raw = {key: value for key, value in pod.template.raw.items() if key not in ("name", "inputs")}
+        # metrics: emitted by the controller once the node ends, with its outputs; not run locally
+        raw = {key: value for key, value in pod.template.raw.items() if key not in ("name", "inputs", "metrics")}
         if "retryStrategy" not in raw and self.workflow.default_retry is not None:
             raw["retryStrategy"] = self.workflow.default_retry
         return substitute_deep(raw, self._pod_scope(pod, retries), f"template '{pod.template.name}' of task '{pod.display}'")

@@ -1,5 +1,5 @@
 """After a run: the aggregate's score table, how fine-tuning changed the answers, and where
-summary.md and scores.png are. Reads the files steps.aggregate and steps.eval_mmlu_pro write;
+summary.md, scores.png and trend.png are. Reads the files steps.aggregate and steps.eval_mmlu_pro write;
 anything missing or unexpected is skipped, never an error."""
 from __future__ import annotations
 
@@ -69,4 +69,7 @@ def print_summary(result: RunResult, console: Console) -> Path | None:
     plot = folder / "scores.png"
     if plot.exists():
         console.print(f"plot:    {plot}", highlight=False, markup=False)
+    trend = folder / "trend.png"   # from the second run of a model on (aggregate draws it)
+    if trend.exists():
+        console.print(f"trend:   {trend}", highlight=False, markup=False)
     return folder
