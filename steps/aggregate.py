@@ -33,8 +33,6 @@ from steps.common import (
 from steps.mmlu_pro.history import Drops, Regression, check_run_id, record_run
 from steps.mmlu_pro.node_outputs import write_aggregate_outputs
 from steps.mmlu_pro.report import plot_scores, render_markdown
-from steps.mmlu_pro.trend import TREND_PNG, plot_trend_beside
-from steps.mmlu_pro.uncertainty import add_uncertainty, question_outcomes, with_outcomes
 from steps.mmlu_pro.results import Score
 from steps.mmlu_pro.subjects import parse_subjects
 from steps.mmlu_pro.summary_file import (
@@ -45,6 +43,8 @@ from steps.mmlu_pro.summary_file import (
     new_summary_id,
     regression_message,
 )
+from steps.mmlu_pro.trend import TREND_PNG, plot_trend_beside
+from steps.mmlu_pro.uncertainty import add_uncertainty, question_outcomes, with_outcomes
 
 # Provenance copied from the first subject summary of a model.
 _PROVENANCE = ("model_revision", "engine", "extract", "dataset", "dataset_revision", "settings_hash")

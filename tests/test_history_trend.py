@@ -11,9 +11,8 @@ from typer.testing import CliRunner
 from steps.aggregate import aggregate
 from steps.mmlu_pro.history import write_run
 from steps.mmlu_pro.trend import Point, _changes, trend_points
-from workflows.cli import app
-
 from tests.test_uncertainty import BASE, TUNED, models_file, write_outcomes
+from workflows.cli import app
 
 
 def _row(run: str, day: int, model: str, subject: str, correct: int, n: int = 20, revision: str = "rev-1",

@@ -11,8 +11,14 @@ from math import comb
 
 import pytest
 
-from steps.mmlu_pro.stats import (PAIRED_TEST, UNPAIRED_TEST, paired_difference, paired_outcomes,
-                                  unpaired_difference, wilson_interval)
+from steps.mmlu_pro.stats import (
+    PAIRED_TEST,
+    UNPAIRED_TEST,
+    paired_difference,
+    paired_outcomes,
+    unpaired_difference,
+    wilson_interval,
+)
 
 
 def test_wilson_interval_of_7_out_of_20():

@@ -164,10 +164,11 @@ def compare_rows(row: dict[str, Any], previous: dict[str, Any]) -> Difference | 
     new, old = outcomes_of(row), outcomes_of(previous)
     if new is not None and old is not None and new.keys() == old.keys():
         return paired_outcomes(new, old)
-    counts = (row.get("correct"), row.get("n"), previous.get("correct"), previous.get("n"))
-    if any(count is None for count in counts):
+    correct, n, previous_correct, previous_n = row.get("correct"), row.get("n"), previous.get("correct"), previous.get("n")
+    if not (isinstance(correct, int) and isinstance(n, int) and isinstance(previous_correct, int)
+            and isinstance(previous_n, int)):
         return None
-    return unpaired_difference(*counts)
+    return unpaired_difference(correct, n, previous_correct, previous_n)
 
 
 @dataclass(frozen=True)

@@ -62,11 +62,11 @@ def render_markdown(summary: dict[str, Any]) -> str:
     lines = [
         f"# MMLU-Pro results: {summary['run_id']}",
         "",
-        "Accuracy per subject (correct/questions). **Overall** is total correct over total questions, "
-        "as MMLU-Pro reports it; **macro** is the mean of the subject accuracies. "
-        "Δ is the fine-tuned model minus a baseline, in accuracy points (×100 for percentage points). "
-        "[low, high] is a 95 % interval: Wilson for an accuracy; for a Δ, paired over the same questions "
-        "(Newcombe), with McNemar's exact p; ▲/▼ mark a Δ whose interval lies above/below 0.",
+        ("Accuracy per subject (correct/questions). **Overall** is total correct over total questions, "
+         "as MMLU-Pro reports it; **macro** is the mean of the subject accuracies. "
+         "Δ is the fine-tuned model minus a baseline, in accuracy points (×100 for percentage points). "
+         "[low, high] is a 95 % interval: Wilson for an accuracy; for a Δ, paired over the same questions "
+         "(Newcombe), with McNemar's exact p; ▲/▼ mark a Δ whose interval lies above/below 0."),
         "",
         "| subject | " + " | ".join(columns) + " |",
         "|---|" + "---:|" * len(columns),

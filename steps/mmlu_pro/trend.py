@@ -100,7 +100,7 @@ def plot_trend(points: list[Point], path: Path, title: str = "MMLU-Pro accuracy 
     import matplotlib.dates
     import matplotlib.pyplot as plt
 
-    points = [p for p in points if _time(p) is not None]
+    points = [p for p in points if _time(p) is not None and p.low is not None and p.high is not None]
     subjects = sorted({p.subject for p in points})
     models = sorted({p.model for p in points})
     columns = min(3, max(1, len(subjects)))
@@ -121,7 +121,8 @@ def plot_trend(points: list[Point], path: Path, title: str = "MMLU-Pro accuracy 
                 if notes and segment:
                     times = [_time(p) for p in segment]
                     axes.errorbar(times, [p.accuracy for p in segment],
-                                  yerr=[[p.accuracy - p.low for p in segment], [p.high - p.accuracy for p in segment]],
+                                  yerr=[[p.accuracy - (p.low or 0.0) for p in segment],
+                                        [(p.high or 0.0) - p.accuracy for p in segment]],
                                   color=colour, marker="o", markersize=4, linewidth=1.2, capsize=2,
                                   label=model if segment[0] is series[0] else None)
                     segment = []
