@@ -157,7 +157,7 @@ def plot_scores(summary: dict[str, Any], path: Path) -> Path:
         axes.axvline(len(groups) - 1.5, color="#999999", linestyle=":", linewidth=1)
     axes.set_xticks(range(len(groups)), groups, rotation=30 if len(groups) > 4 else 0, ha="right" if len(groups) > 4 else "center")
     axes.set_ylim(0, min(1.0, highest * 1.2 + 0.05))
-    axes.set_ylabel("accuracy (bars: 95% Wilson interval)")
+    axes.set_ylabel("accuracy (whiskers: 95% Wilson interval)")
     axes.set_title(f"MMLU-Pro accuracy, run {summary['run_id']}", pad=12 + 14 * _legend_rows(len(models), len(groups)))
     axes.grid(axis="y", alpha=0.3)
     axes.set_axisbelow(True)

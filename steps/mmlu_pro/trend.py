@@ -132,7 +132,7 @@ def plot_trend(points: list[Point], path: Path, title: str = "MMLU-Pro accuracy 
                     axes.plot([_time(point)], [point.accuracy], marker="o", markersize=9, markerfacecolor="none",
                               markeredgecolor=colour, linestyle="none")
                     axes.annotate(", ".join(notes), (_time(point), point.accuracy), textcoords="offset points",
-                                  xytext=(4, 8), fontsize=6, color=colour)
+                                  xytext=(-6, 8), ha="right", fontsize=6, color=colour)
                 segment.append(point)
                 previous = point
         axes.set_title(subject, fontsize=9)
@@ -154,7 +154,7 @@ def plot_trend(points: list[Point], path: Path, title: str = "MMLU-Pro accuracy 
                 if label not in labels:
                     handles.append(handle)
                     labels.append(label)
-    figure.suptitle(f"{title}\nbars: 95% Wilson interval; hollow marker: a new revision or new settings starts there",
+    figure.suptitle(f"{title}\nwhiskers: 95% Wilson interval; hollow marker: a new revision or new settings starts there",
                     fontsize=10)
     figure.tight_layout()
     figure.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(3, max(1, len(labels))),
