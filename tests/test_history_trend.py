@@ -100,19 +100,16 @@ def test_aggregate_draws_the_trend_beside_scores_once_a_model_has_two_runs(tmp_p
 
 
 def test_the_local_runner_names_the_trend_plot_after_the_run(tmp_path):
-    from types import SimpleNamespace
-
     from rich.console import Console
 
-    from workflows.runner.report import print_summary
+    from steps.mmlu_pro.run_summary import print_run_summary
 
     folder = tmp_path / "volumes" / "workspace" / "runs" / "smoke-abc" / "summary"
     folder.mkdir(parents=True)
     (folder / "summary.md").write_text("| table |\n")
     console = Console(record=True, width=200)
-    run = SimpleNamespace(workdir=tmp_path, workflow_name="smoke-abc")
-    print_summary(run, console)
+    print_run_summary(tmp_path, "smoke-abc", console)
     assert "trend:" not in console.export_text()
     (folder / "trend.png").write_bytes(b"png")
-    print_summary(run, console)
+    print_run_summary(tmp_path, "smoke-abc", console)
     assert f"trend:   {folder / 'trend.png'}" in console.export_text()

@@ -103,3 +103,14 @@ def test_the_local_runner_runs_a_template_with_metrics_on_its_outputs(tmp_path):
     result = run(workflow([template], [task("a", "score")]), tmp_path)
     assert result.succeeded, result.message
     assert (workspace(result) / "out" / "accuracy").read_text() == "0.25"
+
+
+def test_a_metric_naming_an_output_the_template_lacks_is_a_wiring_error():
+    from workflows.argo.validate import validate
+
+    manifest = manifests(load_pipeline("configs/pipelines/smoke.yaml"), "workflow")[0]
+    evaluation = next(t for t in manifest["spec"]["templates"] if t["name"] == "eval-mmlu-pro")
+    evaluation["metrics"]["prometheus"][0]["labels"].append({"key": "x", "value": "{{outputs.parameters.nope}}"})
+    problems = [p.text for p in validate(manifest).problems]
+    assert any("template 'eval-mmlu-pro' metrics: cannot resolve {{outputs.parameters.nope}}" in p
+               and "has no output parameter 'nope'" in p for p in problems), problems

@@ -74,7 +74,7 @@ def pipeline_params(cfg: PipelineConfig) -> list[WorkflowParam]:
         WorkflowParam("answer_field", cfg.data.fields.answer, "source column that becomes the answer"),
         WorkflowParam("axolotl_config", cfg.train.axolotl_config, "Axolotl YAML in the image, relative to the project root"),
         WorkflowParam("axolotl_overrides", _json(cfg.train.overrides), 'JSON object of Axolotl keys set over the YAML, e.g. {"num_epochs": 1}'),
-        WorkflowParam("gpus", str(cfg.train.gpus), "GPUs for training (one pod, accelerate processes)", _gpu_choices(cfg.train.gpus)),
+        WorkflowParam("gpus", str(cfg.train.gpus), "GPUs for training (one pod, accelerate processes; the pod's GPU resources follow through podSpecPatch)", _gpu_choices(cfg.train.gpus)),
         WorkflowParam("gpu_memory_gib", f"{cfg.gate.gpu_memory_gib:g}", "memory of one GPU in GiB, for the memory gate"),
         WorkflowParam("gate_mode", cfg.gate.mode, "fail stops the run before training when the estimate does not fit; warn only warns", ("fail", "warn")),
         *eval_params(cfg),
