@@ -238,6 +238,8 @@ class EvalSpec(PodPlacement):
     shm_size: str = "8Gi"
     timeout: Duration = _seconds("6h")
     regression_threshold: float = Field(0.02, ge=0.0, le=1.0)
+    regression_requires_significance: bool = Field(
+        True, description="a drop beyond the threshold is a regression only when significant too (p < 0.05)")
 
     _quantities = field_validator("cpu", "memory", "shm_size", mode="before")(_quantity)
     _duration = field_validator("timeout", mode="before")(_seconds)
