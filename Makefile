@@ -9,7 +9,7 @@ export AXOLOTL_DO_NOT_TRACK ?= 1
 export WANDB_MODE ?= disabled
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install test demo lint-configs render constraints clean
+.PHONY: install test demo lint-configs render constraints crds clean
 
 install: $(STAMP)
 
@@ -32,6 +32,11 @@ demo: install
 
 render: install
 	$(VENV)/bin/tunebench render configs/pipelines/gemma2-2b-acereason-math.yaml --kind all
+
+# Regenerate the CRD schemas `tunebench lint` ships (workflows/crds/) from the CRDs in ../shared.
+CRDS ?= ../shared/data/crds
+crds: install
+	$(PY) -m workflows.crd $(CRDS)
 
 # Regenerate the pins from the current venv (after a deliberate upgrade).
 constraints:

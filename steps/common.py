@@ -1,14 +1,21 @@
-"""Helpers every step shares: atomic writes, JSON files, exit codes and user-facing errors."""
+"""Helpers every step shares: atomic writes, JSON files, exit codes and user-facing errors.
+
+Every step module's entry point is `main() -> step_main(<module>_command)`: `step_main` runs the
+typer command and turns the errors below into one line on stderr and the exit code the DAG's
+retry policies and `depends` rely on, so no step prints a traceback for a user's mistake.
+"""
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
+import stat
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -16,12 +23,19 @@ EXIT_BAD_INPUT = 2
 EXIT_GATE_CLOSED = 3
 EXIT_REGRESSION = 4
 
+VOLUME_OWNERSHIP_DOC = "docs/cluster.md#volume-ownership"
+
 
 class StepInputError(Exception):
     """Bad input a user can fix; the message names the argument or field, the value and what is valid."""
 
 
-class TransientFailure(Exception):
+class StepFailure(Exception):
+    """A failure that is not the input's fault, reported in one line; steps exit 1 (the templates'
+    retry policies decide whether another attempt is worth it)."""
+
+
+class TransientFailure(StepFailure):
     """A failure a retry may cure (the network, the hub); steps exit 1 so Argo retries them."""
 
 
@@ -41,13 +55,58 @@ def load_failure(what: str, error: BaseException) -> Exception:
     return StepInputError(message)
 
 
+# --- writing outputs -------------------------------------------------------------------------
+
+def _kind_of(mode: int) -> str:
+    kinds = ((stat.S_ISREG, "a file"), (stat.S_ISDIR, "a directory"), (stat.S_ISLNK, "a symlink"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"))
+    return next((name for test, name in kinds if test(mode)), "not a regular file")
+
+
+def check_output_file(target: str | os.PathLike[str]) -> Path:
+    """`target` as a Path, if a file may be written there: absent or a regular file, in a directory.
+
+    An atomic write renames a new file over the path, which would silently replace a
+    directory's entry, a device, a FIFO or a symlink (and whatever it points at would keep
+    its old contents): those are refused, as is a parent that is not a directory.
+    """
+    target = Path(target)
+    try:
+        mode = target.lstat().st_mode
+    except FileNotFoundError:
+        mode = None
+    except NotADirectoryError:
+        mode = None  # a parent is a file: reported below
+    if mode is not None and not stat.S_ISREG(mode):
+        raise StepInputError(f"{target} is {_kind_of(mode)}; an output must be a regular file or a new path, "
+                             "so it is not replaced")
+    check_output_dir(target.parent)
+    return target
+
+
+def check_output_dir(folder: str | os.PathLike[str]) -> Path:
+    """`folder` as a Path, if outputs may go in it: a directory, or absent (it is created then)."""
+    folder = Path(folder)
+    for existing in (folder, *folder.parents):
+        try:
+            mode = existing.stat().st_mode
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        if not stat.S_ISDIR(mode):
+            raise StepInputError(f"{existing} is {_kind_of(mode)}, not a directory; outputs cannot be written "
+                                 f"under {folder}")
+        break
+    return folder
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside `target`; rename it over `target` only if the block succeeds.
 
-    Readers never see a half-written file, and a failure leaves the previous file intact.
+    Readers never see a half-written file, and a failure leaves the previous file intact. A
+    `target` that exists and is not a regular file is refused (StepInputError) before anything is written.
     """
-    target = Path(target)
+    target = check_output_file(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
@@ -57,6 +116,8 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
         if tmp.is_file():
             # mkstemp makes owner-only files; results on a shared volume are read by other pods' users.
             tmp.chmod(0o666 & ~_current_umask())
+        # Checked again: the block may have run for hours, and something else may be there now.
+        check_output_file(target)
         os.replace(tmp, target)
     finally:
         if tmp.exists():
@@ -78,24 +139,98 @@ def write_json_atomic(path: str | os.PathLike[str], data: Any) -> None:
     write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
 
+# --- reading inputs --------------------------------------------------------------------------
+
 def read_json(path: str | os.PathLike[str]) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def parse_jsonl_line(line: str, where: str, hint: str = "") -> Any:
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as error:
+        raise StepInputError(f"{where} is not a JSON line ({error}){hint}") from None
 
 
 def read_jsonl(path: str | os.PathLike[str], hint: str = "") -> list[dict[str, Any]]:
     """The objects of a JSON-lines file, blank lines skipped; a bad line is named with its number."""
     rows = []
-    with Path(path).open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as error:
-                    raise StepInputError(f"{path}:{number} is not a JSON line ({error}){hint}") from None
+    try:
+        with Path(path).open(encoding="utf-8") as lines:
+            for number, line in enumerate(lines, 1):
+                if line.strip():
+                    rows.append(parse_jsonl_line(line, f"{path}:{number}", hint))
+    except UnicodeDecodeError:
+        raise StepInputError(f"{path} is not UTF-8 text (a JSON-lines file was expected){hint}") from None
     return rows
 
+
+# --- exit codes ------------------------------------------------------------------------------
 
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
     """Print one actionable line to stderr and exit with `code` (no traceback for user errors)."""
     print(f"error: {message}", file=sys.stderr)
     raise SystemExit(code)
+
+
+def _nearest_existing(path: Path) -> Path:
+    return next((p for p in (path, *path.parents) if os.path.lexists(p)), path)
+
+
+def permission_message(error: PermissionError) -> str:
+    """One line: what could not be read or written, who owns it, who this process is, where to read more."""
+    if not error.filename:
+        return f"permission denied ({error.strerror or error}); this process runs as uid {os.getuid()} gid " \
+               f"{os.getgid()}; see {VOLUME_OWNERSHIP_DOC}"
+    path = Path(os.fsdecode(error.filename))
+    existing = _nearest_existing(path)
+    where = f"{path}" if existing == path else f"{path} (in {existing})"
+    try:
+        info = existing.stat()
+        owner = f"owned by uid {info.st_uid} gid {info.st_gid}, mode {stat.filemode(info.st_mode)}"
+    except OSError:
+        owner = "owner unknown"
+    groups = ",".join(str(g) for g in sorted(set(os.getgroups()) - {os.getgid()}))
+    return (f"permission denied: {where} is {owner}; this process runs as uid {os.getuid()} gid {os.getgid()}"
+            f"{' groups ' + groups if groups else ''}: give the volume to that user (cluster.run_as_user and "
+            f"fsGroup), see {VOLUME_OWNERSHIP_DOC}")
+
+
+def _os_error_message(error: OSError) -> str:
+    names = [os.fsdecode(name) for name in (error.filename, error.filename2) if name]
+    return f"{' -> '.join(names) + ': ' if names else ''}{error.strerror or error}"
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def step_errors(command: F) -> F:
+    """`command` with the step's exit codes: bad input 2, a failure 1, each as one line on stderr.
+
+    For typer commands that run outside `step_main` too (registered in `tunebench`, or in tests).
+    """
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except StepInputError as error:
+            fail(str(error), EXIT_BAD_INPUT)
+        except StepFailure as error:
+            fail(str(error), EXIT_FAILURE)
+        except PermissionError as error:
+            # The volume's owner, not a retry, fixes it.
+            fail(permission_message(error), EXIT_BAD_INPUT)
+        except (ConnectionError, TimeoutError) as error:
+            fail(_os_error_message(error), EXIT_FAILURE)
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError, FileExistsError) as error:
+            fail(_os_error_message(error), EXIT_BAD_INPUT)
+        except OSError as error:  # a full disk, an I/O error: the environment's, worth a retry
+            fail(_os_error_message(error), EXIT_FAILURE)
+    return run  # type: ignore[return-value]
+
+
+def step_main(command: Callable[..., Any]) -> None:
+    """The `main()` of a step module: run its typer command as a program, with `step_errors`' exit codes."""
+    import typer
+
+    typer.run(step_errors(command))

@@ -18,6 +18,14 @@ import typer
 from steps.common import EXIT_FAILURE, EXIT_GATE_CLOSED, StepInputError, TransientFailure, fail, write_json_atomic
 
 ShardingChoice = Literal["auto", "none", "fsdp", "zero3", "zero2", "zero1"]
+MAX_GPUS = 2**20
+MAX_GPU_MEMORY_GIB = 2**20  # a mebibyte of GiB: far past any accelerator, and the byte counts stay exact
+
+
+def _short(value: object) -> str:
+    """A number as the user gave it, a 400-digit one cut short."""
+    text = str(value)
+    return text if len(text) <= 20 else f"{text[:6]}...({len(text)} characters)"
 Mode = Literal["fail", "warn"]
 
 
@@ -36,10 +44,11 @@ def estimate_memory(model: str, *, gpus: int, gpu_memory_gib: float, revision: s
     from steps.training.axolotl_config import load_yaml_config
 
     revision = revision or None  # the DAG passes "" for "not pinned"
-    if isinstance(gpus, bool) or not isinstance(gpus, int) or gpus < 1:
-        raise StepInputError(f"--gpus {gpus}: must be a whole number of GPUs, 1 or more")
-    if not gpu_memory_gib > 0:
-        raise StepInputError(f"--gpu-memory-gib {gpu_memory_gib}: must be a positive size in GiB (e.g. 48, 80)")
+    if isinstance(gpus, bool) or not isinstance(gpus, int) or not 1 <= gpus <= MAX_GPUS:
+        raise StepInputError(f"--gpus {_short(gpus)}: must be a whole number of GPUs from 1 to {MAX_GPUS:,}")
+    if not (isinstance(gpu_memory_gib, (int, float)) and 0 < gpu_memory_gib <= MAX_GPU_MEMORY_GIB):
+        raise StepInputError(f"--gpu-memory-gib {_short(gpu_memory_gib)}: must be a finite positive size in GiB, "
+                             f"at most {MAX_GPU_MEMORY_GIB:,} (e.g. 48, 80)")
     settings = settings or {}
     if not axolotl_config and "adapter" not in settings:
         raise StepInputError("--method: needed when no --axolotl-config says the adapter (full, lora or qlora)")
@@ -82,7 +91,7 @@ def estimate_memory(model: str, *, gpus: int, gpu_memory_gib: float, revision: s
             "method": setup.method, "dtype": setup.dtype, "base_quantisation": setup.base_quantisation,
             "optimizer": setup.optimizer, "sequence_len": setup.seq_len,
             "micro_batch_size": setup.micro_batch_size, "gradient_checkpointing": setup.gradient_checkpointing,
-            "eager_attention": setup.eager_attention, "chunked_loss": setup.chunked_loss,
+            "eager_attention": setup.eager_attention, "loss": setup.loss,
             "lora_r": setup.lora_r,
             "lora_target_modules": setup.lora_targets if isinstance(setup.lora_targets, str)
             else list(setup.lora_targets),

@@ -9,7 +9,6 @@ beside it, so the card never invents a number.
 """
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 import yaml
 from huggingface_hub import ModelCardData
 
-from steps.common import StepInputError
+from steps.mmlu_pro.summary_file import read_summary
 from steps.training.axolotl_config import DATASET_TYPE
 
 MMLU_PRO = "TIGER-Lab/MMLU-Pro"
@@ -68,6 +67,7 @@ class Scores:
     models: list[ModelScores]
     deltas: list[Delta] = field(default_factory=list)
     run_id: str | None = None
+    comparable_subjects: list[str] | None = None  # what overall, macro and Δ count; None: every subject
 
     def __bool__(self) -> bool:
         return bool(self.models)
@@ -151,20 +151,15 @@ def parse_scores(summary: Any) -> Scores | None:
     subjects += sorted({s for m in models for s in m.subjects} - set(subjects))
     deltas = [d for d in map(_delta, summary.get("deltas") or []) if d is not None]
     run_id = summary.get("run_id")
-    return Scores(subjects, models, deltas, str(run_id) if run_id else None)
+    comparable = summary.get("comparable_subjects")
+    comparable = [str(s) for s in comparable] if isinstance(comparable, list) else None
+    return Scores(subjects, models, deltas, str(run_id) if run_id else None, comparable)
 
 
-def load_summary(path: Path) -> tuple[Scores | None, str | None]:
-    """Scores from summary.json, and summary.md beside it for when the JSON lists none."""
-    if not path.is_file():
-        raise StepInputError(f"--summary {path}: no such file (the aggregate step writes RUN/summary/summary.json)")
-    try:
-        summary = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise StepInputError(f"--summary {path}: cannot read it ({error.strerror})") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        where = f"{error.msg} at line {error.lineno}" if isinstance(error, json.JSONDecodeError) else "not UTF-8"
-        raise StepInputError(f"--summary {path}: not valid JSON ({where})") from None
+def load_summary(path: Path, summary_id: str | None = None) -> tuple[Scores | None, str | None]:
+    """Scores from summary.json (only the one aggregate wrote under `summary_id`, when given), and
+    summary.md beside it for when the JSON lists none."""
+    summary = read_summary(path, summary_id)
     markdown = path.with_suffix(".md")
     return parse_scores(summary), markdown.read_text(encoding="utf-8") if markdown.is_file() else None
 
@@ -225,6 +220,9 @@ def _scores_notes(scores: Scores) -> list[str]:
                for m in scores.models for s, r in m.subjects.items() if not r.complete]
     missing = [f"{m.label} {s}" for m in scores.models for s in scores.subjects if s not in m.subjects]
     notes = []
+    if scores.comparable_subjects is not None and scores.comparable_subjects != scores.subjects:
+        notes.append("Overall, macro and Δ count only the subjects every model has on the same questions: "
+                     + (", ".join(scores.comparable_subjects) or "none"))
     if partial:
         notes.append("\\* partial: " + "; ".join(partial))
     if missing:
@@ -269,8 +267,8 @@ def _scores_section(inputs: CardInputs) -> list[str]:
                  "total correct over total questions, as MMLU-Pro reports it")
         intro += "; **macro** is the mean of the subject accuracies" if len(scores.subjects) > 1 else ""
         if scores.deltas:
-            intro += ("; Δ is the fine-tuned model minus a baseline, in percentage points, over the subjects "
-                      "both have results for")
+            intro += ("; Δ is the fine-tuned model minus a baseline, in percentage points, on the same "
+                      "questions only")
         return ["## MMLU-Pro", "", intro + ".", "", scores_table(scores), "", *_scores_notes(scores)]
     if inputs.scores_markdown:
         return ["## MMLU-Pro", "", inputs.scores_markdown.strip(), ""]

@@ -22,7 +22,7 @@ from typing import Annotated, TypeVar
 
 import typer
 
-from steps.common import EXIT_FAILURE, StepInputError, fail, write_text_atomic
+from steps.common import StepFailure, StepInputError, step_errors, step_main, write_text_atomic
 from steps.model_card import CardInputs, load_summary, render_model_card
 from steps.training.axolotl_config import load_yaml_config
 from steps.training.logs import step_logger
@@ -39,7 +39,7 @@ RETRY_MAX_SECONDS = 60.0
 T = TypeVar("T")
 
 
-class UploadError(RuntimeError):
+class UploadError(StepFailure):
     """The hub failed for good (retries spent, or an error no retry fixes)."""
 
 
@@ -183,10 +183,10 @@ def write_local_card(target: Path, card: str) -> Path:
 
 def build_card(repo_id: str, *, axolotl_config: Path | None = None, dataset: str | None = None,
                dataset_revision: str | None = None, base_model: str | None = None,
-               summary: Path | None = None) -> str:
+               summary: Path | None = None, summary_id: str | None = None) -> str:
     """The README.md model card, the same for a full upload and a card-only update."""
     cfg = load_yaml_config(axolotl_config, what="--axolotl-config") if axolotl_config else None
-    scores, scores_markdown = load_summary(summary) if summary else (None, None)
+    scores, scores_markdown = load_summary(summary, summary_id) if summary else (None, None)
     return render_model_card(CardInputs(
         repo_id=repo_id, base_model=base_model or (cfg or {}).get("base_model"), dataset=dataset,
         dataset_revision=dataset_revision, axolotl_config=cfg, scores=scores, scores_markdown=scores_markdown))
@@ -208,14 +208,14 @@ def _hub_token() -> str:
 def upload(model_dir: Path, repo_id: str, *, private: bool = True, target: str = HUB_TARGET,
            axolotl_config: Path | None = None, dataset: str | None = None, dataset_revision: str | None = None,
            base_model: str | None = None, summary: Path | None = None, retries: int = 5,
-           endpoint: str | None = None) -> str:
+           endpoint: str | None = None, summary_id: str | None = None) -> str:
     """Publish `model_dir` with a model card; returns the commit URL or the local folder."""
     _check_repo_id(repo_id)
     problems = model_folder_problems(model_dir)
     if problems:
         raise StepInputError(f"--model-dir {model_dir}: refusing to upload an incomplete model ({'; '.join(problems)})")
     card = build_card(repo_id, axolotl_config=axolotl_config, dataset=dataset, dataset_revision=dataset_revision,
-                      base_model=base_model, summary=summary)
+                      base_model=base_model, summary=summary, summary_id=summary_id)
     if target != HUB_TARGET:
         written = write_local(model_dir, Path(target), card)
         LOG.info("wrote %s with its model card", written)
@@ -229,16 +229,18 @@ def upload(model_dir: Path, repo_id: str, *, private: bool = True, target: str =
 def publish_card(repo_id: str, *, summary: Path | None, target: str = HUB_TARGET,
                  axolotl_config: Path | None = None, dataset: str | None = None,
                  dataset_revision: str | None = None, base_model: str | None = None, retries: int = 5,
-                 endpoint: str | None = None) -> str:
+                 endpoint: str | None = None, summary_id: str | None = None) -> str:
     """Regenerate the card of an earlier upload, now with the MMLU-Pro scores, and publish README.md alone.
 
-    Returns the commit URL, or the README.md rewritten in a local target.
+    With `summary_id` (aggregate's output parameter in the DAG), a summary.json that another
+    aggregate invocation wrote is refused before anything is published. Returns the commit URL,
+    or the README.md rewritten in a local target.
     """
     if summary is None:
         raise StepInputError("--card-only needs --summary RUN/summary/summary.json (the scores the card adds)")
     _check_repo_id(repo_id)
     card = build_card(repo_id, axolotl_config=axolotl_config, dataset=dataset, dataset_revision=dataset_revision,
-                      base_model=base_model, summary=summary)
+                      base_model=base_model, summary=summary, summary_id=summary_id)
     if target != HUB_TARGET:
         written = write_local_card(Path(target), card)
         LOG.info("rewrote %s with the MMLU-Pro scores", written)
@@ -259,7 +261,8 @@ def parse_bool(value: str, option: str) -> bool:
     raise StepInputError(f"{option} {value!r}: use true or false")
 
 
-def upload_cli(
+@step_errors
+def upload_command(
     repo_id: Annotated[str, typer.Option(help="Hub repo, org/name (also titles the card of a local target).")],
     model_dir: Annotated[Path | None, typer.Option(
         help="The merged model folder (RUN/train/output/merged); required, except that --card-only does not read "
@@ -274,6 +277,9 @@ def upload_cli(
     summary: Annotated[Path | None, typer.Option(
         help="MMLU-Pro summary.json from the aggregate step, for the card's score table (required with "
              "--card-only).")] = None,
+    summary_id: Annotated[str | None, typer.Option(
+        help="Refuse a --summary whose id differs: aggregate's summary-id output, so that only the summary "
+             "this run's aggregate wrote is published.")] = None,
     card_only: Annotated[bool, typer.Option(
         "--card-only", help="Publish only README.md, regenerated with the scores of --summary, over an "
                             "earlier upload: one hub commit to the existing repo, or DIR/README.md rewritten "
@@ -283,23 +289,19 @@ def upload_cli(
     """Upload the merged model and its model card to the hub (token from HF_TOKEN) or a local folder;
     with --card-only, update just the card of an earlier upload once the scores exist."""
     common = dict(axolotl_config=axolotl_config, dataset=dataset, dataset_revision=dataset_revision,
-                  base_model=base_model, summary=summary, retries=max(retries, 0), target=target)
-    try:
-        is_private = parse_bool(private, "--private")
-        if card_only:
-            publish_card(repo_id, **common)
-        elif model_dir is None:
-            raise StepInputError("--model-dir is required: the merged model folder to upload (RUN/train/output/merged)")
-        else:
-            upload(model_dir, repo_id, private=is_private, **common)
-    except StepInputError as error:
-        fail(str(error))
-    except UploadError as error:
-        fail(str(error), EXIT_FAILURE)
+                  base_model=base_model, summary=summary, summary_id=summary_id, retries=max(retries, 0),
+                  target=target)
+    is_private = parse_bool(private, "--private")
+    if card_only:
+        publish_card(repo_id, **common)
+    elif model_dir is None:
+        raise StepInputError("--model-dir is required: the merged model folder to upload (RUN/train/output/merged)")
+    else:
+        upload(model_dir, repo_id, private=is_private, **common)
 
 
 def main() -> None:
-    typer.run(upload_cli)
+    step_main(upload_command)
 
 
 if __name__ == "__main__":

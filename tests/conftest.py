@@ -1,12 +1,14 @@
 """Shared fixtures: the reference data in ../shared (skipped, saying why, where absent)."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
+# $TUNEBENCH_SHARED points elsewhere when the checkout is not beside ../shared (a git worktree).
+SHARED_DATA = Path(os.environ.get("TUNEBENCH_SHARED") or PROJECT_ROOT.parent / "shared") / "data"
 
 
 @pytest.fixture(scope="session")

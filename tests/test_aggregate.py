@@ -100,9 +100,14 @@ def test_missing_and_partial_results_are_listed_not_averaged_away(tmp_path):
     assert not summary["complete"]
     assert summary["missing"] == [{"model": "google/gemma-2-2b", "subject": "law"}, {"model": "org/tuned", "subject": "law"}]
     assert summary["partial"] == [{"model": "org/tuned", "subject": "math", "n": 10, "n_questions": 100}]
-    assert summary["models"][0]["missing"] == ["law"] and summary["models"][0]["overall"]["n"] == 100
+    # 10 questions against 100, and no law at all: nothing is compared, so no overall at all
+    assert summary["models"][0]["missing"] == ["law"] and summary["comparable_subjects"] == []
+    assert [m["overall"] for m in summary["models"]] == [None, None]
+    assert summary["deltas"][0]["subjects"] == {} and summary["deltas"][0]["overall"] is None
     markdown = (tmp_path / "summary" / "summary.md").read_text()
+    assert "| math | 0.1000 (10/100) | 0.3000 (3/10)* | – |" in markdown
     assert "| law | missing | missing | – |" in markdown
+    assert "only the subjects every model has on the same questions: none" in markdown
     assert "**Missing results** (not in overall or macro): google/gemma-2-2b law; org/tuned law" in markdown
     assert "0.3000 (3/10)*" in markdown and "org/tuned math (10 of 100 questions)" in markdown
 
@@ -254,3 +259,85 @@ def test_time_is_recorded_in_utc(run, tmp_path):
     now = datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc)
     summary, _ = aggregate(eval_dir, models, ["math"], tmp_path / "s", "r1", now=now)
     assert summary["time"] == "2025-03-01T12:00:00+00:00"
+
+
+# --- issue 11 item 2: like with like; a torn result is an error ---------------------------------
+
+def test_item2_overall_and_deltas_count_only_subjects_every_model_has_on_the_same_questions(tmp_path, capsys):
+    eval_dir = tmp_path / "eval"
+    write_result(eval_dir, BASE, "math", 10, 100)
+    write_result(eval_dir, BASE, "law", 30, 50)
+    write_result(eval_dir, BASE, "physics", 5, 20)
+    write_result(eval_dir, TUNED, "math", 25, 100)                        # law: missing
+    write_result(eval_dir, TUNED, "physics", 0, 0, n_questions=20)        # physics: empty
+    models = write_models(tmp_path / "models.json", BASE, TUNED)
+    summary, _ = aggregate(eval_dir, models, ["math", "law", "physics"], tmp_path / "summary", "r1")
+
+    assert summary["comparable_subjects"] == ["math"]
+    base, tuned = summary["models"]
+    assert base["overall"] == {"n": 100, "correct": 10, "accuracy": 0.1}    # not 45/170
+    assert tuned["overall"] == {"n": 100, "correct": 25, "accuracy": 0.25}
+    assert tuned["missing"] == ["law", "physics"] and "empty" not in summary
+    delta = summary["deltas"][0]
+    assert delta["overall"] == pytest.approx(0.15) and delta["macro"] == pytest.approx(0.15)
+    assert delta["subjects"] == {"math": pytest.approx(0.15)}
+    assert "org/tuned physics: its summary counts no question answered" in capsys.readouterr().err
+    markdown = (tmp_path / "summary" / "summary.md").read_text()
+    assert "only the subjects every model has on the same questions: math" in markdown
+
+
+def test_item2_results_on_other_questions_or_settings_are_not_compared(tmp_path):
+    eval_dir = tmp_path / "eval"
+    write_result(eval_dir, BASE, "math", 10, 100)
+    write_result(eval_dir, TUNED, "math", 3, 10, n_questions=100)           # the first 10 questions only
+    write_result(eval_dir, BASE, "law", 30, 50)
+    write_result(eval_dir, TUNED, "law", 20, 50, settings_hash="strict-extraction")
+    models = write_models(tmp_path / "models.json", BASE, TUNED)
+    summary, _ = aggregate(eval_dir, models, ["math", "law"], tmp_path / "summary", "r1")
+    assert summary["comparable_subjects"] == [] and summary["deltas"][0]["subjects"] == {}
+    assert summary["deltas"][0]["overall"] is None and [m["overall"] for m in summary["models"]] == [None, None]
+
+
+@pytest.mark.parametrize("content, says", [
+    ('{"n": 100, "correct": 4', "is torn or not JSON"),
+    ("", "is torn or not JSON"),
+    ('{"n": 100, "correct": 40}', "is not a complete subject summary (bad or missing: accuracy, complete"),
+    ('{"n": 10, "correct": 40, "accuracy": 4.0, "complete": true, "n_questions": 10, "settings_hash": "s"}',
+     "is not a complete subject summary (bad or missing: n, correct, n_questions)"),
+    ("[1, 2]", "is not a complete subject summary"),
+])
+def test_item2_a_torn_subject_summary_is_an_error_naming_it(tmp_path, content, says):
+    eval_dir = tmp_path / "eval"
+    write_result(eval_dir, BASE, "math", 10, 100)
+    torn = eval_dir / TUNED["slug"] / "math.summary.json"
+    torn.parent.mkdir(parents=True)
+    torn.write_text(content)
+    models = write_models(tmp_path / "models.json", BASE, TUNED)
+    result = _aggregate_cli("--eval-dir", str(eval_dir), "--models", str(models), "--subjects", '["math"]',
+                            "--out-dir", str(tmp_path / "summary"), "--run-id", "r1")
+    assert result.exit_code == 2
+    assert f"error: {torn} {says}" in result.output and "rerun eval-mmlu-pro" in result.output
+    assert result.output.count("\n") == 1 and not (tmp_path / "summary").exists()
+
+
+def test_item10_a_directory_where_summary_json_goes_is_one_line(run, tmp_path):
+    eval_dir, models = run
+    (tmp_path / "summary" / "summary.json").mkdir(parents=True)
+    result = _aggregate_cli("--eval-dir", str(eval_dir), "--models", str(models), "--subjects", '["math"]',
+                            "--out-dir", str(tmp_path / "summary"), "--run-id", "r1", "--history",
+                            str(tmp_path / "history"))
+    assert result.exit_code == 2, result.output
+    assert result.output == (f"error: {tmp_path / 'summary' / 'summary.json'} is a directory; an output must be a "
+                             "regular file or a new path, so it is not replaced\n")
+    assert not (tmp_path / "history").exists()   # refused before anything was written
+
+
+def test_item1_a_failed_aggregate_leaves_no_summary_id_behind(run, tmp_path):
+    eval_dir, models = run
+    out = tmp_path / "summary"
+    aggregate(eval_dir, models, ["math", "law"], out, "r1")
+    assert (out / "summary.id").read_text() == json.loads((out / "summary.json").read_text())["summary_id"]
+    (eval_dir / "finetuned" / "law.summary.json").write_text("{")
+    with pytest.raises(Exception, match="is torn"):
+        aggregate(eval_dir, models, ["math", "law"], out, "r1")
+    assert not (out / "summary.id").exists()

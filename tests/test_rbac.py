@@ -75,3 +75,37 @@ def test_cli_render_kind_rbac():
     result = CliRunner().invoke(app, ["render", str(REFERENCE), "--kind", "rbac"])
     assert result.exit_code == 0, result.output
     assert [d["kind"] for d in yaml.safe_load_all(result.stdout)] == ["ServiceAccount", "Role", "RoleBinding"]
+
+
+def test_item4_prerequisites_hold_rbac_the_priority_class_and_the_existing_claims(cfg):
+    documents = manifests(cfg, "prerequisites")
+    assert [d["kind"] for d in documents] == ["ServiceAccount", "Role", "RoleBinding", "PriorityClass",
+                                              "PersistentVolumeClaim", "PersistentVolumeClaim"]
+    assert documents[:3] == rbac_manifests(cfg)
+    priority = documents[3]
+    train = next(t for t in manifests(cfg, "workflow")[0]["spec"]["templates"] if t["name"] == "train")
+    assert priority["metadata"]["name"] == train["priorityClassName"] == "gpu-training"
+    assert priority["value"] == 1000 and priority["preemptionPolicy"] == "Never" and priority["globalDefault"] is False
+    claims = {d["metadata"]["name"]: d for d in documents[4:]}
+    volumes = {v["persistentVolumeClaim"]["claimName"] for v in manifests(cfg, "workflow")[0]["spec"]["volumes"]}
+    assert set(claims) == volumes == {"tunebench-workspace", "tunebench-hf-cache"}
+    assert claims["tunebench-workspace"]["spec"] == {"accessModes": ["ReadWriteMany"],
+                                                      "resources": {"requests": {"storage": "500Gi"}}}
+    assert all(d["metadata"]["namespace"] == "argo" for d in documents if d["kind"] != "PriorityClass")
+
+
+def test_item4_prerequisites_leave_out_what_the_config_does_not_name():
+    data = yaml.safe_load(REFERENCE.read_text())
+    del data["train"]["priority_class_name"], data["schedule"]
+    data["cluster"]["workspace"] = {"claim_template": {"size": "100Gi"}}
+    data["cluster"]["hf_cache"]["create_as"]["storage_class"] = "cephfs"
+    documents = manifests(parse_pipeline(data), "prerequisites")
+    assert [d["kind"] for d in documents] == ["ServiceAccount", "Role", "RoleBinding", "PersistentVolumeClaim"]
+    assert documents[-1]["spec"]["storageClassName"] == "cephfs"
+
+
+def test_item4_cli_render_kind_prerequisites():
+    result = CliRunner().invoke(app, ["render", str(REFERENCE), "--kind", "prerequisites"])
+    assert result.exit_code == 0, result.output
+    assert "| kubectl apply -f -" in result.stdout.splitlines()[3] and "create secret" in result.stdout
+    assert len(list(yaml.safe_load_all(result.stdout))) == 6

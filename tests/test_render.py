@@ -113,17 +113,97 @@ def test_a_hostile_parameter_value_stays_one_argv_element(reference):
                 assert final == EVIL
 
 
-def test_gpu_pods_get_limits_shm_selector_and_tolerations(reference):
+def test_gpu_pods_get_limits_shm_placement_and_tolerations(reference):
     workflow = manifests(reference, "workflow")[0]
     train = next(t for t in workflow["spec"]["templates"] if t["name"] == "train")
-    limits = train["container"]["resources"]["limits"]
-    assert limits["nvidia.com/gpu"] == "{{inputs.parameters.gpus}}"
     assert {"name": "dshm", "mountPath": "/dev/shm"} in train["container"]["volumeMounts"]
     assert train["volumes"] == [{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "32Gi"}}]
     assert train["priorityClassName"] == "gpu-training"
-    assert train["nodeSelector"] == {"nvidia.com/gpu.memory": "49140"}
+    assert "nodeSelector" not in train
     assert train["tolerations"][0]["key"] == "nvidia.com/gpu"
     assert "privileged" not in yaml.safe_dump(workflow).replace("privileged: false", "")
+
+
+def templates_by_name(manifest: dict) -> dict[str, dict]:
+    return {t["name"]: t for t in templates_of(manifest)}
+
+
+def test_item1_gpu_count_is_a_literal_and_the_override_goes_through_pod_spec_patch(reference):
+    train = templates_by_name(manifests(reference, "workflow")[0])["train"]
+    resources = train["container"]["resources"]
+    assert resources["limits"]["nvidia.com/gpu"] == "3" == resources["requests"]["nvidia.com/gpu"]
+    patch = json.loads(train["podSpecPatch"])
+    gpus = "{{inputs.parameters.gpus}}"
+    assert patch == {"containers": [{"name": "main", "resources": {"limits": {"nvidia.com/gpu": gpus},
+                                                                   "requests": {"nvidia.com/gpu": gpus}}}]}
+
+
+def test_item1_no_quantity_anywhere_is_a_placeholder(reference):
+    for document in manifests(reference, "all"):
+        for template in templates_of(document):
+            quantities = json.dumps(template.get("container", {}).get("resources", {}))
+            quantities += json.dumps([v.get("emptyDir", {}) for v in template.get("volumes", [])])
+            assert "{{" not in quantities, template["name"]
+
+
+def test_item7_gpu_placement_is_a_minimum_memory_on_train_and_eval(reference):
+    templates = templates_by_name(manifests(reference, "workflow")[0])
+    for name in ("train", "eval-mmlu-pro"):
+        terms = templates[name]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+        assert terms == {"nodeSelectorTerms": [{"matchExpressions": [
+            {"key": "nvidia.com/gpu.memory", "operator": "Gt", "values": ["45999"]}]}]}, name
+    for name in ("merge-lora", "convert-dataset", "aggregate"):
+        assert "affinity" not in templates[name] and "nodeSelector" not in templates[name], name
+
+
+def test_item7_gpu_products_from_config(reference):
+    ev = reference.eval.model_copy(update={"min_gpu_memory_mib": None, "gpu_products": ["NVIDIA-L40S", "NVIDIA-A40"]})
+    eval_template = templates_by_name(manifests(reference.model_copy(update={"eval": ev}), "workflow")[0])["eval-mmlu-pro"]
+    terms = eval_template["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert terms["nodeSelectorTerms"][0]["matchExpressions"] == [
+        {"key": "nvidia.com/gpu.product", "operator": "In", "values": ["NVIDIA-L40S", "NVIDIA-A40"]}]
+
+
+def test_item7_workflow_deadline_and_merge_sized_from_the_model(reference):
+    for document in manifests(reference, "all")[:3]:
+        assert document["spec"]["activeDeadlineSeconds"] == 2 * 86400
+    workflow = manifests(reference, "workflow")[0]
+    merge = templates_by_name(workflow)["merge-lora"]
+    assert merge["container"]["resources"] == {"limits": {"cpu": "4"}, "requests": {"cpu": "4"}}
+    patch = json.loads(merge["podSpecPatch"])["containers"][0]["resources"]
+    assert patch["limits"] == {"memory": "{{inputs.parameters.memory}}"} == patch["requests"]
+    dag = {t["name"]: t for t in templates_by_name(workflow)["pipeline"]["dag"]["tasks"]}
+    memory = dag["merge-lora"]["arguments"]["parameters"]
+    assert memory == [{"name": "memory", "value": "{{tasks.prefetch-base-model.outputs.parameters.merge-memory}}"}]
+    prefetch = templates_by_name(workflow)["prefetch-base-model"]
+    assert prefetch["outputs"]["parameters"][0]["name"] == "merge-memory"
+
+
+def test_item8_eval_waits_for_one_prefetch_and_runs_offline(reference):
+    for document in manifests(reference, "all")[:3]:
+        templates = templates_by_name(document)
+        dag = {t["name"]: t for t in templates[document["spec"]["entrypoint"]]["dag"]["tasks"]}
+        assert "prefetch-eval" in dag["eval-baseline"]["depends"] and "prefetch-eval" in dag["eval-finetuned"]["depends"]
+        assert "depends" not in dag["prefetch-eval"]
+        env = {e["name"]: e.get("value") for e in templates["eval-mmlu-pro"]["container"]["env"]}
+        assert env["HF_HUB_OFFLINE"] == "1" and env["VLLM_NO_USAGE_STATS"] == "1"
+        assert templates["prefetch-eval"]["container"]["command"] == ["python", "-m", "steps.prefetch_model"]
+    pipeline = {t["name"]: t for t in templates_by_name(manifests(reference, "workflow")[0])["pipeline"]["dag"]["tasks"]}
+    assert "prefetch-base-model" in pipeline["train"]["depends"]
+
+
+def test_issue13_every_step_caps_its_threads_at_its_cpu_limit(reference):
+    for template in templates_of(manifests(reference, "workflow")[0]):
+        if "container" not in template:
+            continue
+        env = {e["name"]: e for e in template["container"]["env"]}
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            assert env[name]["valueFrom"] == {"resourceFieldRef": {"resource": "limits.cpu"}}, template["name"]
+        assert "cpu" in template["container"]["resources"]["limits"], template["name"]
+
+
+def test_item10_cron_has_a_starting_deadline(reference):
+    assert manifests(reference, "cron")[0]["spec"]["startingDeadlineSeconds"] == 3600
 
 
 def test_hf_token_only_from_a_secret(reference):
@@ -135,7 +215,7 @@ def test_hf_token_only_from_a_secret(reference):
                     assert "value" not in env
                     assert env["valueFrom"]["secretKeyRef"] == {"name": "hf-token", "key": "token",
                                                                 "optional": template["name"] not in ("upload", "publish-scores")}
-    assert "hf_" not in text.lower().replace("hf_home", "").replace("hf_token", "")
+    assert "hf_" not in text.lower().replace("hf_home", "").replace("hf_token", "").replace("hf_hub_offline", "")
 
 
 def test_each_run_writes_under_its_own_folder(reference):
@@ -150,12 +230,12 @@ def test_baseline_eval_does_not_wait_for_training(reference):
     workflow = manifests(reference, "workflow")[0]
     dag = next(t for t in workflow["spec"]["templates"] if t["name"] == "pipeline")["dag"]
     tasks = {t["name"]: t for t in dag["tasks"]}
-    assert tasks["eval-baseline"]["depends"] == "plan-eval"
+    assert tasks["eval-baseline"]["depends"] == "plan-eval && prefetch-eval"
     assert "train" not in tasks["plan-eval"].get("depends", "")
     items = {p["name"]: p["value"] for p in tasks["eval-baseline"]["arguments"]["parameters"]}["items"]
     assert items == "{{tasks.plan-eval.outputs.parameters.baseline-items}}"
     assert "merge-lora" in tasks["eval-finetuned"]["depends"]
-    assert tasks["train"]["depends"] == "convert-dataset && memory-gate"
+    assert tasks["train"]["depends"] == "convert-dataset && memory-gate && prefetch-base-model"
 
 
 def test_ui_form_parameters_have_descriptions_and_enums(reference):
@@ -206,9 +286,77 @@ def test_scores_reach_the_model_card_after_aggregate(reference):
     workflow = manifests(reference, "workflow")[0]
     dag = next(t for t in workflow["spec"]["templates"] if t["name"] == "pipeline")["dag"]
     publish = next(t for t in dag["tasks"] if t["name"] == "publish-scores")
-    assert publish["depends"] == "upload && (aggregate.Succeeded || aggregate.Failed)"
+    # Only a succeeded aggregate is published (it succeeds on a regression too, recording it), and
+    # only the summary.json that aggregate invocation wrote: its summary id is passed along.
+    assert publish["depends"] == "upload && aggregate"
     assert publish["when"] == "{{workflow.parameters.upload_enabled}} == true"
+    summary_id = "{{tasks.aggregate.outputs.parameters.summary-id}}"
+    assert {p["name"]: p["value"] for p in publish["arguments"]["parameters"]}["summary_id"] == summary_id
     template = next(t for t in workflow["spec"]["templates"] if t["name"] == "publish-scores")
     args = template["container"]["args"]
     assert args[0] == "--card-only"
     assert args[args.index("--summary") + 1] == "/mnt/workspace/runs/{{workflow.name}}/summary/summary.json"
+    assert args[args.index("--summary-id") + 1] == "{{inputs.parameters.summary_id}}"
+
+
+@pytest.mark.parametrize("kind, entrypoint, verdict_depends", [
+    ("workflow", "pipeline", "aggregate && publish-scores"), ("template", "benchmark", "aggregate")])
+def test_a_regression_fails_the_run_in_a_last_verdict_task(reference, kind, entrypoint, verdict_depends):
+    """aggregate records a regression and succeeds; `verdict` fails the run on it, after publishing,
+    in the pipeline and in the re-benchmark the CronWorkflow runs."""
+    rendered = next(m for m in manifests(reference, kind) if m["spec"]["entrypoint"] == entrypoint)
+    templates = {t["name"]: t for t in rendered["spec"]["templates"]}
+    tasks = {t["name"]: t for t in templates[entrypoint]["dag"]["tasks"]}
+    assert tasks["verdict"]["depends"] == verdict_depends
+    assert not [name for name, t in tasks.items() if "verdict" in t.get("depends", "")]  # the last task
+    aggregate_args = templates["aggregate"]["container"]["args"]
+    assert aggregate_args[aggregate_args.index("--on-regression") + 1] == "record"
+    assert templates["aggregate"]["outputs"]["parameters"] == [
+        {"name": "summary-id", "valueFrom": {"path": "/mnt/workspace/runs/{{workflow.name}}/summary/summary.id"}}]
+    assert templates["verdict"]["container"]["command"] == ["python", "-m", "steps.verdict"]
+
+
+RETRY_CASES = [  # (exit code, Argo's node status, message) -> retried by (light/network steps, long GPU steps)
+    ("1", "Failed", "Error (exit code 1)", True, False),
+    ("2", "Failed", "Error (exit code 2)", False, False),
+    ("3", "Failed", "Error (exit code 3)", False, False),
+    ("4", "Failed", "Error (exit code 4)", False, False),
+    ("143", "Failed", "Error (exit code 143)", True, True),
+    ("137", "Failed", "Error (exit code 137)", True, True),
+    ("137", "Failed", "OOMKilled (exit code 137)", False, False),
+    ("-1", "Error", "pod deleted", True, True),
+]
+
+
+@pytest.mark.parametrize(("code", "status", "message", "light", "long"), RETRY_CASES)
+def test_items5_6_retry_expressions_for_exit_codes(reference, code, status, message, light, long):
+    from workflows.argo.expr import evaluate_expr
+
+    templates = templates_by_name(manifests(reference, "workflow")[0])
+    variables = {"lastRetry": {"exitCode": code, "status": status, "duration": "60", "message": message}}
+    expected = {"convert-dataset": light, "eval-mmlu-pro": light, "prefetch-eval": light,
+                "train": long, "merge-lora": long}
+    for name, retried in expected.items():
+        strategy = templates[name]["retryStrategy"]
+        assert strategy["retryPolicy"] == "Always", name  # a preempted pod is Failed, not Error
+        assert evaluate_expr(strategy["expression"], variables) is retried, (name, code, message)
+
+
+def test_item5_long_steps_bound_each_wait_never_the_total(reference):
+    for document in manifests(reference, "all"):
+        for template in templates_of(document):
+            backoff = (template.get("retryStrategy") or {}).get("backoff")
+            if backoff:
+                assert "maxDuration" not in backoff and backoff["cap"], template["name"]
+
+
+def test_item1_the_local_runner_accepts_pod_spec_patch_and_cpu_from_the_downward_api():
+    from workflows.argo.validate import load_workflow
+    from workflows.runner.process import resource_field_value
+
+    smoke = load_pipeline(ROOT / "configs" / "pipelines" / "smoke.yaml")
+    load_workflow(manifests(smoke, "workflow")[0])  # raises ManifestError on anything it would refuse
+    container = {"resources": {"limits": {"cpu": "1500m"}, "requests": {"cpu": "1"}}}
+    assert resource_field_value(container, {"resource": "limits.cpu"}) == "2"  # rounded up, as Kubernetes does
+    assert resource_field_value(container, {"resource": "requests.cpu"}) == "1"
+    assert resource_field_value({"resources": {"limits": {"cpu": "100m"}}}, {"resource": "limits.cpu"}) == "1"

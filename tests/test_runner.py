@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from test_runner_support import APPEND, FAIL, OK, phases, pods, py, run, task, workflow, workspace
+
 from workflows.runner import ManifestError, RunnerError
 
 pytestmark = pytest.mark.timeout(120)

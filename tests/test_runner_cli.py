@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from test_runner_support import APPEND, OK, py, task, workflow
 from typer.testing import CliRunner
 
-from test_runner_support import APPEND, FAIL, OK, py, task, workflow
 from workflows.cli import app
 from workflows.config import load_pipeline
 from workflows.render import manifests

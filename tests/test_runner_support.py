@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from workflows.runner import RunOptions, run_workflow
-from workflows.runner.engine import RunResult
+from workflows.runner.nodes import RunResult
 
 WORKSPACE = {"name": "workspace", "persistentVolumeClaim": {"claimName": "ws"}}
 MOUNT = {"name": "workspace", "mountPath": "/workspace"}

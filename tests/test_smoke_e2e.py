@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.axolotl, pytest.mark.timeout(1500)]
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SMOKE = PROJECT_ROOT / "configs" / "pipelines" / "smoke.yaml"
 ASSETS = PROJECT_ROOT / "build" / "demo-assets"
-TASKS = {"convert-dataset", "memory-gate", "train", "merge-lora", "upload", "plan-eval", "eval-baseline",
+TASKS = {"convert-dataset", "memory-gate", "prefetch-base-model", "prefetch-eval", "train", "merge-lora", "upload", "plan-eval", "eval-baseline",
          "eval-finetuned", "aggregate", "publish-scores",
          # the fan-outs, inside the eval-fanout DAG template each eval task calls
          "eval-baseline.eval", "eval-finetuned.eval"}

@@ -89,8 +89,10 @@ def test_card_only_rewrites_just_the_readme_of_a_local_upload_with_the_scores(tm
     header = next(line for line in card.splitlines() if line.startswith("| subject |"))
     assert header == ("| subject | acme/tiny-finetune (fine-tuned) | google/gemma-2-2b (baseline) | "
                       "google/gemma-3-12b-it (baseline) | Δ vs google/gemma-2-2b | Δ vs google/gemma-3-12b-it |")
-    assert "| law | 40.0% (20/50)* | 30.0% (30/100) | missing | +10.0 pp | – |" in card
-    assert "| **overall** | **24.3% (341/1401)** | **12.1% (175/1451)** | **37.0% (500/1351)** |" in card
+    # 50 law questions against 100, and no law for the 12B: overall and Δ on math alone
+    assert "| law | 40.0% (20/50)* | 30.0% (30/100) | missing | – | – |" in card
+    assert "| **overall** | **23.8% (321/1351)** | **10.7% (145/1351)** | **37.0% (500/1351)** |" in card
+    assert "Overall, macro and Δ count only the subjects every model has on the same questions: math" in card
     assert "partial: acme/tiny-finetune law (50 of 100 questions)" in card
     assert [p.name for p in target.iterdir() if p.name.startswith(".")] == []
 

@@ -72,11 +72,13 @@ def test_scores_are_read_from_what_aggregate_writes(tmp_path):
         ("acme/tiny-finetune", "finetuned"), ("google/gemma-2-2b", "baseline"), ("google/gemma-3-12b-it", "baseline")]
     tuned, base, _ = scores.models
     assert tuned.subjects["law"] == Result(0.4, 20, 50, False, 100)
-    assert tuned.overall == Result(pytest.approx(341 / 1401), 341, 1401)
-    assert base.macro == pytest.approx((145 / 1351 + 0.3) / 2)
+    # law is partial for one model and missing for another: overall and macro count math only
+    assert scores.comparable_subjects == ["math"]
+    assert tuned.overall == Result(pytest.approx(321 / 1351), 321, 1351)
+    assert base.macro == pytest.approx(145 / 1351)
     assert [(d.model, d.baseline) for d in scores.deltas] == [
         ("acme/tiny-finetune", "google/gemma-2-2b"), ("acme/tiny-finetune", "google/gemma-3-12b-it")]
-    assert scores.deltas[0].subjects == {"math": pytest.approx(321 / 1351 - 145 / 1351), "law": pytest.approx(0.1)}
+    assert scores.deltas[0].subjects == {"math": pytest.approx(321 / 1351 - 145 / 1351)}
 
 
 def test_one_subject_baselines_only_and_a_label_with_a_pipe(tmp_path):

@@ -4,8 +4,10 @@
 convert-dataset ──┐
 memory-gate ──────┴─► train ─► merge-lora ─┬─► upload ───────────────────────────────┐
                                            └─► eval-finetuned (withParam) ─┐         │
-plan-eval ─► eval-baseline (withParam; runs while training runs) ──────────┴─► aggregate ─┴─► publish-scores
+plan-eval ─► eval-baseline (withParam; runs while training runs) ──────────┴─► aggregate ─┴─► publish-scores ─► verdict
 ```
+aggregate records a regression in the summary and succeeds, so that publish-scores puts the
+new scores on the card; `verdict` then fails the run on it (see steps/verdict.py).
 """
 from __future__ import annotations
 
@@ -36,6 +38,8 @@ PLAN_DIR = f"{EVAL_DIR}/plan"
 LOCAL_UPLOAD_DIR = f"{RUN_DIR}/upload"
 SUMMARY_DIR = f"{RUN_DIR}/summary"
 SUMMARY_FILE = f"{SUMMARY_DIR}/summary.json"
+SUMMARY_ID_FILE = f"{SUMMARY_DIR}/summary.id"
+SUMMARY_ID_OUTPUT = "summary-id"
 
 
 def _flag_args(**flags: object) -> list[str]:
@@ -82,6 +86,7 @@ def memory_gate(cfg: PipelineConfig) -> Container:
 
 def train(cfg: PipelineConfig) -> Container:
     spec = cfg.train
+    # The configured count is the literal; `-p gpus=N` reaches the pod through podSpecPatch.
     return StepTemplate(
         name="train", module="train", image=cfg.cluster.images.train,
         inputs=("base_model", "base_model_revision", "axolotl_config", "overrides", "gpus"),
@@ -90,18 +95,48 @@ def train(cfg: PipelineConfig) -> Container:
             "--base-model", input_ref("base_model"), "--base-model-revision", input_ref("base_model_revision"),
             "--dataset", f"{DATA_DIR}/train.parquet", "--run-dir", TRAIN_DIR, "--gpus", input_ref("gpus"),
         ),
-        gpus=input_ref("gpus"), shm_size=spec.shm_size, placement=spec, priority_class=spec.priority_class_name,
+        gpus=spec.gpus, patched_resources={spec.gpu_resource: "gpus"},
+        shm_size=spec.shm_size, placement=spec, priority_class=spec.priority_class_name,
         cpu=spec.cpu, memory=spec.memory, retry=INFRASTRUCTURE_RETRY, timeout_seconds=spec.timeout,
     ).container(cfg)
 
 
 def merge_lora(cfg: PipelineConfig) -> Container:
-    # Merging runs on the CPU: it needs host memory for the full-precision model, not GPUs. It
-    # may land where training ran (the same node selector and tolerations), on nodes that big.
+    # Merging runs on the CPU: host memory for the model, not GPUs, so no GPU node placement.
+    # Its memory comes from the base model's size (prefetch-base-model), through podSpecPatch.
     return StepTemplate(
         name="merge-lora", module="merge_lora", image=cfg.cluster.images.train,
-        inputs=(), args=("--config", FINAL_AXOLOTL_CONFIG), placement=cfg.train,
-        cpu=cfg.train.cpu, memory=cfg.train.memory, retry=INFRASTRUCTURE_RETRY, timeout_seconds=3 * 3600,
+        inputs=("memory",), args=("--config", FINAL_AXOLOTL_CONFIG), patched_resources={"memory": "memory"},
+        cpu=MERGE_CPU, retry=INFRASTRUCTURE_RETRY, timeout_seconds=3 * 3600,
+    ).container(cfg)
+
+
+PREFETCH_RECORD_DIR = f"{RUN_DIR}/prefetch"
+MERGE_MEMORY_FILE = f"{PREFETCH_RECORD_DIR}/merge-memory"
+MERGE_CPU = "4"
+
+
+def prefetch_base_model(cfg: PipelineConfig) -> Container:
+    """The base model into the HF cache before training, and the merge pod's memory from its size."""
+    return StepTemplate(
+        name="prefetch-base-model", module="prefetch_model", image=cfg.cluster.images.light,
+        inputs=("model", "revision"),
+        args=("--model", input_ref("model"), "--revision", input_ref("revision"),
+              "--merge-memory-out", MERGE_MEMORY_FILE, "--out", f"{PREFETCH_RECORD_DIR}/base-model.json"),
+        outputs={"merge-memory": MERGE_MEMORY_FILE},
+        cpu="2", memory="4Gi", retry=NETWORK_RETRY, timeout_seconds=3 * 3600,
+    ).container(cfg)
+
+
+def prefetch_eval(cfg: PipelineConfig) -> Container:
+    """Every evaluated hub model and the eval dataset, once, before the eval pods load them offline."""
+    return StepTemplate(
+        name="prefetch-eval", module="prefetch_model", image=cfg.cluster.images.light,
+        inputs=("models", "model", "dataset", "dataset_revision"),
+        args=("--models", input_ref("models"), "--model", input_ref("model"),
+              "--dataset", input_ref("dataset"), "--dataset-revision", input_ref("dataset_revision"),
+              "--out", f"{PREFETCH_RECORD_DIR}/eval.json"),
+        cpu="2", memory="8Gi", retry=NETWORK_RETRY, timeout_seconds=6 * 3600,
     ).container(cfg)
 
 
@@ -128,10 +163,12 @@ def upload(cfg: PipelineConfig) -> Container:
 
 
 def publish_scores(cfg: PipelineConfig) -> Container:
-    """The model card again, now with the run's MMLU-Pro table (the upload ran before the scores existed)."""
+    """The model card again, now with the run's MMLU-Pro table (the upload ran before the scores existed);
+    only the summary.json this run's aggregate wrote (its summary id) is published."""
     return StepTemplate(
         name="publish-scores", module="upload", image=cfg.cluster.images.light,
-        inputs=PUBLISH_INPUTS, args=("--card-only", *_publish_args(cfg), "--summary", SUMMARY_FILE),
+        inputs=(*PUBLISH_INPUTS, "summary_id"),
+        args=("--card-only", *_publish_args(cfg), "--summary", SUMMARY_FILE, "--summary-id", input_ref("summary_id")),
         cpu="500m", memory="1Gi", retry=NETWORK_RETRY, timeout_seconds=1800,
         hub_token_required=cfg.upload.target == "hub",
     ).container(cfg)
@@ -154,6 +191,10 @@ def plan_eval(cfg: PipelineConfig) -> Container:
     ).container(cfg)
 
 
+# prefetch-eval filled the cache: no pod of the fan-out downloads (or locks) anything there.
+EVAL_ENV = {"HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1"}
+
+
 def eval_mmlu_pro(cfg: PipelineConfig) -> Container:
     ev = cfg.eval
     return StepTemplate(
@@ -169,7 +210,7 @@ def eval_mmlu_pro(cfg: PipelineConfig) -> Container:
             "--tensor-parallel", str(max(ev.gpus_per_task, 1)),
         ),
         gpus=ev.gpus_per_task, shm_size=ev.shm_size, placement=ev, cpu=ev.cpu, memory=ev.memory,
-        retry=NETWORK_RETRY, timeout_seconds=ev.timeout,
+        retry=NETWORK_RETRY, timeout_seconds=ev.timeout, env=EVAL_ENV,
     ).container(cfg)
 
 
@@ -181,8 +222,19 @@ def aggregate(cfg: PipelineConfig) -> Container:
             "--eval-dir", EVAL_DIR, "--models", f"{PLAN_DIR}/models.json", "--subjects", input_ref("subjects"),
             "--out-dir", SUMMARY_DIR, "--run-id", "{{workflow.name}}",
             "--history", HISTORY_DIR, "--regression-threshold", input_ref("regression_threshold"),
+            "--on-regression", "record",
         ),
+        outputs={SUMMARY_ID_OUTPUT: SUMMARY_ID_FILE},
         cpu="1", memory="2Gi", hub_token=False, timeout_seconds=900,
+    ).container(cfg)
+
+
+def verdict(cfg: PipelineConfig) -> Container:
+    """Fails the run when aggregate recorded a regression, once the scores are published."""
+    return StepTemplate(
+        name="verdict", module="verdict", image=cfg.cluster.images.light, inputs=("summary_id",),
+        args=("--summary", SUMMARY_FILE, "--summary-id", input_ref("summary_id")),
+        cpu="100m", memory="256Mi", hub_token=False, timeout_seconds=300,
     ).container(cfg)
 
 
@@ -225,6 +277,13 @@ def _eval_fanout(fanout: DAG, name: str, items_from: Task, items_output: str,
     )
 
 
+def _prefetch_eval_task(template: Container, params: dict[str, WorkflowParam], finetuned_model: str) -> Task:
+    """The baselines (and a fine-tuned model on the hub, for re-benchmarks) and the dataset, once."""
+    return template(name="prefetch-eval", arguments={
+        "models": params["baselines"].ref, "model": finetuned_model,
+        "dataset": params["eval_dataset"].ref, "dataset_revision": params["eval_dataset_revision"].ref})
+
+
 def _aggregate_task(template: Container, params: dict[str, WorkflowParam], depends: str) -> Task:
     return template(
         name="aggregate", depends=depends,
@@ -241,6 +300,16 @@ def _train_jobset(cfg: PipelineConfig) -> Resource | None:
     return train_jobset(cfg, train(cfg), security.model_dump(by_alias=True, exclude_none=True) if security else None)
 
 
+def _summary_id(scored: Task) -> str:
+    return f"{{{{tasks.{scored.name}.outputs.parameters.{SUMMARY_ID_OUTPUT}}}}}"
+
+
+def _verdict_task(template: Container, scored: Task, depends: str) -> Task:
+    """The last task: fails the run on a regression aggregate recorded (a failed aggregate omits it,
+    and the run fails with aggregate)."""
+    return template(name="verdict", depends=depends, arguments={"summary_id": _summary_id(scored)})
+
+
 def _pipeline_dag(cfg: PipelineConfig, params: dict[str, WorkflowParam], jobset: Resource | None) -> None:
     p = {name: param.ref for name, param in params.items()}
     multi_node = jobset is not None
@@ -249,7 +318,8 @@ def _pipeline_dag(cfg: PipelineConfig, params: dict[str, WorkflowParam], jobset:
     templates = {
         "convert": convert_dataset(cfg), "gate": memory_gate(cfg), "train": jobset or train(cfg),
         "merge": merge_lora(cfg), "upload": upload(cfg), "plan": plan_eval(cfg),
-        "aggregate": aggregate(cfg), "publish": publish_scores(cfg),
+        "aggregate": aggregate(cfg), "publish": publish_scores(cfg), "verdict": verdict(cfg),
+        "prefetch_base": prefetch_base_model(cfg), "prefetch_eval": prefetch_eval(cfg),
     }
     fanout = eval_fanout(eval_mmlu_pro(cfg), cfg.eval.parallelism)
     with DAG(name=PIPELINE_ENTRYPOINT):
@@ -261,10 +331,13 @@ def _pipeline_dag(cfg: PipelineConfig, params: dict[str, WorkflowParam], jobset:
             "axolotl_config": p["axolotl_config"], "overrides": p["axolotl_overrides"],
             "gpus": str(cfg.train.world_size) if multi_node else p["gpus"],
             "gpu_memory_gib": p["gpu_memory_gib"], "mode": p["gate_mode"]})
-        trained = templates["train"](name="train", depends=f"{convert.name} && {gate.name}", arguments={
+        base_fetched = templates["prefetch_base"](name="prefetch-base-model", arguments={
+            "model": p["base_model"], "revision": p["base_model_revision"]})
+        trained = templates["train"](name="train", depends=f"{convert.name} && {gate.name} && {base_fetched.name}", arguments={
             "base_model": p["base_model"], "base_model_revision": p["base_model_revision"],
             "axolotl_config": p["axolotl_config"], "overrides": p["axolotl_overrides"], "gpus": p["gpus"]})
-        merged = templates["merge"](name="merge-lora", depends=trained.name)
+        merged = templates["merge"](name="merge-lora", depends=trained.name, arguments={
+            "memory": f"{{{{tasks.{base_fetched.name}.outputs.parameters.merge-memory}}}}"})
         published_model = {"repo_id": p["hub_repo"], "base_model": p["base_model"],
                            "dataset": p["dataset"], "dataset_revision": p["dataset_revision"]}
         upload_enabled = f"{p['upload_enabled']} == true"
@@ -273,25 +346,33 @@ def _pipeline_dag(cfg: PipelineConfig, params: dict[str, WorkflowParam], jobset:
         plan = templates["plan"](name="plan-eval", arguments={
             "baselines": p["baselines"], "subjects": p["subjects"],
             "finetuned_model": MERGED_MODEL_DIR, "finetuned_label": p["hub_repo"]})
-        baseline = _eval_fanout(fanout, "eval-baseline", plan, "baseline-items", params, plan.name)
+        fetched = _prefetch_eval_task(templates["prefetch_eval"], params, finetuned_model="")
+        baseline = _eval_fanout(fanout, "eval-baseline", plan, "baseline-items", params,
+                                f"{plan.name} && {fetched.name}")
         finetuned = _eval_fanout(fanout, "eval-finetuned", plan, "finetuned-items", params,
-                                 f"{merged.name} && {plan.name}")
+                                 f"{merged.name} && {plan.name} && {fetched.name}")
         scored = _aggregate_task(templates["aggregate"], params, f"{baseline.name} && {finetuned.name}")
-        # After a regression (aggregate exits 4) the scores are still the model's: publish them.
-        templates["publish"](name="publish-scores", when=upload_enabled, arguments=published_model,
-                             depends=f"{uploaded.name} && ({scored.name}.Succeeded || {scored.name}.Failed)")
+        # A regression is published too (aggregate records it and succeeds); the verdict comes after.
+        published = templates["publish"](name="publish-scores", when=upload_enabled,
+                                         arguments={**published_model, "summary_id": _summary_id(scored)},
+                                         depends=f"{uploaded.name} && {scored.name}")
+        _verdict_task(templates["verdict"], scored, f"{scored.name} && {published.name}")
 
 
 def _benchmark_dag(cfg: PipelineConfig, params: dict[str, WorkflowParam]) -> None:
-    templates = {"plan": plan_eval(cfg), "aggregate": aggregate(cfg)}
+    templates = {"plan": plan_eval(cfg), "aggregate": aggregate(cfg), "verdict": verdict(cfg),
+                 "prefetch_eval": prefetch_eval(cfg)}
     fanout = eval_fanout(eval_mmlu_pro(cfg), cfg.eval.parallelism)
     with DAG(name=BENCHMARK_ENTRYPOINT):
         plan = templates["plan"](name="plan-eval", arguments={
             "baselines": params["baselines"].ref, "subjects": params["subjects"].ref,
             "finetuned_model": params["finetuned_model"].ref, "finetuned_label": params["finetuned_model"].ref})
-        baseline = _eval_fanout(fanout, "eval-baseline", plan, "baseline-items", params, plan.name)
-        finetuned = _eval_fanout(fanout, "eval-finetuned", plan, "finetuned-items", params, plan.name)
-        _aggregate_task(templates["aggregate"], params, f"{baseline.name} && {finetuned.name}")
+        fetched = _prefetch_eval_task(templates["prefetch_eval"], params, params["finetuned_model"].ref)
+        ready = f"{plan.name} && {fetched.name}"
+        baseline = _eval_fanout(fanout, "eval-baseline", plan, "baseline-items", params, ready)
+        finetuned = _eval_fanout(fanout, "eval-finetuned", plan, "finetuned-items", params, ready)
+        scored = _aggregate_task(templates["aggregate"], params, f"{baseline.name} && {finetuned.name}")
+        _verdict_task(templates["verdict"], scored, scored.name)
 
 
 def _has_claim_templates(cfg: PipelineConfig) -> bool:
@@ -323,6 +404,7 @@ def _spec(cfg: PipelineConfig, entrypoint: str, params: list[WorkflowParam]) -> 
         pod_gc=PodGC(strategy=cluster.pod_gc),
         ttl_strategy=TTLStrategy(seconds_after_completion=cluster.ttl_after_finished),
         parallelism=cluster.parallelism,
+        active_deadline_seconds=cluster.active_deadline,
         security_context=security,
         # A failed run keeps its per-run claim, so `argo retry` resumes from its checkpoints.
         volume_claim_gc=VolumeClaimGC(strategy="OnWorkflowSuccess") if _has_claim_templates(cfg) else None,
@@ -374,6 +456,9 @@ def build_benchmark_template(cfg: PipelineConfig) -> WorkflowTemplate:
     return template
 
 
+CRON_STARTING_DEADLINE_SECONDS = 3600
+
+
 def build_cron(cfg: PipelineConfig) -> CronWorkflow:
     """Runs the benchmark template on the configured schedules; history accumulates on the workspace volume."""
     if cfg.schedule is None:
@@ -387,6 +472,8 @@ def build_cron(cfg: PipelineConfig) -> CronWorkflow:
         schedules=list(schedule.crons),
         timezone=schedule.timezone,
         concurrency_policy=schedule.concurrency_policy,
+        # A schedule missed while the controller was down runs late by at most this, never hours later.
+        starting_deadline_seconds=CRON_STARTING_DEADLINE_SECONDS,
         successful_jobs_history_limit=3,
         failed_jobs_history_limit=3,
         workflow_template_ref=WorkflowTemplateRef(name=benchmark_template_name(cfg)),

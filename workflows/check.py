@@ -60,20 +60,22 @@ def _axolotl_section(cfg: PipelineConfig) -> Section:
             load_yaml_config(cfg.train.axolotl_config, what="train.axolotl_config"), dict(cfg.train.overrides),
             PipelineSettings(base_model=cfg.model.id, base_model_revision=cfg.model.revision,
                              dataset=placeholder_run / "data" / "train.parquet",
-                             paths=TrainPaths(placeholder_run / "train"), gpus=cfg.train.gpus))
+                             paths=TrainPaths(placeholder_run / "train"), gpus=cfg.train.gpus,
+                             nodes=cfg.train.nodes))
     except StepInputError as error:
         section.problems.append(str(error))
         return section
     section.problems += [f"unknown Axolotl key '{key}' (Axolotl would ignore it silently)" for key in unknown_keys(final)]
     try:
-        validate_config(final, *assumed_capabilities(cfg.train.gpus))
+        validate_config(final, *assumed_capabilities(cfg.train.world_size))
     except StepInputError as error:
         section.problems.append(str(error))
-    section.note = f"Axolotl's schema, {cfg.train.gpus} GPU(s) assumed Ampere or newer"
+    section.note = f"Axolotl's schema, {cfg.train.world_size} GPU(s) assumed Ampere or newer"
     return section
 
 
 def _manifest_sections(cfg: PipelineConfig, schema: Path | None) -> list[Section]:
+    from workflows.jobset import resource_manifest_problems
     from workflows.lint import lint_manifest
     from workflows.render import manifests
     from workflows.schema import find_schema_file, validate_manifest
@@ -81,14 +83,13 @@ def _manifest_sections(cfg: PipelineConfig, schema: Path | None) -> list[Section
     documents = manifests(cfg, "all")
     template_names = {d["metadata"]["name"] for d in documents if d["kind"] == "WorkflowTemplate"}
     schema_file = find_schema_file(schema)
-    note = f"Argo schema {schema_file.name}, strict" if schema_file else (
-        "Argo JSON schema not found: checked field names with Hera's models only; pass --schema"
-    )
+    note = "Argo v4.1.2 CRD schemas, strict" + (f", and {schema_file.name}" if schema_file else "")
     sections = []
     for document in documents:
         name = document["metadata"].get("name") or document["metadata"].get("generateName", "")
         section = Section(f"{document['kind']} {name}", note=note)
-        section.problems = validate_manifest(document, schema_file) + lint_manifest(document, template_names)
+        section.problems = validate_manifest(document, schema_file) + lint_manifest(document, template_names) \
+            + resource_manifest_problems(document)
         sections.append(section)
     return sections
 

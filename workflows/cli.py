@@ -6,6 +6,8 @@ from typing import Annotated
 
 import typer
 
+from workflows.cli_common import PipelineArg, load_or_exit
+
 app = typer.Typer(
     name="tunebench",
     help="Fine-tune with Axolotl and benchmark on MMLU-Pro as one Argo Workflows DAG, on a cluster or locally.",
@@ -14,24 +16,10 @@ app = typer.Typer(
     add_completion=False,
 )
 
-PipelineArg = Annotated[Path, typer.Argument(help="pipeline config (configs/pipelines/*.yaml)", show_default=False)]
-
-
-def load_or_exit(pipeline: Path):  # -> PipelineConfig; the import stays lazy for a fast --help
-    """Load a pipeline config, or print what is wrong with it and exit 2."""
-    from workflows.config import ConfigError, load_pipeline
-
-    try:
-        return load_pipeline(pipeline)
-    except ConfigError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(2) from None
-
-
 @app.command()
 def render(
     pipeline: PipelineArg,
-    kind: Annotated[str, typer.Option(help="workflow | template | cron | all (the Argo objects) | rbac (ServiceAccount, Role, RoleBinding)")] = "workflow",
+    kind: Annotated[str, typer.Option(help="workflow | template | cron | all (the Argo objects) | prerequisites (RBAC, PriorityClass, existing claims; kubectl apply once) | rbac (its RBAC only)")] = "workflow",
     output: Annotated[Path | None, typer.Option("-o", "--output", help="write to FILE instead of stdout")] = None,
 ) -> None:
     """Print the Argo manifests of a pipeline as deterministic YAML (the same config gives the same bytes)."""

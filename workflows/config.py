@@ -5,15 +5,25 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from steps.mmlu_pro.subjects import SUBJECTS
+from steps.safe_yaml import YamlInputError, printable, read_yaml
+from workflows.cron import schedule_problem, timezone_problem
+from workflows.naming import image_reference_problem, is_dns_label
 
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 QUANTITY = re.compile(r"^\d+(\.\d+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$")
-CRON_FIELDS = 5
+# Bounds a real run stays far inside; beyond them a value is a typo (or 1e30) that would only
+# fail later, on the cluster, or overflow the int64 fields of Kubernetes objects.
+MAX_DURATION_S = 366 * 24 * 3600
+MAX_GPU_MEMORY_GIB = 1024
+MAX_QUESTIONS = 1_000_000
+MAX_TOKENS = 10_000_000
+MAX_ROWS = 10_000_000_000
+MAX_PARALLEL = 10_000
+MAX_UID = 2**31 - 1
+SHOWN_VALUE = 60  # characters of a bad value quoted back in an error
 
 
 class ConfigError(Exception):
@@ -21,7 +31,8 @@ class ConfigError(Exception):
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan: `.inf` and `.nan` are YAML floats, and no setting here means either.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 def _seconds(value: int | str) -> int:
@@ -36,6 +47,8 @@ def _seconds(value: int | str) -> int:
         seconds = ((days * 24 + hours) * 60 + minutes) * 60 + secs
     if seconds <= 0:
         raise ValueError("a duration must be positive")
+    if seconds > MAX_DURATION_S:
+        raise ValueError(f"a duration may be at most 366d ({MAX_DURATION_S} seconds)")
     return seconds
 
 
@@ -64,8 +77,8 @@ class DataSpec(Strict):
     revision: str = "main"
     split: str = "train"
     fields: FieldMapping = FieldMapping()
-    max_rows: int | None = Field(None, gt=0)
-    shuffle_seed: int | None = None
+    max_rows: int | None = Field(None, gt=0, le=MAX_ROWS)
+    shuffle_seed: int | None = Field(None, ge=0, le=2**32 - 1)
     holdout_fraction: float = Field(0.0, ge=0.0, lt=1.0)
 
 
@@ -81,6 +94,11 @@ class PodPlacement(Strict):
 
     node_selector: dict[str, str] = {}
     tolerations: list[Toleration] = []
+    # GPU feature discovery's labels; a minimum, since cards of one class report different sizes.
+    min_gpu_memory_mib: int | None = Field(
+        None, gt=0, description="nodes whose `nvidia.com/gpu.memory` label is at least this (node affinity)")
+    gpu_products: list[str] = Field(
+        [], description="nodes whose `nvidia.com/gpu.product` label is one of these (node affinity)")
 
 
 class TrainSpec(PodPlacement):
@@ -96,6 +114,8 @@ class TrainSpec(PodPlacement):
     timeout: Duration = _seconds("12h")
     priority_class_name: str | None = Field(
         None, description="PriorityClass of the training pod, so it gets its GPUs before eval pods queued beside it")
+    priority_class_value: int = Field(
+        1000, ge=0, le=1_000_000_000, description="its value, when `tunebench render --kind prerequisites` creates it")
 
     _quantities = field_validator("cpu", "memory", "shm_size", mode="before")(_quantity)
     _duration = field_validator("timeout", mode="before")(_seconds)
@@ -114,7 +134,7 @@ class TrainSpec(PodPlacement):
 
 
 class GateSpec(Strict):
-    gpu_memory_gib: float = Field(80.0, gt=0)
+    gpu_memory_gib: float = Field(80.0, gt=0, le=MAX_GPU_MEMORY_GIB)
     sharding: Literal["auto", "none", "fsdp", "zero3"] = "auto"
     mode: Literal["fail", "warn"] = "fail"
 
@@ -127,11 +147,12 @@ class EvalSpec(PodPlacement):
     engine: Literal["vllm", "hf"] = "vllm"
     extract: Literal["tiger", "strict"] = "tiger"
     gpus_per_task: int = Field(1, ge=0, le=16)
-    max_new_tokens: int = Field(2048, gt=0)
-    max_model_len: int = Field(4096, gt=0)
-    limit: int | None = Field(None, gt=0, description="questions per subject, for smoke runs")
-    batch_size: int = Field(8, gt=0, description="hf engine batch size")
-    parallelism: int | None = Field(None, gt=0, description="eval tasks of one fan-out running at once")
+    max_new_tokens: int = Field(2048, gt=0, le=MAX_TOKENS)
+    max_model_len: int = Field(4096, gt=0, le=MAX_TOKENS)
+    limit: int | None = Field(None, gt=0, le=MAX_QUESTIONS, description="questions per subject, for smoke runs")
+    batch_size: int = Field(8, gt=0, le=MAX_PARALLEL, description="hf engine batch size")
+    parallelism: int | None = Field(None, gt=0, le=MAX_PARALLEL,
+                                    description="eval tasks of one fan-out running at once")
     cpu: str = "4"
     memory: str = "32Gi"
     shm_size: str = "8Gi"
@@ -181,6 +202,8 @@ class VolumeSpec(Strict):
 
     existing_claim: str | None = None
     claim_template: ClaimTemplate | None = None
+    create_as: ClaimTemplate = Field(
+        ClaimTemplate(), description="size, class and access mode `--kind prerequisites` gives an existing_claim")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> VolumeSpec:
@@ -199,6 +222,14 @@ class Images(Strict):
     train: str = "ghcr.io/tunebench/tunebench-train:0.1.0"
     eval: str = "ghcr.io/tunebench/tunebench-eval:0.1.0"
 
+    @field_validator("light", "train", "eval")
+    @classmethod
+    def _reference(cls, value: str) -> str:
+        problem = image_reference_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
 
 class ClusterSpec(PodPlacement):
     namespace: str = "argo"
@@ -210,16 +241,19 @@ class ClusterSpec(PodPlacement):
     hf_token_secret: SecretRef = SecretRef()
     pod_gc: Literal["OnPodCompletion", "OnPodSuccess", "OnWorkflowCompletion", "OnWorkflowSuccess"] = "OnPodSuccess"
     ttl_after_finished: Duration = _seconds("7d")
-    parallelism: int | None = Field(None, gt=0)
-    run_as_user: int | None = Field(1000, description="UID of the step containers; null keeps the image's user")
+    parallelism: int | None = Field(None, gt=0, le=MAX_PARALLEL)
+    run_as_user: int | None = Field(1000, ge=0, le=MAX_UID,
+                                    description="UID of the step containers; null keeps the image's user")
+    active_deadline: Duration = Field(
+        _seconds("2d"), description="the whole run's deadline: a pod that never schedules does not hold it for ever")
 
-    _duration = field_validator("ttl_after_finished", mode="before")(_seconds)
+    _duration = field_validator("ttl_after_finished", "active_deadline", mode="before")(_seconds)
 
     @field_validator("namespace", "service_account")
     @classmethod
     def _dns_label(cls, value: str) -> str:
-        if not DNS_LABEL.fullmatch(value):
-            raise ValueError(f"'{value}' is not a DNS-1123 label (lowercase letters, digits, '-')")
+        if not is_dns_label(value):
+            raise ValueError(f"{value!r} is not a DNS-1123 label (lowercase letters, digits, '-'; at most 63)")
         return value
 
 
@@ -231,13 +265,22 @@ class ScheduleSpec(Strict):
 
     @field_validator("crons")
     @classmethod
-    def _cron_fields(cls, crons: list[str]) -> list[str]:
+    def _cron_schedules(cls, crons: list[str]) -> list[str]:
         if not crons:
             raise ValueError("at least one cron expression is needed")
         for cron in crons:
-            if not cron.startswith("@") and len(cron.split()) != CRON_FIELDS:
-                raise ValueError(f"'{cron}' is not a cron expression of 5 fields (minute hour day month weekday)")
+            problem = schedule_problem(cron)
+            if problem:
+                raise ValueError(problem)
         return crons
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        problem = timezone_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
 
 
 class PipelineConfig(Strict):
@@ -255,8 +298,8 @@ class PipelineConfig(Strict):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not DNS_LABEL.fullmatch(value) or len(value) > 40:
-            raise ValueError(f"'{value}' must be a DNS-1123 label of at most 40 characters")
+        if not is_dns_label(value) or len(value) > 40:
+            raise ValueError(f"{value!r} must be a DNS-1123 label of at most 40 characters")
         return value
 
     @model_validator(mode="after")
@@ -295,22 +338,33 @@ def _fields_at(loc: tuple[Any, ...]) -> list[str]:
     return sorted(model.model_fields)
 
 
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= SHOWN_VALUE else f"{text[:SHOWN_VALUE - 5]}...({len(text)} characters)"
+
+
+def _problem(item: Any) -> str:
+    """One validation problem as one line: `eval.limit: ... (got 1e+30)`."""
+    path = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in item["loc"]).lstrip(".")
+    path = path or "(top level)"
+    message = item["msg"].removeprefix("Value error, ")
+    if item["type"] == "extra_forbidden":
+        valid = _fields_at(item["loc"][:-1])
+        message = "unknown field" + (f"; valid here: {', '.join(valid)}" if valid else "")
+    elif item["type"] == "missing":
+        message = "required field is missing"
+    value = item.get("input")
+    hidden = item["type"] == "missing" or isinstance(value, dict) or repr(value) in message
+    shown = "" if hidden else f" (got {_shown(value)})"
+    return printable(f"{path}: {message}{shown}")
+
+
 def format_validation_error(error: ValidationError, source: str) -> str:
-    lines = [f"{source}: {error.error_count()} problem(s)"]
-    for item in error.errors():
-        path = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in item["loc"]).lstrip(".")
-        path = path or "(top level)"
-        message = item["msg"].removeprefix("Value error, ")
-        if item["type"] == "extra_forbidden":
-            valid = _fields_at(item["loc"][:-1])
-            message = "unknown field" + (f"; valid here: {', '.join(valid)}" if valid else "")
-        elif item["type"] == "missing":
-            message = "required field is missing"
-        value = item.get("input")
-        hidden = item["type"] == "missing" or isinstance(value, dict) or repr(value) in message
-        shown = "" if hidden else f" (got {value!r})"
-        lines.append(f"  {path}: {message}{shown}")
-    return "\n".join(lines)
+    """One line for one problem; a header and one indented line per problem when there are more."""
+    problems = [_problem(item) for item in error.errors()]
+    if len(problems) == 1:
+        return f"{source}: {problems[0]}"
+    return "\n".join([f"{source}: {len(problems)} problem(s)", *(f"  {problem}" for problem in problems)])
 
 
 def parse_pipeline(data: Any, source: str = "pipeline config") -> PipelineConfig:
@@ -322,14 +376,16 @@ def parse_pipeline(data: Any, source: str = "pipeline config") -> PipelineConfig
         raise ConfigError(format_validation_error(error, source)) from None
 
 
+def read_config_documents(path: str | Path) -> list[Any]:
+    """The YAML documents of a config file, read within steps.safe_yaml's bounds (ConfigError otherwise)."""
+    try:
+        return read_yaml(path, all_documents=True)
+    except YamlInputError as error:
+        raise ConfigError(str(error)) from None
+
+
 def load_pipeline(path: str | Path) -> PipelineConfig:
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise ConfigError(f"{path}: cannot read the pipeline config ({error.strerror})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML: {error}") from None
-    return parse_pipeline(data, str(path))
+    documents = read_config_documents(path)
+    if len(documents) > 1:
+        raise ConfigError(f"{path}: holds {len(documents)} YAML documents; a pipeline config is one")
+    return parse_pipeline(documents[0] if documents else None, str(path))

@@ -21,12 +21,12 @@ EXECUTOR_RULES: list[dict[str, Any]] = [
 ]
 
 
+def labels(cfg: PipelineConfig) -> dict[str, str]:
+    return {"app.kubernetes.io/name": "tunebench", "tunebench/pipeline": cfg.name}
+
+
 def _metadata(cfg: PipelineConfig, name: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "namespace": cfg.cluster.namespace,
-        "labels": {"app.kubernetes.io/name": "tunebench", "tunebench/pipeline": cfg.name},
-    }
+    return {"name": name, "namespace": cfg.cluster.namespace, "labels": labels(cfg)}
 
 
 def role_name(cfg: PipelineConfig) -> str:

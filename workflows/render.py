@@ -8,12 +8,13 @@ import yaml
 
 from workflows.builders import build_benchmark_template, build_cron, build_pipeline_template, build_workflow
 from workflows.config import PipelineConfig
+from workflows.prerequisites import prerequisite_manifests, prerequisites_header
 from workflows.rbac import rbac_header, rbac_manifests
 
-Kind = Literal["workflow", "template", "cron", "all", "rbac"]
-# `all` is the Argo objects (what `argo lint` and the Argo Server take); `rbac` is the
-# Kubernetes objects the pods need, applied once with kubectl.
-KINDS: tuple[str, ...] = ("workflow", "template", "cron", "all", "rbac")
+Kind = Literal["workflow", "template", "cron", "all", "rbac", "prerequisites"]
+# `all` is the Argo objects (what `argo lint` and the Argo Server take); `prerequisites` is the
+# Kubernetes objects the pods need (`rbac` only their RBAC), applied once with kubectl.
+KINDS: tuple[str, ...] = ("workflow", "template", "cron", "all", "rbac", "prerequisites")
 
 
 def _builders(cfg: PipelineConfig, kind: str) -> list[Callable[[PipelineConfig], Any]]:
@@ -34,6 +35,8 @@ def manifests(cfg: PipelineConfig, kind: str = "workflow") -> list[dict[str, Any
     """The manifests of `kind` as plain dicts, in a fixed order."""
     if kind == "rbac":
         return rbac_manifests(cfg)
+    if kind == "prerequisites":
+        return prerequisite_manifests(cfg)
     return [builder(cfg).to_dict() for builder in _builders(cfg, kind)]
 
 
@@ -56,4 +59,5 @@ def to_yaml(documents: list[dict[str, Any]]) -> str:
 
 def render(cfg: PipelineConfig, kind: str = "workflow") -> str:
     text = to_yaml(manifests(cfg, kind))
-    return rbac_header(cfg) + text if kind == "rbac" else text
+    header = {"rbac": rbac_header, "prerequisites": prerequisites_header}.get(kind)
+    return header(cfg) + text if header else text

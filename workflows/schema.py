@@ -1,4 +1,4 @@
-"""Manifest field checks: Argo's own JSON schema (strict), and Hera's generated models.
+"""Manifest field checks: the CRD schemas (workflows/crd.py), Argo's own JSON schema (strict), Hera's models.
 
 Argo's published schema allows unknown fields and types IntOrString and Quantity as
 strings only. We close every object (a misspelled field is an error, as the API server's
@@ -151,8 +151,12 @@ def check_known_fields(manifest: dict[str, Any]) -> list[str]:
 
 
 def validate_manifest(manifest: dict[str, Any], schema_file: str | os.PathLike[str] | None = None) -> list[str]:
-    """Field problems in one manifest: Hera's models always, Argo's strict schema when the file is found."""
-    problems = check_known_fields(manifest)
+    """Field problems in one manifest: the shipped CRD schema of its kind (what the API server
+    enforces), Hera's models, and Argo's JSON schema file too when one is found."""
+    from workflows import crd
+
+    problems = crd.validate(manifest) if crd.has_schema(manifest) else []
+    problems += [p for p in check_known_fields(manifest) if p not in problems]
     path = find_schema_file(schema_file)
     if path is not None:
         problems += [p for p in validate_against_schema(manifest, path) if p not in problems]

@@ -33,6 +33,13 @@ FAMILIES: dict[str, DecoderFamily] = {
 }
 
 Shapes = dict[str, tuple[int, ...]]
+# Past 2**53 integers stop being exact floats and byte counts stop meaning anything.
+MAX_DIMENSION = 2**53
+
+
+def _abbreviated(value: int) -> str:
+    digits = str(value)
+    return digits if len(digits) <= 20 else f"{digits[:6]}...({len(digits)} digits)"
 
 
 @dataclass(frozen=True)
@@ -47,6 +54,7 @@ class ModelDims:
     num_kv_heads: int
     head_dim: int
     vocab_size: int
+    final_logit_softcapping: float | None = None  # Gemma-2 squashes the logits with tanh
 
     @property
     def q_dim(self) -> int:
@@ -55,6 +63,10 @@ class ModelDims:
     @property
     def kv_dim(self) -> int:
         return self.num_kv_heads * self.head_dim
+
+
+def _positive_number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 else None
 
 
 def text_config(config: dict[str, Any]) -> dict[str, Any]:
@@ -68,9 +80,19 @@ def model_dims(config: dict[str, Any], source: str) -> ModelDims:
     def required(*keys: str) -> int:
         for key in keys:
             if isinstance(config.get(key), int) and config[key] > 0:
-                return config[key]
+                return bounded(key, config[key])
         raise StepInputError(f"{source}: config.json has no positive integer {' / '.join(keys)}; "
                              "it is needed for the activation memory")
+
+    def bounded(key: str, value: int) -> int:
+        if value > MAX_DIMENSION:
+            raise StepInputError(f"{source}: config.json {key} {_abbreviated(value)} is beyond any model "
+                                 f"(at most {MAX_DIMENSION:,})")
+        return value
+
+    def optional(key: str, default: int) -> int:
+        value = config.get(key)
+        return bounded(key, value) if isinstance(value, int) and value > 0 else default
 
     hidden = required("hidden_size", "n_embd", "d_model")
     heads = required("num_attention_heads", "n_head")
@@ -78,11 +100,12 @@ def model_dims(config: dict[str, Any], source: str) -> ModelDims:
         architecture=str(config.get("model_type", "unknown")),
         hidden_size=hidden,
         num_layers=required("num_hidden_layers", "n_layer"),
-        intermediate_size=config.get("intermediate_size") or 4 * hidden,
+        intermediate_size=optional("intermediate_size", 4 * hidden),
         num_heads=heads,
-        num_kv_heads=config.get("num_key_value_heads") or heads,
-        head_dim=config.get("head_dim") or hidden // heads,
+        num_kv_heads=optional("num_key_value_heads", heads),
+        head_dim=optional("head_dim", max(1, hidden // heads)),
         vocab_size=required("vocab_size"),
+        final_logit_softcapping=_positive_number(config.get("final_logit_softcapping")),
     )
 
 
@@ -94,6 +117,22 @@ def ties_embeddings(config: dict[str, Any]) -> bool:
 
 def tensors_from_config(config: dict[str, Any], source: str) -> Shapes:
     """Every parameter tensor of a model of a known family, as transformers would instantiate it."""
+    shapes, layers = decoder_tensors(config, source)
+    first = "model.layers.0."
+    every: Shapes = {}
+    for name, shape in shapes.items():
+        if name.startswith(first):
+            every.update({f"model.layers.{index}.{name[len(first):]}": shape for index in range(layers)})
+        else:
+            every[name] = shape
+    return every
+
+
+def decoder_tensors(config: dict[str, Any], source: str) -> tuple[Shapes, int]:
+    """The tensors outside the decoder layers and those of layer 0, and how many layers repeat it.
+
+    Counting the layers by multiplication keeps any config (a million layers included) instant.
+    """
     model_type = text_config(config).get("model_type")
     family = FAMILIES.get(model_type)
     if family is None:
@@ -119,18 +158,17 @@ def tensors_from_config(config: dict[str, Any], source: str) -> Shapes:
              "pre_feedforward_layernorm", "post_feedforward_layernorm"][: family.norms_per_layer]
 
     shapes: Shapes = {"model.embed_tokens.weight": (dims.vocab_size, hidden)}
-    for index in range(dims.num_layers):
-        prefix = f"model.layers.{index}"
-        for module, shape, has_bias in layer:
-            shapes[f"{prefix}.{module}.weight"] = shape
-            if has_bias:
-                shapes[f"{prefix}.{module}.bias"] = shape[:1]
-        if family.qk_norm:
-            shapes[f"{prefix}.self_attn.q_norm.weight"] = (dims.head_dim,)
-            shapes[f"{prefix}.self_attn.k_norm.weight"] = (dims.head_dim,)
-        for norm in norms:
-            shapes[f"{prefix}.{norm}.weight"] = (hidden,)
+    prefix = "model.layers.0"
+    for module, shape, has_bias in layer:
+        shapes[f"{prefix}.{module}.weight"] = shape
+        if has_bias:
+            shapes[f"{prefix}.{module}.bias"] = shape[:1]
+    if family.qk_norm:
+        shapes[f"{prefix}.self_attn.q_norm.weight"] = (dims.head_dim,)
+        shapes[f"{prefix}.self_attn.k_norm.weight"] = (dims.head_dim,)
+    for norm in norms:
+        shapes[f"{prefix}.{norm}.weight"] = (hidden,)
     shapes["model.norm.weight"] = (hidden,)
     if not ties_embeddings(config):
         shapes["lm_head.weight"] = (dims.vocab_size, hidden)
-    return shapes
+    return shapes, dims.num_layers

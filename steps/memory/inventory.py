@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from steps.common import StepInputError, TransientFailure, load_failure
-from steps.memory.architectures import ModelDims, Shapes, model_dims, tensors_from_config, ties_embeddings
+from steps.memory.architectures import ModelDims, Shapes, decoder_tensors, model_dims, ties_embeddings
 
 HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 LAYER_INDEX = re.compile(r"\.(?:layers|h|blocks)\.(\d+)\.")
@@ -32,10 +32,12 @@ class ModelSourceUnavailable(TransientFailure):
 class Tensor:
     name: str
     shape: tuple[int, ...]
+    copies: int = 1  # identical layers this tensor stands for (a model counted from config.json)
 
     @property
     def numel(self) -> int:
-        return math.prod(self.shape)
+        """Elements in all copies."""
+        return math.prod(self.shape) * self.copies
 
     @property
     def module(self) -> str:
@@ -72,18 +74,27 @@ def load_inventory(model: str, revision: str | None = None) -> ModelInventory:
         return _local_directory(path)
     if path.is_file():
         config = _read_config(path, model)
-        return _inventory(model, "config.json", config, tensors_from_config(config, model))
+        return inventory_from_config(model, config)
     if HUB_ID.match(model) and not model.endswith(".json"):
         return _hub_repo(model, revision)
     raise StepInputError(f"--model {model}: no such file or directory, and not a hub repo id (ORG/NAME)")
 
 
-def _inventory(name: str, counted_from: str, config: dict[str, Any], shapes: Shapes) -> ModelInventory:
+def _inventory(name: str, counted_from: str, config: dict[str, Any], shapes: Shapes,
+               layer_copies: int = 1) -> ModelInventory:
+    """`layer_copies`: how many layers the tensors of layer 0 stand for (1: every layer is listed)."""
     if ties_embeddings(config) and "lm_head.weight" in shapes and _embedding_names(shapes):
         # Some checkpoints store the tied output embedding twice; transformers counts it once.
         shapes = {key: shape for key, shape in shapes.items() if key != "lm_head.weight"}
-    tensors = tuple(Tensor(key, tuple(shape)) for key, shape in shapes.items())
+    tensors = tuple(Tensor(key, tuple(shape), layer_copies if key.startswith("model.layers.0.") else 1)
+                    for key, shape in shapes.items())
     return ModelInventory(name, counted_from, model_dims(config, name), tensors)
+
+
+def inventory_from_config(name: str, config: dict[str, Any]) -> ModelInventory:
+    """A known family's model counted from its config.json fields alone."""
+    shapes, layers = decoder_tensors(config, name)
+    return _inventory(name, "config.json", config, shapes, layer_copies=layers)
 
 
 def _embedding_names(shapes: Shapes) -> list[str]:
@@ -110,7 +121,7 @@ def _local_directory(directory: Path) -> ModelInventory:
     config = _read_config(config_path, str(directory))
     files = _safetensors_files(directory)
     if not files:
-        return _inventory(str(directory), "config.json", config, tensors_from_config(config, str(directory)))
+        return inventory_from_config(str(directory), config)
     shapes: Shapes = {}
     for file in files:
         shapes.update(read_safetensors_shapes(file))
@@ -156,7 +167,7 @@ def _hub_repo(repo_id: str, revision: str | None) -> ModelInventory:
         try:
             metadata = huggingface_hub.get_safetensors_metadata(repo_id, revision=revision)
         except errors.NotASafetensorsRepoError:
-            return _inventory(repo_id, "config.json", config, tensors_from_config(config, repo_id))
+            return inventory_from_config(repo_id, config)
     except errors.GatedRepoError:
         raise StepInputError(f"{where}: the repo is gated; accept its licence on the hub and set HF_TOKEN") from None
     except errors.RepositoryNotFoundError:

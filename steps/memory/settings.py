@@ -10,15 +10,22 @@ import json
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, PositiveInt, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from steps.common import StepInputError
+from steps.memory.architectures import MAX_DIMENSION
 
 Method = Literal["full", "lora", "qlora"]
 Dtype = Literal["fp32", "bf16", "fp16"]
 Sharding = Literal["none", "zero1", "zero2", "zero3", "fsdp"]
+# How the loss meets the vocabulary: transformers' full fp32 cross entropy, Axolotl's
+# chunked_cross_entropy (the logits kept in the compute dtype, one chunk upcast at a time), or a
+# fused kernel (cut_cross_entropy, Liger) that never materialises the logits. "shifted" is the
+# full path of transformers before 4.48, which sliced a shifted fp32 copy of the logits; no
+# Axolotl setting selects it (Axolotl 0.19 runs transformers 5), published measurements used it.
+LossPath = Literal["full", "chunked", "fused", "shifted"]
 METHODS: tuple[Method, ...] = ("full", "lora", "qlora")
 ALL_LINEAR = "all-linear"
 PEFT_DEFAULT_TARGETS = ("q_proj", "v_proj")  # what peft targets in Llama-like models when none are named
@@ -30,6 +37,10 @@ TYPICAL_AXOLOTL_CONFIG: dict[str, Any] = {
     "bf16": "auto", "sequence_len": 2048, "micro_batch_size": 1, "gradient_checkpointing": True,
     "lora_r": 16, "lora_target_linear": True, "optimizer": "adamw_torch_fused",
 }
+
+
+# Sizes past 2**53 describe no run and would overflow the byte counts' floats.
+PositiveInt = Annotated[int, Field(gt=0, le=MAX_DIMENSION)]
 
 
 class AxolotlSettings(BaseModel):
@@ -56,6 +67,7 @@ class AxolotlSettings(BaseModel):
     cut_cross_entropy: bool | None = None
     liger_fused_linear_cross_entropy: bool | None = None
     chunked_cross_entropy: bool | None = None
+    chunked_cross_entropy_num_chunks: PositiveInt | None = None
     fsdp: list[str] | None = None
     fsdp_config: dict[str, Any] | None = None
     deepspeed: str | dict[str, Any] | None = None
@@ -72,12 +84,17 @@ class TrainingSetup:
     micro_batch_size: int
     gradient_checkpointing: Literal["off", "recompute", "offload"]
     eager_attention: bool              # materialises the seq × seq attention scores
-    chunked_loss: bool                 # the full logits never exist at once
+    loss: LossPath
     lora_r: int
     lora_targets: tuple[str, ...] | str  # module names, a regex, or ALL_LINEAR
     lora_modules_to_save: tuple[str, ...]
     sharding: Sharding | None          # None: the config does not say (then it depends on the GPU count)
     offloaded: frozenset[str]          # components kept in CPU memory
+    chunked_loss_chunks: int = 8       # Axolotl's chunked_cross_entropy_num_chunks default
+    # Plain peft's prepare_model_for_kbit_training leaves every unquantised tensor (embeddings,
+    # lm_head, norms) in fp32, and with them the residual stream. Axolotl casts them back to the
+    # compute dtype, so its runs never set this; it describes other stacks' measurements.
+    fp32_unquantised: bool = False
 
     def with_method(self, method: Method) -> TrainingSetup:
         quantisation = {"full": "none", "lora": "int8" if self.base_quantisation == "int8" else "none",
@@ -115,8 +132,9 @@ def training_setup(config: dict[str, Any], source: str) -> TrainingSetup:
         gradient_checkpointing="off" if not checkpointing else
         "offload" if checkpointing in ("offload", "offload_disk") else "recompute",
         eager_attention=attention == "eager",
-        chunked_loss=bool(settings.cut_cross_entropy or settings.liger_fused_linear_cross_entropy
-                          or settings.chunked_cross_entropy),
+        loss="fused" if settings.cut_cross_entropy or settings.liger_fused_linear_cross_entropy else
+        "chunked" if settings.chunked_cross_entropy else "full",
+        chunked_loss_chunks=settings.chunked_cross_entropy_num_chunks or 8,
         lora_r=settings.lora_r,
         lora_targets=_lora_targets(settings),
         lora_modules_to_save=tuple(settings.lora_modules_to_save or ()),

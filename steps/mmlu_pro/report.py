@@ -53,6 +53,11 @@ def render_markdown(summary: dict[str, Any]) -> str:
     macro = ["–" if e["macro_accuracy"] is None else f"{e['macro_accuracy']:.4f}" for e in models]
     lines.append("| macro | " + " | ".join(macro + [_signed(d["macro"]) for d in deltas]) + " |")
     lines.append("")
+    comparable = summary.get("comparable_subjects", summary["subjects"])
+    if comparable != summary["subjects"]:
+        lines.append("Overall, macro and their Δ count only the subjects every model has on the same questions: "
+                     + (", ".join(comparable) if comparable else "none, so there are no overall scores"))
+        lines.append("")
     if summary["partial"]:
         lines.append("\\* partial: " + "; ".join(
             f"{p['model']} {p['subject']} ({p['n']} of {p['n_questions']} questions)" for p in summary["partial"]))

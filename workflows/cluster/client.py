@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Union
+from urllib.parse import quote
 
 import requests
 from hera.exceptions import HeraException
@@ -32,6 +33,7 @@ from workflows.cluster.errors import (
 )
 from workflows.cluster.settings import ServerSettings
 from workflows.config import PipelineConfig, load_pipeline
+from workflows.naming import checked_namespace, checked_object_name
 from workflows.params import WorkflowParam, benchmark_params, pipeline_params
 from workflows.render import manifests
 
@@ -178,6 +180,15 @@ def load(pipeline: Pipeline) -> PipelineConfig:
     return pipeline
 
 
+def _segment(name: str, kind: str) -> str:
+    """A `kind` object's name, checked, as one escaped URL path segment.
+
+    Hera puts names into URL paths as they are; checked and escaped, a name like
+    `../../workflow-templates/argo/x` can never reach another endpoint with our token.
+    """
+    return quote(checked_object_name(name, kind), safe="")
+
+
 def _in_namespace(manifest: dict[str, Any], namespace: str) -> dict[str, Any]:
     manifest = copy.deepcopy(manifest)
     manifest.setdefault("metadata", {})["namespace"] = namespace
@@ -263,9 +274,11 @@ class ArgoClient:
                 session.timeout = previous  # type: ignore[assignment]
 
     def _call(self, op: Operation, fn: Callable[..., Any], *args: Any, missing_ok: bool = False, **kwargs: Any) -> Any:
-        """`fn(*args, **kwargs)` with errors mapped; None when `missing_ok` and the object does not exist."""
+        """`fn(*args, namespace=op.namespace, **kwargs)` with errors mapped; None when `missing_ok` and the object does
+        not exist. The namespace is checked (InvalidName) and escaped before anything is sent."""
+        namespace = quote(checked_namespace(op.namespace), safe="")
         with self._mapped(op, missing_ok):
-            return fn(*args, **kwargs)
+            return fn(*args, namespace=namespace, **kwargs)
         return None
 
     # --- pipelines ------------------------------------------------------------------------------
@@ -283,12 +296,11 @@ class ArgoClient:
         model = m.Workflow.model_validate(manifest)
         if dry_run:
             op = Operation("lint", "Workflow", manifest["metadata"].get("generateName", cfg.name) + "*", namespace)
-            self._call(op, self._service.lint_workflow, m.WorkflowLintRequest(workflow=model, namespace=namespace),
-                       namespace=namespace)
+            self._call(op, self._service.lint_workflow, m.WorkflowLintRequest(workflow=model, namespace=namespace))
             return Submitted("", namespace, "", ("dry run: the server's lint accepted the Workflow; nothing was created",))
         op = Operation("create", "Workflow", None, namespace)
         created = self._call(op, self._service.create_workflow,
-                             m.WorkflowCreateRequest(workflow=model, namespace=namespace), namespace=namespace)
+                             m.WorkflowCreateRequest(workflow=model, namespace=namespace))
         name = created.metadata.name
         return Submitted(name, namespace, self.settings.workflow_url(namespace, name))
 
@@ -303,7 +315,7 @@ class ArgoClient:
         name = local["metadata"]["name"]
         notes: list[str] = []
         applied = self._call(Operation("get", "WorkflowTemplate", name, namespace),
-                             self._service.get_workflow_template, name, namespace=namespace, missing_ok=True)
+                             self._service.get_workflow_template, _segment(name, "WorkflowTemplate"), missing_ok=True)
         if applied is None:
             raise ClusterError(f"WorkflowTemplate '{name}' is not in namespace '{namespace}'; "
                                "apply it first: tunebench apply PIPELINE.yaml", 404)
@@ -322,7 +334,7 @@ class ArgoClient:
             ),
         )
         created = self._call(Operation("submit from", "WorkflowTemplate", name, namespace),
-                             self._service.submit_workflow, request, namespace=namespace)
+                             self._service.submit_workflow, request)
         run = created.metadata.name
         return Submitted(run, namespace, self.settings.workflow_url(namespace, run), tuple(notes))
 
@@ -341,7 +353,8 @@ class ArgoClient:
         if cfg.schedule is None:
             cron_name = f"{cfg.name}-rebenchmark"
             existing = self._call(Operation("get", "CronWorkflow", cron_name, namespace),
-                                  self._service.get_cron_workflow, cron_name, namespace=namespace, missing_ok=True)
+                                  self._service.get_cron_workflow, _segment(cron_name, "CronWorkflow"),
+                                  missing_ok=True)
             if existing is not None:
                 results.append(Applied("CronWorkflow", cron_name, namespace, "not in config",
                                        self.settings.cron_url(namespace, cron_name),
@@ -354,7 +367,7 @@ class ArgoClient:
         namespace = manifest["metadata"]["namespace"]
         api = _Api.of(self._service, kind)
         url = (self.settings.cron_url if kind == "CronWorkflow" else self.settings.template_url)(namespace, name)
-        current = self._call(Operation("get", kind, name, namespace), api.method("get"), name, namespace=namespace,
+        current = self._call(Operation("get", kind, name, namespace), api.method("get"), _segment(name, kind),
                              missing_ok=True)
         current = to_dict(current) if current is not None else None
         if current is not None and is_unchanged(kind, manifest, current):
@@ -367,18 +380,16 @@ class ArgoClient:
             skip_lint = kind == "CronWorkflow" and any(
                 item.kind == "WorkflowTemplate" and item.action == "would create" for item in done)
             if not skip_lint:
-                self._call(Operation("lint", kind, name, namespace), api.method("lint"), api.lint_request(manifest),
-                           namespace=namespace)
+                self._call(Operation("lint", kind, name, namespace), api.method("lint"), api.lint_request(manifest))
             return Applied(kind, name, namespace, "would create" if current is None else "would update", url,
                            "lint skipped: its WorkflowTemplate does not exist yet" if skip_lint else "")
         if current is None:
-            self._call(Operation("create", kind, name, namespace), api.method("create"), api.create_request(manifest),
-                       namespace=namespace)
+            self._call(Operation("create", kind, name, namespace), api.method("create"), api.create_request(manifest))
             return Applied(kind, name, namespace, "created", url)
         manifest = copy.deepcopy(manifest)
         manifest["metadata"]["resourceVersion"] = current["metadata"].get("resourceVersion")
-        self._call(Operation("update", kind, name, namespace), api.method("update"), name, api.update_request(manifest),
-                   namespace=namespace)
+        self._call(Operation("update", kind, name, namespace), api.method("update"), _segment(name, kind),
+                   api.update_request(manifest))
         return Applied(kind, name, namespace, "updated", url)
 
     # --- workflows by name ------------------------------------------------------------------------
@@ -387,7 +398,7 @@ class ArgoClient:
         """The workflow with its status (phase, nodes) as a plain dict."""
         namespace = namespace or self.settings.default_namespace
         workflow = self._call(Operation("get", "Workflow", name, namespace), self._service.get_workflow,
-                              name, namespace=namespace)
+                              _segment(name, "Workflow"))
         return to_dict(workflow)
 
     def wait(self, name: str, namespace: str | None = None, poll_interval: float = 10.0,
@@ -429,7 +440,7 @@ class ArgoClient:
         # The server deletes the failed pods before it answers: slow for a wide fan-out.
         with self._timeout(max(self.settings.timeout, RETRY_TIMEOUT_S)):
             retried = self._call(Operation("retry", "Workflow", name, namespace), self._service.retry_workflow,
-                                 name, request, namespace=namespace)
+                                 _segment(name, "Workflow"), request)
         return Submitted(retried.metadata.name or name, namespace, self.settings.workflow_url(namespace, name))
 
     def list_workflows(self, namespace: str | None = None, prefix: str | None = None,
@@ -437,7 +448,7 @@ class ArgoClient:
         """Workflows in a namespace, newest first; `prefix` keeps one pipeline's runs (all start `<name>-`)."""
         namespace = namespace or self.settings.default_namespace
         listed = self._call(Operation("list", "Workflow", None, namespace), self._service.list_workflows,
-                            namespace=namespace, fields=_LIST_FIELDS)
+                            fields=_LIST_FIELDS)
         items = [to_dict(item) for item in (listed.items or [])]
         if prefix:
             items = [item for item in items if item["metadata"].get("name", "").startswith(prefix)]
@@ -450,7 +461,7 @@ class ArgoClient:
         namespace = self.namespace_for(cfg)
         name = f"{cfg.name}-rebenchmark"
         cron = self._call(Operation("get", "CronWorkflow", name, namespace), self._service.get_cron_workflow,
-                          name, namespace=namespace, missing_ok=True)
+                          _segment(name, "CronWorkflow"), missing_ok=True)
         return to_dict(cron) if cron is not None else None
 
 

@@ -13,12 +13,13 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
+from workflows.cli_common import PipelineArg
+
 if TYPE_CHECKING:
     from rich.console import Console
 
     from workflows.cluster.client import ArgoClient
 
-PipelineArg = Annotated[Path, typer.Argument(help="pipeline config (configs/pipelines/*.yaml)", show_default=False)]
 ServerOpt = Annotated[Optional[str], typer.Option(
     "--server", help="Argo Server: host:port or URL (default: $ARGO_SERVER)", show_default=False)]
 NamespaceOpt = Annotated[Optional[str], typer.Option(
@@ -52,13 +53,22 @@ def _errors() -> Iterator[None]:
     """One line on stderr for what a user can fix, never a traceback."""
     from workflows.cluster.errors import ClusterError, ParameterError
     from workflows.cluster.settings import SettingsError
+    from workflows.naming import InvalidName
 
     try:
         yield
-    except (SettingsError, ParameterError) as error:
+    except (SettingsError, ParameterError, InvalidName) as error:
         raise _fail(str(error), 2) from None
     except ClusterError as error:
         raise _fail(str(error), 1) from None
+
+
+def _checked_workflow_name(name: str | None) -> None:
+    """A workflow name from the command line is refused here, before any connection, if a cluster could not hold it."""
+    from workflows.naming import checked_object_name
+
+    if name is not None:
+        checked_object_name(name, "Workflow")
 
 
 def _client(server: str | None, namespace: str | None, token: str | None, insecure: bool) -> ArgoClient:
@@ -69,7 +79,7 @@ def _client(server: str | None, namespace: str | None, token: str | None, insecu
 
 
 def _load(pipeline: Path) -> Any:
-    from workflows.cli import load_or_exit
+    from workflows.cli_common import load_or_exit
 
     return load_or_exit(pipeline)
 
@@ -183,6 +193,8 @@ def status(
     """Show a workflow's node tree with phases and durations, or list recent workflows."""
     cfg = _load(pipeline) if pipeline is not None else None
     console = _console()
+    with _errors():
+        _checked_workflow_name(name)
     with _errors(), _client(server, namespace, token, insecure_skip_verify) as client:
         ns = client.namespace_for(cfg) if cfg is not None else client.settings.default_namespace
         if name is None:
@@ -231,6 +243,8 @@ def retry(
 ) -> None:
     """Retry a failed workflow: succeeded steps are kept, failed ones run again (Argo's retry)."""
     console = _console()
+    with _errors():
+        _checked_workflow_name(name)
     with _errors(), _client(server, namespace, token, insecure_skip_verify) as client:
         run = client.retry(name)
         console.print(f"retrying {run.name} in namespace {run.namespace}: failed steps run again, finished ones are kept")

@@ -20,7 +20,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
+
+from workflows.naming import checked_namespace
 
 if TYPE_CHECKING:
     from workflows.config import PipelineConfig
@@ -113,11 +115,17 @@ class ServerSettings:
             insecure = _flag(env.get("ARGO_INSECURE_SKIP_VERIFY"), "ARGO_INSECURE_SKIP_VERIFY") or False
         if timeout <= 0:
             raise SettingsError("the request timeout must be positive")
+        flag_namespace = (namespace or "").strip() or None
+        env_namespace = (env.get("ARGO_NAMESPACE") or "").strip() or None
+        if flag_namespace is not None:
+            checked_namespace(flag_namespace, "--namespace")
+        if env_namespace is not None:
+            checked_namespace(env_namespace, "ARGO_NAMESPACE")
         return cls(
             server=normalise_server(raw_server, secure is not False, env.get("ARGO_BASE_HREF")),
             authorization=normalise_token(token if token is not None else env.get("ARGO_TOKEN")),
-            namespace=(namespace or "").strip() or None,
-            env_namespace=(env.get("ARGO_NAMESPACE") or "").strip() or None,
+            namespace=flag_namespace,
+            env_namespace=env_namespace,
             verify=not insecure,
             timeout=timeout,
         )
@@ -142,11 +150,14 @@ class ServerSettings:
             return None
         return self.authorization.partition(" ")[2] or self.authorization
 
+    def _ui_url(self, collection: str, namespace: str, name: str) -> str:
+        return f"{self.server}/{collection}/{quote(namespace, safe='')}/{quote(name, safe='')}"
+
     def workflow_url(self, namespace: str, name: str) -> str:
-        return f"{self.server}/workflows/{namespace}/{name}"
+        return self._ui_url("workflows", namespace, name)
 
     def cron_url(self, namespace: str, name: str) -> str:
-        return f"{self.server}/cron-workflows/{namespace}/{name}"
+        return self._ui_url("cron-workflows", namespace, name)
 
     def template_url(self, namespace: str, name: str) -> str:
-        return f"{self.server}/workflow-templates/{namespace}/{name}"
+        return self._ui_url("workflow-templates", namespace, name)

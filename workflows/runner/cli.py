@@ -23,17 +23,10 @@ def default_parallelism() -> int:
 
 def load_manifest(path: Path) -> tuple[dict[str, Any], str]:
     """A pipeline config rendered to its Workflow, or a Workflow/WorkflowTemplate manifest as it is; and a name."""
-    import yaml
-
-    from workflows.config import ConfigError, parse_pipeline
+    from workflows.config import ConfigError, parse_pipeline, read_config_documents
     from workflows.render import manifests
 
-    try:
-        documents = [doc for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")) if doc is not None]
-    except OSError as error:
-        raise ConfigError(f"{path}: cannot read it ({error.strerror})") from None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+    documents = [doc for doc in read_config_documents(path) if doc is not None]
     if documents and isinstance(documents[0], dict) and str(documents[0].get("apiVersion", "")).startswith("argoproj.io/"):
         workflows = [doc for doc in documents if doc.get("kind") in ("Workflow", "WorkflowTemplate")]
         if not workflows:
@@ -96,6 +89,7 @@ def run_command(
     """Run the pipeline's Workflow on this machine: every task a local process, every volume a folder."""
     from rich.console import Console
 
+    from workflows.argo.errors import ArgoError
     from workflows.config import ConfigError
     from workflows.runner.engine import Engine, RunOptions
     from workflows.runner.errors import RunnerError
@@ -105,7 +99,7 @@ def run_command(
     console = Console(emoji=False, highlight=False)
     if not console.is_terminal:  # a log file or CI: long lines rather than wrapped ones
         console = Console(emoji=False, highlight=False, width=max(console.width, 160))
-    errors = Console(stderr=True, emoji=False, highlight=False)
+    errors = Console(stderr=True, emoji=False, highlight=False, soft_wrap=True)  # one line per error
     try:
         manifest, name = load_manifest(pipeline)
     except ConfigError as error:
@@ -129,7 +123,7 @@ def run_command(
         with _terminate_as_interrupt():
             engine = Engine(manifest, options, reporter)
             result = engine.run()
-    except RunnerError as error:
+    except (RunnerError, ArgoError) as error:
         reporter.close()
         errors.print(f"error: {error}", markup=False)
         raise typer.Exit(EXIT_INVALID) from None

@@ -28,65 +28,25 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from workflows.runner.errors import ExpressionError, ManifestError, RunnerError, UnresolvedReference
-from workflows.runner.expr import DependsRef, evaluate_expr, evaluate_when
-from workflows.runner.manifest import Task, Template, Workflow, load_workflow
-from workflows.runner.process import (
-    ERROR,
-    FAILED,
-    SUCCEEDED,
-    AttemptResult,
-    LocalProcess,
-    PrepareError,
-    default_python,
-    prepare,
-    volume_dir,
-)
-from workflows.runner.state import RunState
-from workflows.runner.subst import (
-    as_param_string,
-    item_label,
-    item_scope,
-    substitute,
-    substitute_deep,
-)
+from workflows.argo.durations import parse_duration
+from workflows.argo.errors import ArgoError, ExpressionError, ManifestError, UnresolvedReference
+from workflows.argo.expr import DependsRef, evaluate_when
+from workflows.argo.phase import COMPLETED, FAILED_OR_ERROR, Phase, depends_result
+from workflows.argo.subst import item_label, item_scope, substitute, substitute_deep
+from workflows.argo.validate import Task, Template, Workflow, load_workflow
+from workflows.runner.errors import RunnerError
+from workflows.runner.events import RunListener
+from workflows.runner.nodes import Attempt, DagNode, PodNode, RunResult, TaskNode, describe_failure, short_labels
+from workflows.runner.process import AttemptResult, LocalProcess, PrepareError, default_python, prepare
+from workflows.runner.retry import decide, retry_limit
+from workflows.runner.state import RunState, valid_object_name
+from workflows.runner.survivors import stop, survivors
+from workflows.runner.timeline import build_timeline
+from workflows.runner.workdir import WorkdirLock, real_dir
+from workflows.runner.written import missing
 
-PENDING = "Pending"
-RUNNING = "Running"
-SKIPPED = "Skipped"
-OMITTED = "Omitted"
-FULFILLED = frozenset({SUCCEEDED, FAILED, ERROR, SKIPPED, OMITTED})
-COMPLETED = frozenset({SUCCEEDED, FAILED, ERROR})
-FAILED_OR_ERROR = frozenset({FAILED, ERROR})
-DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def parse_duration(value: Any, where: str) -> float:
-    """Argo/Go durations: `30`, `"30"`, `"30s"`, `"1m30s"`, `"2h"`, in seconds."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    text = str(value).strip()
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    total, number = 0.0, ""
-    i = 0
-    while i < len(text):
-        if text[i].isdigit() or text[i] == ".":
-            number += text[i]
-            i += 1
-            continue
-        unit = next((u for u in ("ns", "us", "µs", "ms", "s", "m", "h") if text.startswith(u, i)
-                     and not (u == "m" and text.startswith("ms", i))), None)
-        if unit is None or not number:
-            raise ManifestError(f"{where}: '{value}' is not a duration (e.g. 30s, 1m, 2h)")
-        total += float(number) * DURATION_UNITS[unit]
-        number = ""
-        i += len(unit)
-    if number:
-        raise ManifestError(f"{where}: '{value}' is not a duration (e.g. 30s, 1m, 2h)")
-    return total
+PENDING, RUNNING, SUCCEEDED, FAILED = Phase.PENDING, Phase.RUNNING, Phase.SUCCEEDED, Phase.FAILED
+ERROR, SKIPPED, OMITTED = Phase.ERROR, Phase.SKIPPED, Phase.OMITTED
 
 
 @dataclass
@@ -100,125 +60,6 @@ class RunOptions:
     kill_grace_s: float = 10.0
     env: Mapping[str, str] | None = None
     python: str = field(default_factory=default_python)
-
-
-@dataclass
-class Attempt:
-    number: int
-    started: float
-    finished: float | None = None
-    status: str | None = None
-    exit_code: int | None = None
-    message: str = ""
-
-
-class Node:
-    """Common fields of a pod (container invocation) and a DAG invocation."""
-
-    kind = "node"
-
-    def __init__(self, key: str, display: str, template: Template, task: TaskNode | None, index: int | None,
-                 item: Any) -> None:
-        self.key = key
-        self.display = display
-        self.template = template
-        self.task = task
-        self.index = index
-        self.item = item
-        self.phase = PENDING
-        self.message = ""
-        self.started: float | None = None
-        self.finished: float | None = None
-        self.inputs: dict[str, str] = {}
-        self.label = display  # short, for the console
-
-    @property
-    def fulfilled(self) -> bool:
-        return self.phase in FULFILLED
-
-
-class PodNode(Node):
-    kind = "pod"
-
-    def __init__(self, *args: Any, dag: DagNode, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.dag = dag
-        self.attempts: list[Attempt] = []
-        self.outputs: dict[str, str] = {}
-        self.reused = False
-        self.fingerprint = ""
-        self.retry_at: float | None = None
-        self.running: LocalProcess | None = None
-        self.nominal_elapsed = 0.0  # attempts plus unscaled backoff, for backoff.maxDuration
-        self.sequence = 0
-        self.log_path: Path | None = None
-        self.resolved: dict[str, Any] | None = None
-
-    @property
-    def exit_code(self) -> int | None:
-        return self.attempts[-1].exit_code if self.attempts else None
-
-
-class DagNode(Node):
-    kind = "dag"
-
-    def __init__(self, *args: Any, parent: DagNode | None, fresh_upstream: bool, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.parent = parent
-        self.fresh_upstream = fresh_upstream
-        self.tasks: dict[str, TaskNode] = {}
-        self.order: list[TaskNode] = []
-        self.stopped_by: str | None = None  # fail-fast: the failure that stopped new tasks
-        self.stopped_task: TaskNode | None = None
-        self.running_pods = 0
-        self.needed: set[str] | None = None
-        self.prefix = ""
-
-
-class TaskNode:
-    def __init__(self, dag: DagNode, spec: Task, template: Template) -> None:
-        self.dag = dag
-        self.spec = spec
-        self.template = template
-        self.key = dag.prefix + spec.name
-        self.phase = PENDING
-        self.message = ""
-        self.children: list[PodNode | DagNode] = []
-        self.ready: float | None = None  # when its dependencies were done
-        self.started: float | None = None  # when its first pod started
-        self.finished: float | None = None
-        self.ran_now = False  # a pod of this task (or below it) ran in this invocation of `tunebench run`
-
-    @property
-    def fulfilled(self) -> bool:
-        return self.phase in FULFILLED
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
-
-
-@dataclass
-class RunResult:
-    workflow_name: str
-    phase: str
-    message: str
-    workdir: Path
-    started: float
-    finished: float
-    root: DagNode
-    interrupted: bool = False
-    pods: list[PodNode] = field(default_factory=list)
-
-    @property
-    def succeeded(self) -> bool:
-        return self.phase == SUCCEEDED
-
-    def volume(self, name: str) -> Path:
-        return volume_dir(self.workdir, name)
-
-
-Listener = Callable[[str, Any, dict[str, Any]], None]
 
 
 def _now() -> float:
@@ -236,11 +77,11 @@ def _log_name(key: str) -> str:
 
 
 class Engine:
-    def __init__(self, manifest: dict[str, Any] | Workflow, options: RunOptions, listener: Listener | None = None) -> None:
+    def __init__(self, manifest: dict[str, Any] | Workflow, options: RunOptions, listener: RunListener | None = None) -> None:
         self.workflow = manifest if isinstance(manifest, Workflow) else load_workflow(manifest)
         self.options = options
         self.workdir = options.workdir.resolve()
-        self.listener = listener or (lambda kind, node, info: None)
+        self.listener = listener or RunListener()
         self.base_env = dict(os.environ if options.env is None else options.env)
         self.events: queue.Queue[tuple[PodNode, AttemptResult]] = queue.Queue()
         self.ready: list[PodNode] = []
@@ -250,13 +91,28 @@ class Engine:
         self.sequence = itertools.count()
         self.limit = self._global_limit()
         self.parameters = self._parameters()
-        self.state = RunState.open(self.workdir)
-        self.name = self._workflow_name()
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.lock = WorkdirLock(self.workdir)
+        self.lock.acquire()
+        try:
+            for folder in ("logs", "volumes"):
+                real_dir(self.workdir / folder, self.workdir)
+            self.state = RunState.open(self.workdir)
+            self.name = self._workflow_name()
+            self.stopped_leftovers = self._stop_leftovers()
+        except BaseException:
+            self.lock.release()
+            raise
+        self.warnings = self.workflow.warnings + self.stopped_leftovers
         self.created = self.state.created or datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         self.scope = self._workflow_scope()
         self.deadline: float | None = None
         self.started = _now()
         self.interrupted = False
+
+    @property
+    def running_count(self) -> int:
+        return len(self.running)
 
     # --- setup ---------------------------------------------------------------------------------
 
@@ -287,8 +143,27 @@ class Engine:
                     "(or delete this one to start over)")
             return stored
         name = wanted or f"{prefix}{_random_suffix()}"
+        if not valid_object_name(name):
+            field_name = "metadata.name" if wanted else "metadata.generateName"
+            raise ManifestError(f"{field_name} {wanted or prefix!r} does not make a valid workflow name ({name!r}): "
+                                "lowercase letters, digits, '-' and '.', starting and ending with a letter or digit, "
+                                "at most 253 characters")
         self.state.begin(name, prefix or wanted or "")
         return name
+
+    def _stop_leftovers(self) -> list[str]:
+        """A resume first stops any step an earlier, killed run left running (it would write beside ours)."""
+        stopped = []
+        for key, leader in self.state.leftover_processes().items():
+            found = stop(leader, self.options.kill_grace_s)
+            if survivors(leader):
+                raise RunnerError(f"pod '{key}' of an earlier run in {self.workdir} is still running (pids "
+                                  f"{', '.join(map(str, found))}) and could not be stopped; stop it, then run again")
+            if found:
+                stopped.append(f"pod '{key}' of an earlier run was still running (pids {', '.join(map(str, found))}); "
+                               "stopped it")
+        self.state.forget_processes()
+        return stopped
 
     def _workflow_scope(self) -> dict[str, str]:
         wf = self.workflow
@@ -312,7 +187,7 @@ class Engine:
         if self.workflow.active_deadline_seconds:
             self.deadline = self.started + self.workflow.active_deadline_seconds
         root = self._root()
-        self.listener("workflow-start", self, {"root": root})
+        self.listener.workflow_started(self)
         try:
             idle = 0
             while True:
@@ -334,13 +209,20 @@ class Engine:
             self._kill_all("interrupted")
             self._drain()
             root.phase, root.message = FAILED, "interrupted"
+        except BaseException:
+            self._kill_all("the runner stopped")
+            self._drain()
+            raise
         finally:
-            self.state.save()
+            try:
+                self.state.save()
+            finally:
+                self.lock.release()
         finished = _now()
         result = RunResult(self.name, root.phase, root.message, self.workdir, self.started, finished, root,
                            self.interrupted, self.pods)
-        self.state.write_timeline(self._timeline(result))
-        self.listener("workflow-end", self, {"result": result})
+        self.state.write_timeline(build_timeline(result, self.all_tasks))
+        self.listener.workflow_ended(self, result)
         return result
 
     def _root(self) -> DagNode:
@@ -429,7 +311,7 @@ class Engine:
                 pod.phase, pod.message, pod.finished = FAILED, reason, _now()
             else:
                 pod.phase, pod.message = OMITTED, f"not started: {reason}"
-            self.listener("pod-end", pod, {})
+            self.listener.pod_ended(pod)
 
     # --- reconciling the DAGs ------------------------------------------------------------------------
 
@@ -452,7 +334,13 @@ class Engine:
         dag.phase, dag.message = self._assess(dag)
         dag.finished = _now()
         if dag.task is not None:
-            self.listener("dag-end", dag, {})
+            self.listener.dag_ended(dag)
+
+    def _child_ended(self, child: PodNode | DagNode) -> None:
+        if isinstance(child, PodNode):
+            self.listener.pod_ended(child)
+        else:
+            self.listener.dag_ended(child)
 
     def _maybe_start_task(self, dag: DagNode, task: TaskNode) -> None:
         if dag.needed is not None and task.name not in dag.needed:
@@ -481,9 +369,9 @@ class Engine:
             self._task_done(task, SKIPPED, "Skipped, empty params")
             return
         task.phase, task.ready = RUNNING, _now()
-        self.listener("task-start", task, {"items": 0 if items is None else len(items)})
+        self.listener.task_started(task, 0 if items is None else len(items))
         labels = short_labels(items) if items is not None else [""]
-        for (index, item), label in zip([(None, None)] if items is None else list(enumerate(items)), labels):
+        for (index, item), label in zip([(None, None)] if items is None else list(enumerate(items)), labels, strict=True):
             self._create_child(dag, task, scope, index, item, label)
         self._maybe_finish_task(task)
 
@@ -497,8 +385,9 @@ class Engine:
         task = dag.tasks[ref.task]
         phase = task.phase
         if ref.result is None:
-            return phase in (SUCCEEDED, SKIPPED) or task.spec.continues_on(phase)
-        return _task_result(task, ref.result)
+            return depends_result(None, phase, continues_on=task.spec.continue_on)
+        children = [child.phase for child in task.children] if task.spec.expands else None
+        return depends_result(ref.result, phase, children)
 
     def _task_scope(self, dag: DagNode, task: TaskNode) -> dict[str, str]:
         scope = dict(self.scope)
@@ -585,19 +474,19 @@ class Engine:
                 condition = substitute(spec.when, local, f"{where} when", explain)
                 if not evaluate_when(condition):
                     child.phase, child.message = SKIPPED, f"when '{condition}' evaluated false"
-                    self.listener("pod-end" if isinstance(child, PodNode) else "dag-end", child, {})
+                    self._child_ended(child)
                     return
             arguments = {name: substitute(value, local, f"{where} argument '{name}'", explain)
                          for name, value in spec.arguments.items()}
             child.inputs = self._inputs(template, arguments, where, self.scope)
         except (UnresolvedReference, ExpressionError, ManifestError) as error:
             child.phase, child.message = ERROR, str(error)
-            self.listener("pod-end" if isinstance(child, PodNode) else "dag-end", child, {})
+            self._child_ended(child)
             self._on_failure(dag, task, ERROR)
             return
         if isinstance(child, DagNode):
             self._init_dag(child)
-            self.listener("dag-start", child, {})
+            self.listener.dag_started(child)
             return
         self._queue_pod(child)
 
@@ -648,17 +537,32 @@ class Engine:
         previous = self.state.node(pod.key)
         if (self.options.resume and previous and previous.get("phase") == SUCCEEDED
                 and previous.get("fingerprint") == pod.fingerprint and not self._fresh(pod.dag, task)):
-            pod.reused = True
-            pod.outputs = dict(previous.get("outputs") or {})
-            pod.started, pod.finished = previous.get("started"), previous.get("finished")
-            pod.attempts = [Attempt(**a) for a in previous.get("attempts") or []]
-            pod.phase, pod.message = SUCCEEDED, "reused: succeeded in an earlier run with the same inputs"
-            self.pods.append(pod)
-            self.listener("pod-end", pod, {})
-            return
+            if self._reuse(pod, previous):
+                self.pods.append(pod)
+                self.listener.pod_ended(pod)
+                return
         pod.sequence = next(self.sequence)
         self.pods.append(pod)
         self.ready.append(pod)
+
+    def _reuse(self, pod: PodNode, previous: dict[str, Any]) -> bool:
+        """Take an earlier success over, unless a file it wrote is gone (then the pod reruns)."""
+        try:
+            written = [str(path) for path in previous.get("written") or []]
+            attempts = [Attempt(**a) for a in previous.get("attempts") or []]
+            outputs = {str(k): str(v) for k, v in (previous.get("outputs") or {}).items()}
+        except (TypeError, AttributeError):
+            pod.rerun_reason = "its record in state.json is damaged"
+            return False
+        gone = missing(written, self.workdir)
+        if gone:
+            shown = ", ".join(gone[:3]) + (f" and {len(gone) - 3} more" if len(gone) > 3 else "")
+            pod.rerun_reason = f"files it wrote are gone: {shown}"
+            return False
+        pod.reused, pod.written, pod.attempts, pod.outputs = True, written, attempts, outputs
+        pod.started, pod.finished = previous.get("started"), previous.get("finished")
+        pod.phase, pod.message = SUCCEEDED, "reused: succeeded in an earlier run with the same inputs"
+        return True
 
     # --- launching pods ----------------------------------------------------------------------------------
 
@@ -685,7 +589,7 @@ class Engine:
                 self.ready.remove(pod)
                 pod.phase = OMITTED
                 pod.message = f"not started: fail-fast after {next(d.stopped_by for d in chain if d.stopped_by)}"
-                self.listener("pod-end", pod, {})
+                self.listener.pod_ended(pod)
                 continue
             if any(dag.template.parallelism is not None and dag.running_pods >= dag.template.parallelism
                    for dag in chain):
@@ -702,7 +606,7 @@ class Engine:
                            secret_env_names=self.workflow.secret_env_names, volume_kinds=self.workflow.volumes,
                            pod_key=f"{_log_name(pod.key)}-{number}", python=self.options.python)
             spec.deadline_s, spec.deadline_reason = self._attempt_deadline(pod, resolved, spec.deadline_s)
-        except (UnresolvedReference, ManifestError, PrepareError, ValueError) as error:
+        except (RunnerError, ArgoError, PrepareError, ValueError) as error:
             now = _now()
             pod.attempts.append(Attempt(number, now, now, ERROR, None, str(error)))
             pod.started = pod.started or now
@@ -719,19 +623,20 @@ class Engine:
         pod.started = pod.started or now
         pod.attempts.append(Attempt(number, now))
         self._mark_started(pod, now)
-        retry_limit = self._retry_limit(resolved)
-        total = "∞" if retry_limit is None else str(retry_limit + 1)
+        limit = retry_limit(resolved.get("retryStrategy") or None)
+        total = "∞" if limit is None else str(limit + 1)
         header = (f"\n==== {pod.display}: attempt {number + 1}/{total} at "
                   f"{datetime.now().strftime('%Y-%m-%d %H:%M:%S')} (tunebench run, workflow {self.name})\n")
         process = LocalProcess(spec, pod.log_path or self.workdir / "logs" / "pod.log", header,
-                               self.options.kill_grace_s)
+                               self.options.kill_grace_s,
+                               on_start=lambda leader, key=pod.key: self.state.process_started(key, leader))
         pod.running = process
         self.running.add(pod)
         for dag in chain:
             dag.running_pods += 1
         self._mark_ran(pod)
         pod.resolved = resolved
-        self.listener("pod-start", pod, {"attempt": number + 1, "argv": spec.argv})
+        self.listener.pod_started(pod, number + 1, spec.argv)
         thread = threading.Thread(target=self._run_attempt, args=(pod, process), name=f"pod-{pod.key}", daemon=True)
         thread.start()
 
@@ -774,6 +679,7 @@ class Engine:
 
     def _finish_attempt(self, pod: PodNode, result: AttemptResult, final: bool = False) -> None:
         self.running.discard(pod)
+        self.state.process_ended(pod.key)
         for dag in self._chain(pod):
             dag.running_pods -= 1
         pod.running = None
@@ -782,11 +688,16 @@ class Engine:
         attempt.status, attempt.exit_code, attempt.message = result.status, result.exit_code, result.message
         pod.nominal_elapsed += result.finished - result.started
         if result.status == SUCCEEDED:
-            pod.outputs = result.outputs
+            pod.outputs, pod.written = result.outputs, result.written
             self._pod_done(pod, SUCCEEDED, "")
             return
         if not final and not self.interrupted:
-            delay = self._retry_delay(pod, result)
+            resolved = pod.resolved or self._resolved_template(pod, len(pod.attempts) - 1)
+            decision = decide(resolved.get("retryStrategy") or None, f"template '{pod.template.name}' retryStrategy",
+                              len(pod.attempts) - 1, result, pod.nominal_elapsed)
+            delay = decision.delay
+            if decision.note:
+                pod.message = f"{result.message} ({decision.note})"
             if delay is not None:
                 scaled = delay * self.options.backoff_scale
                 pod.retry_at = _now() + scaled
@@ -795,68 +706,9 @@ class Engine:
                 pod.message = f"{result.message}; retrying in {scaled:.0f}s"
                 self.ready.append(pod)
                 self.state.record(pod)
-                self.listener("pod-retry", pod, {"delay": scaled, "result": result})
+                self.listener.pod_retrying(pod, scaled, result)
                 return
         self._pod_done(pod, result.status, result.message)
-
-    def _retry_limit(self, resolved: dict[str, Any]) -> int | None:
-        strategy = resolved.get("retryStrategy")
-        if not strategy:
-            return 0
-        if strategy.get("limit") is None:
-            return None
-        return int(str(strategy["limit"]))
-
-    def _retry_delay(self, pod: PodNode, result: AttemptResult) -> float | None:
-        """Seconds (unscaled) until the next attempt, or None when the failure is final."""
-        resolved = pod.resolved or self._resolved_template(pod, len(pod.attempts) - 1)
-        strategy = resolved.get("retryStrategy")
-        if not strategy:
-            return None
-        where = f"template '{pod.template.name}' retryStrategy"
-        limit = self._retry_limit(resolved)
-        retries_done = len(pod.attempts) - 1
-        if limit is not None and retries_done >= limit:
-            pod.message = f"{result.message} (no retries left of {limit})"
-            return None
-        policy = strategy.get("retryPolicy") or ("Always" if strategy.get("expression") else "OnFailure")
-        status = result.status
-        allowed = {
-            "Always": status in (FAILED, ERROR),
-            "OnFailure": status == FAILED,
-            "OnError": status == ERROR,
-            "OnTransientError": status == ERROR and result.signaled,
-        }.get(policy, False)
-        if not allowed:
-            return None
-        expression = strategy.get("expression")
-        if expression:
-            variables = {"lastRetry": {
-                "exitCode": str(result.exit_code if result.exit_code is not None else -1),
-                "status": status,
-                "duration": str(int(result.finished - result.started)),
-                "message": result.message,
-            }}
-            try:
-                if evaluate_expr(str(expression), variables) is not True:
-                    return None
-            except ExpressionError as error:
-                pod.message = f"{result.message}; retryStrategy.expression failed: {error}"
-                return None
-        backoff = strategy.get("backoff") or {}
-        if not backoff:
-            return 0.0
-        base = parse_duration(backoff.get("duration", 0), f"{where}.backoff.duration")
-        factor = float(str(backoff.get("factor", 1)))
-        delay = base * factor ** retries_done
-        if backoff.get("cap") is not None:
-            delay = min(delay, parse_duration(backoff["cap"], f"{where}.backoff.cap"))
-        if backoff.get("maxDuration") is not None:
-            max_duration = parse_duration(backoff["maxDuration"], f"{where}.backoff.maxDuration")
-            if pod.nominal_elapsed + delay > max_duration:
-                pod.message = f"{result.message} (backoff maxDuration {backoff['maxDuration']} reached)"
-                return None
-        return delay
 
     def _pod_done(self, pod: PodNode, phase: str, message: str) -> None:
         pod.phase, pod.finished = phase, _now()
@@ -866,7 +718,7 @@ class Engine:
             pod.message = ""
         self.state.record(pod)
         self.state.save()
-        self.listener("pod-end", pod, {})
+        self.listener.pod_ended(pod)
         if phase in FAILED_OR_ERROR and pod.task is not None:
             self._on_failure(pod.dag, pod.task, phase)
 
@@ -898,7 +750,7 @@ class Engine:
         task.phase, task.message = phase, message
         task.finished = task.finished or _now()
         task.started = task.started or task.finished
-        self.listener("task-end", task, {})
+        self.listener.task_ended(task)
         if phase in FAILED_OR_ERROR and notify_failure:
             self._on_failure(task.dag, task, phase)
 
@@ -910,7 +762,7 @@ class Engine:
             return
         dag.stopped_by = f"'{task.name}' {phase.lower()}"
         dag.stopped_task = task
-        self.listener("fail-fast", dag, {"task": task})
+        self.listener.fail_fast(dag, task)
 
     def _failure_handled(self, dag: DagNode, task: TaskNode, phase: str) -> bool:
         """Does the manifest expect this failure: continueOn, or a dependent whose depends accepts it?"""
@@ -935,7 +787,7 @@ class Engine:
             if dag.stopped_task is not None:
                 task = dag.stopped_task
                 phase = task.phase if task.phase in FAILED_OR_ERROR else FAILED
-                return phase, _describe_failure(task)
+                return phase, describe_failure(task)
             return FAILED, dag.stopped_by
         tasks = dag.tasks
         branch: dict[str, str] = {}
@@ -957,46 +809,8 @@ class Engine:
             phase = phase_of(name)
             if phase in FAILED_OR_ERROR and not tasks[name].spec.continues_on(phase):
                 culprit = next((t for t in dag.order if t.phase in FAILED_OR_ERROR), tasks[name])
-                return phase, _describe_failure(culprit)
+                return phase, describe_failure(culprit)
         return SUCCEEDED, ""
-
-    # --- the timeline ----------------------------------------------------------------------------------------
-
-    def _timeline(self, result: RunResult) -> dict[str, Any]:
-        def iso(ts: float | None) -> str | None:
-            return None if ts is None else datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds")
-
-        def offset(ts: float | None) -> float | None:
-            return None if ts is None else round(ts - result.started, 3)
-
-        nodes = []
-        for task in self.all_tasks:
-            pods = [c for c in task.children if isinstance(c, PodNode)]
-            nodes.append({
-                "task": task.key, "template": task.template.name, "phase": task.phase, "message": task.message,
-                "reused": bool(pods) and all(pod.reused for pod in pods),
-                "ready": iso(task.ready), "start": iso(task.started), "end": iso(task.finished),
-                "start_s": offset(task.started), "end_s": offset(task.finished),
-                "duration_s": None if task.started is None or task.finished is None else round(task.finished - task.started, 3),
-                "pods": [{
-                    "node": pod.display, "label": pod.label, "key": pod.key, "phase": pod.phase, "message": pod.message,
-                    "reused": pod.reused, "item": pod.item,
-                    "log": str(pod.log_path.relative_to(self.workdir)) if pod.log_path else None,
-                    "start": iso(pod.started), "end": iso(pod.finished),
-                    "start_s": None if pod.reused else offset(pod.started),
-                    "end_s": None if pod.reused else offset(pod.finished),
-                    "attempts": [{"number": a.number + 1, "status": a.status, "exit_code": a.exit_code,
-                                  "message": a.message, "start": iso(a.started), "end": iso(a.finished),
-                                  "duration_s": None if a.finished is None else round(a.finished - a.started, 3)}
-                                 for a in pod.attempts],
-                } for pod in pods],
-            })
-        return {
-            "workflow": self.name, "phase": result.phase, "message": result.message,
-            "start": iso(result.started), "end": iso(result.finished),
-            "duration_s": round(result.finished - result.started, 3), "tasks": nodes,
-        }
-
 
 def _ordered(tasks: dict[str, Task]) -> list[Task]:
     """Tasks in dependency order, keeping the manifest's order among independent ones."""
@@ -1014,58 +828,6 @@ def _ordered(tasks: dict[str, Task]) -> list[Task]:
     for task in tasks.values():
         visit(task)
     return order
-
-
-def short_labels(items: list[Any]) -> list[str]:
-    """What tells a fan-out's children apart, for the console: the values of the fields that vary
-    (`math`, `physics`), or the item itself when it is short; at most 40 characters."""
-    def clip(text: str) -> str:
-        return text if len(text) <= 40 else text[:37] + "..."
-
-    if items and all(isinstance(item, dict) for item in items):
-        keys = sorted({key for item in items for key in item})
-        varying = [k for k in keys if len({as_param_string(item.get(k, "")) for item in items}) > 1]
-        if not varying:
-            values = [as_param_string(v) for v in items[0].values()]
-            return [clip(min(values, key=len))] * len(items) if values else [""] * len(items)
-        return [clip(",".join(as_param_string(item.get(k, "")) for k in varying)) for item in items]
-    return [clip(as_param_string(item)) for item in items]
-
-
-def _describe_failure(task: TaskNode) -> str:
-    """`task 'train' failed: exit code 1`, naming the failed child of a fan-out or nested DAG."""
-    text = f"task '{task.key}' {task.phase.lower() if task.phase in FAILED_OR_ERROR else 'failed'}"
-    failed = [child for child in task.children if child.phase in FAILED_OR_ERROR]
-    if task.spec.expands and failed:
-        child = failed[0]
-        more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
-        return f"{text}: {child.label}: {child.message}{more}"
-    if failed and isinstance(failed[0], DagNode):
-        return f"{text}: {failed[0].message}"
-    message = failed[0].message if failed else task.message
-    return f"{text}: {message}" if message else text
-
-
-def _task_result(task: TaskNode, result: str) -> bool:
-    phase = task.phase
-    if result == "Succeeded":
-        return phase == SUCCEEDED
-    if result == "Failed":
-        return phase == FAILED
-    if result == "Errored":
-        return phase == ERROR
-    if result == "Skipped":
-        return phase == SKIPPED
-    if result == "Omitted":
-        return phase == OMITTED
-    if result == "Daemoned":
-        return False
-    children = task.children if task.spec.expands else []
-    if result == "AnySucceeded":
-        return any(child.phase == SUCCEEDED for child in children)
-    if result == "AllFailed":
-        return bool(children) and all(child.phase == FAILED for child in children)
-    return False
 
 
 def _sequence(spec: dict[str, Any], where: str) -> list[str]:
@@ -1099,7 +861,7 @@ def _fingerprint(template: str, resolved: dict[str, Any], inputs: dict[str, str]
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def run_workflow(manifest: dict[str, Any], options: RunOptions, listener: Listener | None = None) -> RunResult:
+def run_workflow(manifest: dict[str, Any], options: RunOptions, listener: RunListener | None = None) -> RunResult:
     """Run a Workflow manifest locally; see RunOptions. Raises ManifestError before anything runs."""
     return Engine(manifest, options, listener).run()
 

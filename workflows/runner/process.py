@@ -7,11 +7,14 @@
   paths. An emptyDir is a fresh folder per attempt, removed after it (as a pod's is).
 - Env: the user's environment, minus the variables other templates take from Secrets, plus the
   template's env. A secretKeyRef takes the variable of the same name from the local environment.
-- The process gets its own session (process group), so a deadline or Ctrl-C ends its children too.
+- The process gets its own session (process group), so a deadline or Ctrl-C ends its children too;
+  it is started under `supervisor.py`, so it also ends when the runner dies.
+- OMP_NUM_THREADS and friends come from the container's CPU limit (see threads.py).
 """
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import re
 import shlex
@@ -20,11 +23,18 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from workflows.runner.manifest import Template, uses_python
+from workflows.argo.validate import Template, uses_python
+from workflows.runner.survivors import ProcessIdentity, identify
+from workflows.runner.threads import thread_env
+from workflows.runner.workdir import open_log, real_dir
+from workflows.runner.written import changed_files, named_folders
+
+SUPERVISOR = str(Path(__file__).with_name("supervisor.py"))
 
 SUCCEEDED = "Succeeded"
 FAILED = "Failed"
@@ -44,6 +54,8 @@ class PodSpec:
     cwd: Path
     deadline_s: float | None
     outputs: list[tuple[str, Path, str | None]]  # name, local path, default
+    workdir: Path = Path()
+    volume_roots: list[Path] = field(default_factory=list)
     scratch_dirs: list[Path] = field(default_factory=list)  # emptyDir folders to remove afterwards
     unmap: PathMapper | None = None  # local folders -> mount paths, for output parameter values
     deadline_reason: str = ""
@@ -58,6 +70,7 @@ class AttemptResult:
     finished: float
     outputs: dict[str, str] = field(default_factory=dict)
     signaled: bool = False  # killed by a signal the runner did not send
+    written: list[str] = field(default_factory=list)  # see written.py; relative to the workdir
 
 
 class PathMapper:
@@ -94,15 +107,14 @@ def prepare(template: Template, resolved: dict[str, Any], *, workdir: Path, cwd:
     scratch: list[Path] = []
     for mount in resolved["container"].get("volumeMounts") or []:
         volume = mount["name"]
-        root = volume_dir(workdir, volume)
+        root = real_dir(volume_dir(workdir, volume), workdir)
         if volume_kinds.get(volume) == "emptyDir":
             root = root / pod_key
             if root.exists():
                 shutil.rmtree(root, ignore_errors=True)
             scratch.append(root)
         local = root / mount["subPath"] if mount.get("subPath") else root
-        local.mkdir(parents=True, exist_ok=True)
-        mapping[mount["mountPath"]] = local.resolve()
+        mapping[mount["mountPath"]] = real_dir(local, workdir)
     mapper = PathMapper(mapping)
 
     command = [str(part) for part in container.get("command") or []]
@@ -112,11 +124,14 @@ def prepare(template: Template, resolved: dict[str, Any], *, workdir: Path, cwd:
     argv = [command[0]] + [mapper(part) for part in command[1:] + args]
 
     env = {key: value for key, value in base_env.items() if key not in secret_env_names}
+    env.update(thread_env(container.get("resources"), f"template '{template.name}'"))
     bin_dir = str(Path(python).parent)
     env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "") if env.get("PATH") else bin_dir
     for item in container.get("env") or []:
         name = item["name"]
-        if "valueFrom" in item:
+        if "resourceFieldRef" in item.get("valueFrom", {}):
+            env[name] = resource_field_value(container, item["valueFrom"]["resourceFieldRef"])
+        elif "valueFrom" in item:
             ref = item["valueFrom"]["secretKeyRef"]
             value = base_env.get(name)
             if value is None:
@@ -140,7 +155,28 @@ def prepare(template: Template, resolved: dict[str, Any], *, workdir: Path, cwd:
         value_from = param["valueFrom"]
         outputs.append((param["name"], Path(mapper(str(value_from["path"]))), _default(value_from)))
     return PodSpec(argv=argv, env=env, cwd=run_cwd, deadline_s=float(deadline) if deadline is not None else None,
-                   outputs=outputs, scratch_dirs=scratch, unmap=mapper.reverse())
+                   outputs=outputs, workdir=workdir, scratch_dirs=scratch,
+                   volume_roots=[local for local in mapping.values() if not any(local.is_relative_to(s) for s in scratch)],
+                   unmap=mapper.reverse())
+
+
+_CPU = re.compile(r"^(\d+(?:\.\d+)?)(m?)$")
+
+
+def resource_field_value(container: dict[str, Any], ref: dict[str, Any]) -> str:
+    """The downward API's `limits.cpu` / `requests.cpu` of this container: whole cores, rounded up, at least 1
+    (a thread count for OMP_NUM_THREADS); without one, this machine's cores, as a pod gets its node's."""
+    resource = str(ref.get("resource", ""))
+    kind, _, name = resource.partition(".")
+    if name != "cpu" or kind not in ("limits", "requests"):
+        raise PrepareError(f"env from resourceFieldRef '{resource}': the local runner knows limits.cpu and requests.cpu")
+    resources = container.get("resources") or {}
+    quantity = str((resources.get(kind) or {}).get("cpu") or (resources.get("limits") or {}).get("cpu") or "")
+    match = _CPU.match(quantity)
+    if not match:
+        return str(os.cpu_count() or 1)
+    cores = float(match.group(1)) / (1000 if match.group(2) else 1)
+    return str(max(1, math.ceil(cores)))
 
 
 def _default(value_from: dict[str, Any]) -> str | None:
@@ -148,31 +184,53 @@ def _default(value_from: dict[str, Any]) -> str | None:
     return None if default is None else str(default)
 
 
-class LocalProcess:
-    """Runs one attempt; `kill()` may be called from another thread."""
+def unstartable(argv0: str, env: dict[str, str], cwd: Path) -> str | None:
+    """Why `argv0` cannot be executed (as execvp would find it), or None."""
+    if os.sep in argv0:
+        path = Path(argv0) if Path(argv0).is_absolute() else cwd / argv0
+        if not path.exists():
+            return "No such file or directory"
+        return None if path.is_file() and os.access(path, os.X_OK) else "Permission denied"
+    return None if shutil.which(argv0, path=env.get("PATH", os.defpath)) else "No such file or directory"
 
-    def __init__(self, spec: PodSpec, log_path: Path, header: str, kill_grace_s: float) -> None:
+
+class LocalProcess:
+    """Runs one attempt under the supervisor; `kill()` may be called from another thread.
+    `on_start` receives the identity of the attempt's session leader as soon as it exists."""
+
+    def __init__(self, spec: PodSpec, log_path: Path, header: str, kill_grace_s: float,
+                 on_start: Callable[[ProcessIdentity], None] | None = None) -> None:
         self.spec = spec
         self.log_path = log_path
         self.header = header
         self.kill_grace_s = kill_grace_s
+        self.on_start = on_start
         self.process: subprocess.Popen[bytes] | None = None
         self.killed_reason: str | None = None
 
     def run(self) -> AttemptResult:
         started = time.time()
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path, "ab", buffering=0) as log:
+        started_ns = time.time_ns()
+        with open_log(self.log_path, self.spec.workdir) as log:
             log.write(self.header.encode())
             log.write(("$ " + shlex.join(self.spec.argv) + "\n").encode())
+            reason = unstartable(self.spec.argv[0], self.spec.env, self.spec.cwd)
+            if reason is not None:
+                message = f"could not start {self.spec.argv[0]!r}: {reason}"
+                log.write(f"tunebench run: {message}\n".encode())
+                return AttemptResult(ERROR, None, message, started, time.time())
+            supervised = [sys.executable, "-I", "-S", SUPERVISOR, "--grace", str(self.kill_grace_s),
+                          "--parent", str(os.getpid()), "--", *self.spec.argv]
             try:
                 self.process = subprocess.Popen(
-                    self.spec.argv, cwd=self.spec.cwd, env=self.spec.env, stdin=subprocess.DEVNULL,
+                    supervised, cwd=self.spec.cwd, env=self.spec.env, stdin=subprocess.DEVNULL,
                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
             except OSError as error:
                 message = f"could not start {self.spec.argv[0]!r}: {error.strerror or error}"
                 log.write(f"tunebench run: {message}\n".encode())
                 return AttemptResult(ERROR, None, message, started, time.time())
+            if self.on_start is not None:
+                self.on_start(identify(self.process.pid))
             if self.killed_reason is not None:  # killed while starting
                 self._signal_group(signal.SIGTERM)
             try:
@@ -182,6 +240,10 @@ class LocalProcess:
                 returncode = self._terminate()
             finished = time.time()
             result = self._result(returncode, started, finished)
+            if result.status == SUCCEEDED:
+                texts = self.spec.argv[1:] + [str(path) for _, path, _ in self.spec.outputs]
+                folders = named_folders(texts, self.spec.volume_roots)
+                result.written = changed_files(folders, started_ns, self.spec.workdir)
             if result.status != SUCCEEDED:
                 log.write(f"tunebench run: {result.message}\n".encode())
         self._cleanup()

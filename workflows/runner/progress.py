@@ -15,20 +15,13 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from workflows.runner.engine import (
-    ERROR,
-    FAILED,
-    OMITTED,
-    PENDING,
-    RUNNING,
-    SKIPPED,
-    SUCCEEDED,
-    DagNode,
-    Engine,
-    PodNode,
-    RunResult,
-    TaskNode,
-)
+from workflows.argo.phase import Phase
+from workflows.runner.events import RunListener, RunView
+from workflows.runner.nodes import DagNode, PodNode, RunResult, TaskNode
+from workflows.runner.process import AttemptResult
+
+PENDING, RUNNING, SUCCEEDED, FAILED = Phase.PENDING, Phase.RUNNING, Phase.SUCCEEDED, Phase.FAILED
+ERROR, SKIPPED, OMITTED = Phase.ERROR, Phase.SKIPPED, Phase.OMITTED
 
 STYLES = {SUCCEEDED: "green", FAILED: "red", ERROR: "red", SKIPPED: "yellow", OMITTED: "yellow",
           RUNNING: "cyan", PENDING: "dim"}
@@ -60,22 +53,16 @@ def log_tail(path: Path | None, lines: int = TAIL_LINES) -> list[str]:
     return text.rstrip("\n").splitlines()[-lines:]
 
 
-class ConsoleReporter:
-    """The listener of an Engine; `live=None` picks the live table when the console is a terminal."""
+class ConsoleReporter(RunListener):
+    """The console's listener of a run; `live=None` picks the live table when the console is a terminal."""
 
     def __init__(self, console: Console | None = None, live: bool | None = None, quiet: bool = False) -> None:
         self.console = console or Console(emoji=False, highlight=False)
         self.use_live = self.console.is_terminal if live is None else live
         self.quiet = quiet
-        self.engine: Engine | None = None
+        self.run: RunView | None = None
         self.live: Live | None = None
         self.started = time.time()
-
-    # the listener
-    def __call__(self, kind: str, node: Any, info: dict[str, Any]) -> None:
-        handler = getattr(self, "_on_" + kind.replace("-", "_"), None)
-        if handler is not None:
-            handler(node, info)
 
     def close(self) -> None:
         if self.live is not None:
@@ -93,35 +80,35 @@ class ConsoleReporter:
         target.print(*renderables, highlight=False, emoji=False)
 
     # events
-    def _on_workflow_start(self, engine: Engine, info: dict[str, Any]) -> None:
-        self.engine = engine
-        self.started = engine.started
-        limit = engine.limit if engine.limit is not None else "unlimited"
+    def workflow_started(self, run: RunView) -> None:
+        self.run = run
+        self.started = run.started
+        limit = run.limit if run.limit is not None else "unlimited"
         if not self.quiet:
-            self._out(f"[bold]tunebench run[/]: workflow [bold]{engine.name}[/] in {engine.workdir} "
+            self._out(f"[bold]tunebench run[/]: workflow [bold]{run.name}[/] in {run.workdir} "
                                f"(parallelism {limit})", highlight=False)
-            for warning in engine.workflow.warnings:
+            for warning in run.warnings:
                 self._out(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
         if self.use_live and not self.quiet:
             self.live = Live(_View(self), console=self.console, refresh_per_second=4, transient=True)
             self.live.start()
 
-    def _on_task_start(self, task: TaskNode, info: dict[str, Any]) -> None:
+    def task_started(self, task: TaskNode, items: int) -> None:
         if task.spec.expands and not self.use_live:
-            self._print(f"  [cyan]▶[/] {escape(task.key)}: fan-out of {info['items']} task(s)")
+            self._print(f"  [cyan]▶[/] {escape(task.key)}: fan-out of {items} task(s)")
 
-    def _on_pod_start(self, pod: PodNode, info: dict[str, Any]) -> None:
+    def pod_started(self, pod: PodNode, attempt: int, argv: list[str]) -> None:
         if self.use_live:
             return
-        attempt = f" (attempt {info['attempt']})" if info["attempt"] > 1 else ""
-        self._print(f"  [cyan]▶[/] {escape(pod.label)} started{attempt}")
+        attempt_note = f" (attempt {attempt})" if attempt > 1 else ""
+        rerun = f" (not reused: {escape(pod.rerun_reason)})" if pod.rerun_reason and attempt == 1 else ""
+        self._print(f"  [cyan]▶[/] {escape(pod.label)} started{attempt_note}{rerun}")
 
-    def _on_pod_retry(self, pod: PodNode, info: dict[str, Any]) -> None:
-        result = info["result"]
+    def pod_retrying(self, pod: PodNode, delay_s: float, result: AttemptResult) -> None:
         self._print(f"  [yellow]↻[/] {escape(pod.label)}: {result.status} ({escape(result.message)}), "
-                    f"retry {len(pod.attempts)} in {info['delay']:.1f}s; log: {pod.log_path}")
+                    f"retry {len(pod.attempts)} in {delay_s:.1f}s; log: {pod.log_path}")
 
-    def _on_pod_end(self, pod: PodNode, info: dict[str, Any]) -> None:
+    def pod_ended(self, pod: PodNode) -> None:
         phase = pod.phase
         style, icon = STYLES.get(phase, ""), ICONS.get(phase, "?")
         if pod.reused:
@@ -144,7 +131,7 @@ class ConsoleReporter:
                 self._print(f"    last {len(tail)} lines of {pod.log_path}:")
                 self._print(body)
 
-    def _on_task_end(self, task: TaskNode, info: dict[str, Any]) -> None:
+    def task_ended(self, task: TaskNode) -> None:
         phase = task.phase
         style, icon = STYLES.get(phase, ""), ICONS.get(phase, "?")
         if phase in (SKIPPED, OMITTED) and not task.children:
@@ -154,17 +141,16 @@ class ConsoleReporter:
             self._print(f"  [{style}]{icon}[/] {escape(task.key)} [{style}]{phase}[/]: {done}/{len(task.children)} "
                         f"succeeded in {format_duration((task.finished or 0) - (task.started or 0))}")
 
-    def _on_fail_fast(self, dag: DagNode, info: dict[str, Any]) -> None:
+    def fail_fast(self, dag: DagNode, task: TaskNode | None) -> None:
         where = f" in {dag.label}" if dag.task is not None else ""
         self._print(f"  [red]fail-fast[/]{where}: {escape(dag.stopped_by or '')}; no new tasks start, "
                     "running ones finish")
 
-    def _on_workflow_end(self, engine: Engine, info: dict[str, Any]) -> None:
+    def workflow_ended(self, run: RunView, result: RunResult) -> None:
         self.close()
         if self.quiet:
             return
-        result: RunResult = info["result"]
-        self._out(self.summary_table(engine, final=True))
+        self._out(self.summary_table(run, final=True))
         style = STYLES.get(result.phase, "")
         message = f": {escape(result.message)}" if result.message else ""
         self._out(f"workflow [bold]{result.workflow_name}[/] [{style}]{result.phase}[/] in "
@@ -173,7 +159,7 @@ class ConsoleReporter:
                            highlight=False)
 
     # the table
-    def summary_table(self, engine: Engine, final: bool = False) -> Table:
+    def summary_table(self, run: RunView, final: bool = False) -> Table:
         now = time.time()
         table = Table(box=None, pad_edge=False, show_header=True, header_style="bold")
         table.add_column("task")
@@ -181,7 +167,7 @@ class ConsoleReporter:
         table.add_column("progress")
         table.add_column("time", justify="right")
         table.add_column("note", overflow="fold", max_width=70)
-        for task in engine.all_tasks:
+        for task in run.all_tasks:
             phase = task.phase
             pods = [c for c in task.children if isinstance(c, PodNode)]
             running = [p for p in pods if p.phase == RUNNING]
@@ -207,10 +193,9 @@ class ConsoleReporter:
                 note = pods[0].message
             table.add_row(Text(task.key), state, progress, duration, Text(note or "", style="dim"))
         if not final:
-            running = len(engine.running)
-            limit = engine.limit if engine.limit is not None else "∞"
-            table.caption = (f"{engine.name} · {format_duration(now - engine.started)} elapsed · "
-                             f"{running} running (limit {limit}) · logs in {engine.workdir / 'logs'}")
+            limit = run.limit if run.limit is not None else "∞"
+            table.caption = (f"{run.name} · {format_duration(now - run.started)} elapsed · "
+                             f"{run.running_count} running (limit {limit}) · logs in {run.workdir / 'logs'}")
         return table
 
 
@@ -219,6 +204,6 @@ class _View:
         self.reporter = reporter
 
     def __rich__(self) -> Any:
-        if self.reporter.engine is None:
+        if self.reporter.run is None:
             return Text("")
-        return self.reporter.summary_table(self.reporter.engine)
+        return self.reporter.summary_table(self.reporter.run)

@@ -9,7 +9,7 @@ from typing import Any
 
 from rich.console import Console
 
-from workflows.runner.engine import RunResult
+from workflows.runner.nodes import RunResult
 
 
 def summary_dir(result: RunResult) -> Path | None:

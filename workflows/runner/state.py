@@ -3,18 +3,50 @@ outputs, so a rerun resumes) and `timeline.json`. Both are written atomically.""
 from __future__ import annotations
 
 import json
+import re
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from steps.common import write_json_atomic
 from workflows.runner.errors import RunnerError
-
-if TYPE_CHECKING:
-    from workflows.runner.engine import PodNode
+from workflows.runner.nodes import PodNode
+from workflows.runner.survivors import ProcessIdentity
 
 STATE_VERSION = 1
+# Kubernetes object names (DNS-1123 subdomain): the run name becomes a folder under the volumes.
+DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+def valid_object_name(name: str) -> bool:
+    return len(name) <= 253 and DNS1123_SUBDOMAIN.match(name) is not None
+
+
+def _check_shape(data: Any, path: Path) -> dict[str, Any]:
+    """The parsed state.json, or a RunnerError saying in one line what is wrong with it."""
+    def broken(what: str) -> RunnerError:
+        return RunnerError(f"{path}: {what}; it was not written by this runner or is damaged: "
+                           "delete it to start over in this workdir, or use another --workdir")
+
+    if not isinstance(data, dict):
+        raise broken(f"expected a JSON object, found {type(data).__name__}")
+    if data.get("version") != STATE_VERSION:
+        raise RunnerError(f"{path} was written by another version of the runner (version {data.get('version')!r}, "
+                          f"this one writes {STATE_VERSION}); use another --workdir")
+    for key in ("workflow", "nodes"):
+        if not isinstance(data.get(key), dict):
+            raise broken(f"'{key}' is missing or not an object")
+    if not all(isinstance(node, dict) for node in data["nodes"].values()):
+        raise broken("an entry of 'nodes' is not an object")
+    name = data["workflow"].get("name")
+    if name is not None and not (isinstance(name, str) and valid_object_name(name)):
+        raise broken(f"the run name {name!r} is not a valid workflow name (lowercase letters, digits, '-' and '.', "
+                     "starting and ending with a letter or digit)")
+    processes = data.setdefault("processes", {})
+    if not isinstance(processes, dict):
+        raise broken("'processes' is not an object")
+    return data
 
 
 class RunState:
@@ -29,13 +61,11 @@ class RunState:
         path = workdir / "state.json"
         if path.exists():
             try:
-                data = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, json.JSONDecodeError) as error:
+                data = _check_shape(json.loads(path.read_text(encoding="utf-8")), path)
+            except (OSError, ValueError) as error:  # ValueError: JSON or UTF-8 decoding
                 raise RunnerError(f"{path} is unreadable ({error}); delete it to start over in this workdir") from None
-            if data.get("version") != STATE_VERSION:
-                raise RunnerError(f"{path} was written by another version of the runner; use another --workdir")
         else:
-            data = {"version": STATE_VERSION, "workflow": {}, "nodes": {}}
+            data = {"version": STATE_VERSION, "workflow": {}, "nodes": {}, "processes": {}}
         workdir.mkdir(parents=True, exist_ok=True)
         return cls(workdir, data)
 
@@ -71,7 +101,32 @@ class RunState:
                     for a in pod.attempts
                 ],
                 "log": str(pod.log_path.relative_to(self.workdir)) if pod.log_path else None,
+                "written": pod.written,
             }
+
+    def process_started(self, key: str, leader: ProcessIdentity) -> None:
+        """Remember a running attempt's session leader until it ends (see survivors.py); saved at once."""
+        with self._lock:
+            self.data["processes"][key] = leader.as_dict()
+        self.save()
+
+    def process_ended(self, key: str) -> None:
+        with self._lock:
+            self.data["processes"].pop(key, None)
+
+    def leftover_processes(self) -> dict[str, ProcessIdentity]:
+        """Attempts an earlier run started and did not see end (it was killed)."""
+        found = {}
+        for key, data in self.data["processes"].items():
+            leader = ProcessIdentity.from_dict(data)
+            if leader is not None:
+                found[key] = leader
+        return found
+
+    def forget_processes(self) -> None:
+        with self._lock:
+            self.data["processes"] = {}
+        self.save()
 
     def save(self) -> None:
         with self._lock:

@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from workflows.runner.errors import UnresolvedReference, UnsupportedFeature
+from workflows.argo.errors import UnresolvedReference, UnsupportedFeature
 
 TAG = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
 

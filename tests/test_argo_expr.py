@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from workflows.runner.errors import ExpressionError
-from workflows.runner.expr import DependsExpr, DependsRef, evaluate_expr, evaluate_when
+from workflows.argo.errors import ExpressionError
+from workflows.argo.expr import DependsExpr, DependsRef, evaluate_expr, evaluate_when
 
 
 @pytest.mark.parametrize("text, expected", [

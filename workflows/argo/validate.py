@@ -12,9 +12,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from workflows.runner.errors import ExpressionError, ManifestError
-from workflows.runner.expr import DependsExpr
-from workflows.runner.subst import references, strings_in
+from workflows.argo.errors import ExpressionError, ManifestError
+from workflows.argo.expr import DependsExpr
+from workflows.argo.subst import references, strings_in
 
 # --- which fields are run, which are cluster-only (ignored), everything else is refused -------
 
@@ -29,7 +29,8 @@ TEMPLATE_FIELDS = {"name", "inputs", "outputs", "container", "dag", "volumes", "
                    "retryStrategy", "parallelism", "timeout"}
 TEMPLATE_IGNORED = {"nodeSelector", "affinity", "tolerations", "schedulerName", "priorityClassName", "priority",
                     "serviceAccountName", "automountServiceAccountToken", "securityContext", "metadata",
-                    "hostAliases", "executor", "archiveLocation", "metrics"}
+                    "hostAliases", "executor", "archiveLocation", "metrics",
+                    "podSpecPatch"}  # resource quantities and other pod fields: no local meaning
 CONTAINER_FIELDS = {"name", "image", "imagePullPolicy", "command", "args", "env", "workingDir", "volumeMounts",
                     "resources", "securityContext"}
 CONTAINER_IGNORED = {"ports", "livenessProbe", "readinessProbe", "startupProbe", "terminationMessagePath",
@@ -112,7 +113,12 @@ class Task:
         return self.with_items is not None or self.with_param is not None or self.with_sequence is not None
 
     def continues_on(self, phase: str) -> bool:
-        return (phase == "Failed" and self.continue_on_failed) or (phase == "Error" and self.continue_on_error)
+        return phase in self.continue_on
+
+    @property
+    def continue_on(self) -> tuple[str, ...]:
+        """The unsuccessful phases `continueOn` accepts."""
+        return (("Failed",) if self.continue_on_failed else ()) + (("Error",) if self.continue_on_error else ())
 
 
 @dataclass
@@ -212,7 +218,7 @@ def load_workflow(manifest: dict[str, Any]) -> Workflow:
     for template in templates.values():
         if template.kind == "container":
             for env in template.raw["container"].get("env") or []:
-                if isinstance(env, dict) and "valueFrom" in env:
+                if isinstance(env, dict) and "secretKeyRef" in (env.get("valueFrom") or {}):
                     secret_envs.add(env.get("name", ""))
 
     workflow = Workflow(
@@ -381,7 +387,7 @@ def _container_template(name: str, raw: dict[str, Any], inputs: list[InputParam]
         ewhere = f"{where} env '{env.get('name', '?')}'"
         check.fields(env, ewhere, {"name", "value", "valueFrom"})
         if "valueFrom" in env:
-            source = check.fields(env["valueFrom"] or {}, f"{ewhere} valueFrom", {"secretKeyRef"})
+            source = check.fields(env["valueFrom"] or {}, f"{ewhere} valueFrom", {"secretKeyRef", "resourceFieldRef"})
             if "secretKeyRef" in source:
                 check.fields(source["secretKeyRef"], f"{ewhere} secretKeyRef", {"name", "key", "optional"})
     mounts = []

@@ -18,7 +18,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from workflows.runner.errors import ExpressionError
+from workflows.argo.errors import ExpressionError
+from workflows.argo.phase import TASK_RESULTS
 
 # --- tokens ---------------------------------------------------------------------------------
 
@@ -386,7 +387,6 @@ def evaluate_expr(text: str, variables: Mapping[str, Any]) -> Any:
 
 # --- depends ------------------------------------------------------------------------------------
 
-TASK_RESULTS = ("Succeeded", "Failed", "Errored", "Skipped", "Omitted", "Daemoned", "AnySucceeded", "AllFailed")
 _DEPENDS_TOKEN = re.compile(r"\s*(?:(&&|\|\||!|\(|\))|([a-zA-Z0-9][-a-zA-Z0-9]*)(?:\.([A-Za-z]+))?)")
 
 

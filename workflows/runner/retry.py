@@ -1,0 +1,78 @@
+"""Argo's retryStrategy as a decision: after a failed attempt, retry (after how long) or stop, and why.
+
+`limit` (attempts = limit + 1; absent = unlimited), `retryPolicy` (Always, OnFailure — the default,
+or Always when an expression is set —, OnError, OnTransientError), `expression` over `lastRetry`,
+and `backoff` (duration, factor, cap, maxDuration). Delays are nominal (unscaled) seconds: the
+caller scales the wait, while maxDuration is checked against nominal time so that a scaled run
+takes the same decisions.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from workflows.argo.durations import parse_duration
+from workflows.argo.errors import ExpressionError
+from workflows.argo.expr import evaluate_expr
+from workflows.argo.phase import Phase
+from workflows.runner.process import AttemptResult
+
+
+@dataclass(frozen=True)
+class RetryDecision:
+    delay: float | None  # nominal seconds until the next attempt; None: the failure is final
+    note: str = ""  # why it is final, when that is worth saying
+
+
+def retry_limit(strategy: dict[str, Any] | None) -> int | None:
+    """Retries allowed (0: none; None: unlimited)."""
+    if strategy is None:
+        return 0
+    if strategy.get("limit") is None:
+        return None
+    return int(str(strategy["limit"]))
+
+
+def decide(strategy: dict[str, Any] | None, where: str, retries_done: int, result: AttemptResult,
+           nominal_elapsed: float) -> RetryDecision:
+    if strategy is None:
+        return RetryDecision(None)
+    limit = retry_limit(strategy)
+    if limit is not None and retries_done >= limit:
+        return RetryDecision(None, f"no retries left of {limit}")
+    policy = strategy.get("retryPolicy") or ("Always" if strategy.get("expression") else "OnFailure")
+    status = result.status
+    allowed = {
+        "Always": status in (Phase.FAILED, Phase.ERROR),
+        "OnFailure": status == Phase.FAILED,
+        "OnError": status == Phase.ERROR,
+        "OnTransientError": status == Phase.ERROR and result.signaled,
+    }.get(policy, False)
+    if not allowed:
+        return RetryDecision(None)
+    expression = strategy.get("expression")
+    if expression:
+        variables = {"lastRetry": {
+            "exitCode": str(result.exit_code if result.exit_code is not None else -1),
+            "status": status,
+            "duration": str(int(result.finished - result.started)),
+            "message": result.message,
+        }}
+        try:
+            if evaluate_expr(str(expression), variables) is not True:
+                return RetryDecision(None)
+        except ExpressionError as error:
+            return RetryDecision(None, f"retryStrategy.expression failed: {error}")
+    backoff = strategy.get("backoff") or {}
+    if not backoff:
+        return RetryDecision(0.0)
+    base = parse_duration(backoff.get("duration", 0), f"{where}.backoff.duration")
+    factor = float(str(backoff.get("factor", 1)))
+    delay = base * factor ** retries_done
+    if backoff.get("cap") is not None:
+        delay = min(delay, parse_duration(backoff["cap"], f"{where}.backoff.cap"))
+    if backoff.get("maxDuration") is not None:
+        max_duration = parse_duration(backoff["maxDuration"], f"{where}.backoff.maxDuration")
+        if nominal_elapsed + delay > max_duration:
+            return RetryDecision(None, f"backoff maxDuration {backoff['maxDuration']} reached")
+    return RetryDecision(delay)
