@@ -52,8 +52,8 @@ def test_submit_wait_follows_to_success(stub):
     assert result.exit_code == 0, result.output
     assert "train: Running" in result.stdout and "train: Succeeded" in result.stdout
     assert re.search(r"eval-baseline: Succeeded 2/2", result.stdout)
-    # the stub's clock: 7m05s per DAG level, 7 levels (convert ... aggregate, publish-scores)
-    assert re.search(rf"{NAME}-\w+ Succeeded in 49m35s", result.stdout)
+    # the stub's clock: 7m05s per DAG level, 8 levels (convert ... aggregate, publish-scores, verdict)
+    assert re.search(rf"{NAME}-\w+ Succeeded in 56m40s", result.stdout)
 
 
 def test_submit_wait_exits_1_with_the_failed_nodes_message(stub):
