@@ -58,8 +58,13 @@ def load_models(path: Path) -> list[dict[str, str]]:
     return models
 
 
-_RESULT_FIELDS = {"n": int, "correct": int, "accuracy": (int, float), "complete": bool, "n_questions": int,
-                  "settings_hash": str}
+_RESULT_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "n": int, "correct": int, "accuracy": (int, float), "complete": bool, "n_questions": int, "settings_hash": str}
+
+
+def _is_kind(value: Any, kind: type | tuple[type, ...]) -> bool:
+    # bool is an int in Python: a count or an accuracy of true/false is neither
+    return isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
 
 
 def _warn(message: str) -> None:
@@ -81,9 +86,8 @@ def _read_summary(path: Path) -> dict[str, Any] | None:
         return None
     except (ValueError, UnicodeDecodeError) as error:
         raise StepInputError(f"{path} is torn or not JSON ({error}); {redo}") from None
-    wrong = [name for name, kind in _RESULT_FIELDS.items()
-             if not isinstance(found, dict) or not isinstance(found.get(name), kind) or isinstance(found.get(name), bool)
-             and kind is not bool]
+    fields = found if isinstance(found, dict) else {}
+    wrong = [name for name, kind in _RESULT_FIELDS.items() if not _is_kind(fields.get(name), kind)]
     if not wrong and not 0 <= found["correct"] <= found["n"] <= found["n_questions"]:
         wrong = ["n", "correct", "n_questions"]
     if wrong:
@@ -99,7 +103,8 @@ def _macro(results: dict[str, dict[str, Any]]) -> float | None:
     return sum(r["accuracy"] for r in results.values()) / len(results) if results else None
 
 
-def _model_results(model: dict[str, str], subjects: list[str], eval_dir: Path) -> tuple[dict[str, Any], dict]:
+def _model_results(model: dict[str, str], subjects: list[str],
+                   eval_dir: Path) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
     found = {s: _read_summary(eval_dir / model["slug"] / f"{s}.summary.json") for s in subjects}
     empty = [s for s, f in found.items() if f is not None and f["n"] == 0]
     for subject in empty:
@@ -110,7 +115,7 @@ def _model_results(model: dict[str, str], subjects: list[str], eval_dir: Path) -
                    "n_questions": f["n_questions"], "settings_hash": f["settings_hash"],
                    "model_revision": f.get("model_revision")}
                for s, f in found.items() if f is not None and s not in empty}
-    first = next((f for s, f in found.items() if s in results), {})
+    first = next((f for s, f in found.items() if f is not None and s in results), {})
     return results, first
 
 
@@ -122,6 +127,8 @@ def _same_questions(a: dict[str, Any], b: dict[str, Any]) -> bool:
 
 def comparable_subjects(subjects: list[str], results: list[dict[str, dict[str, Any]]]) -> list[str]:
     """The subjects every model has a result for, all on the same questions."""
+    if not results:
+        return []
     return [s for s in subjects
             if all(s in r for r in results) and all(_same_questions(results[0][s], r[s]) for r in results[1:])]
 

@@ -99,6 +99,19 @@ def check_output_dir(folder: str | os.PathLike[str]) -> Path:
     return folder
 
 
+def check_replaceable_folder(folder: str | os.PathLike[str]) -> Path:
+    """`folder` as a Path, if a step may replace it whole: absent, or a directory (not a symlink to one)."""
+    folder = Path(folder)
+    try:
+        mode = folder.lstat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        mode = None
+    if mode is not None and not stat.S_ISDIR(mode):
+        raise StepInputError(f"{folder} is {_kind_of(mode)}; a folder is expected there, so it is not replaced")
+    check_output_dir(folder.parent)
+    return folder
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside `target`; rename it over `target` only if the block succeeds.

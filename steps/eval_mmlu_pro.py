@@ -12,13 +12,12 @@ from typing import Annotated, Any
 
 import typer
 
-from steps.common import StepInputError, fail, write_json_atomic
+from steps.common import StepInputError, TransientFailure, load_failure, step_errors, step_main, write_json_atomic
 from steps.mmlu_pro.data import load_subject
 from steps.mmlu_pro.engines import Engine, GenerationSettings, load_engine
 from steps.mmlu_pro.engines.base import STOP_STRINGS, model_revision
 from steps.mmlu_pro.engines.vllm import CHUNK_SIZE as VLLM_CHUNK_SIZE
 from steps.mmlu_pro.extract import EXTRACT_MODES
-from steps.common import TransientFailure, load_failure
 from steps.mmlu_pro.prompt import DEFAULT_SHOTS, PROMPT_VERSION, PromptBuilder
 from steps.mmlu_pro.results import apply_extraction, read_records, settings_hash, subject_summary, write_records
 from steps.mmlu_pro.subjects import check_subject
@@ -78,6 +77,15 @@ def _new_records(engine: Engine, builder: PromptBuilder, questions: list[dict[st
     return records
 
 
+def by_prompt_length(questions: list[dict[str, Any]], engine: Engine, builder: PromptBuilder,
+                     settings: GenerationSettings) -> list[dict[str, Any]]:
+    """Longest prompt first, ties in dataset order (lm-evaluation-harness's order): a padded
+    batch then holds prompts of about one length instead of padding short ones to the longest."""
+    prompts = builder.fit(questions, engine.count_tokens, settings.max_model_len - settings.max_new_tokens)
+    order = sorted(range(len(questions)), key=lambda i: (-prompts[i].tokens, i))
+    return [questions[i] for i in order]
+
+
 def evaluate(
     model: str, role: str, label: str, subject: str, dataset: str, out_dir: Path, *,
     revision: str | None = None, dataset_revision: str | None = None, engine: str = "hf",
@@ -104,7 +112,7 @@ def evaluate(
     scored_settings = {**measurement, "extract": extract}
 
     path = records_path(out_dir, subject)
-    previous = read_records(path)
+    previous = read_records(path, log)
     done = {str(r["question_id"]): r for r in previous if r.get("generation_key") == generation_key}
     if len(done) < len(previous):
         log(f"{subject}: {len(previous) - len(done)} saved answers were made with other settings; they are redone")
@@ -125,10 +133,12 @@ def evaluate(
             raise load_failure(f"--model {model} (engine {engine})", error) from None
         builder = PromptBuilder(subject, data.shots)
         chunk = runner.chunk_size or len(questions)
-        # Chunks are cut from the full question list, so a resumed run batches exactly
-        # like an uninterrupted one and generates the same text.
-        for start in range(0, len(questions), chunk):
-            pending = [q for q in questions[start:start + chunk] if str(q["question_id"]) not in done]
+        # Chunks are cut from the full question list (longest prompts first where the engine pads
+        # its batches), so a resumed run batches exactly like an uninterrupted one and generates
+        # the same text; records are still written in dataset order.
+        ordered = by_prompt_length(questions, runner, builder, settings) if runner.sort_by_length else questions
+        for start in range(0, len(ordered), chunk):
+            pending = [q for q in ordered[start:start + chunk] if str(q["question_id"]) not in done]
             if not pending:
                 continue
             for record in _new_records(runner, builder, pending, settings, generation_key):
@@ -148,7 +158,8 @@ def evaluate(
     return summary
 
 
-def eval_command(
+@step_errors
+def eval_mmlu_pro_command(
     model: Annotated[str, typer.Option(help="Hub id or folder of the model; a LoRA adapter folder works too.")],
     role: Annotated[str, typer.Option(help="baseline or finetuned.")],
     label: Annotated[str, typer.Option(help="The model's name in reports.")],
@@ -169,21 +180,16 @@ def eval_command(
 ) -> None:
     """Evaluate one model on one MMLU-Pro subject (5-shot CoT, as the reference evaluate_from_local.py)."""
     if role not in ("baseline", "finetuned"):
-        fail(f"--role {role!r}; valid: baseline, finetuned")
+        raise StepInputError(f"--role {role!r}; valid: baseline, finetuned")
     settings = GenerationSettings(max_new_tokens=max_new_tokens, max_model_len=max_model_len,
                                   batch_size=batch_size, tensor_parallel=tensor_parallel)
-    try:
-        evaluate(model, role, label, subject, dataset, out_dir, revision=revision or None,
-                 dataset_revision=dataset_revision or None, engine=engine, extract=extract,
-                 settings=settings, limit=limit)
-    except StepInputError as error:
-        fail(str(error))
-    except TransientFailure as error:
-        fail(str(error), code=1)
+    evaluate(model, role, label, subject, dataset, out_dir, revision=revision or None,
+             dataset_revision=dataset_revision or None, engine=engine, extract=extract,
+             settings=settings, limit=limit)
 
 
 def main() -> None:
-    typer.run(eval_command)
+    step_main(eval_mmlu_pro_command)
 
 
 if __name__ == "__main__":

@@ -123,7 +123,7 @@ def prefetch(models: list[str], model: str | None = None, revision: str | None =
     return record
 
 
-def prefetch_command(
+def prefetch_model_command(
     out: Annotated[Path, typer.Option(help="JSON record of what was fetched (model commits, dataset revision).")],
     models: Annotated[str, typer.Option(help='JSON list of hub ids or model directories, at their default branch, e.g. ["google/gemma-2-2b"].')] = "[]",
     model: Annotated[str, typer.Option(help="One more model, fetched at --revision; empty for none.")] = "",
@@ -155,7 +155,9 @@ def prefetch_command(
 
 
 def main() -> None:
-    typer.run(prefetch_command)
+    from steps.common import step_main
+
+    step_main(prefetch_model_command)
 
 
 if __name__ == "__main__":

@@ -198,7 +198,7 @@ def _log_hub_cache() -> None:
 
 # --- command line ------------------------------------------------------------------------
 
-def train_cli(
+def train_command(
     config: Annotated[Path, typer.Option(help="The user's Axolotl YAML (e.g. configs/axolotl/X.yaml).")],
     base_model: Annotated[str, typer.Option(help="Hub id or local directory of the base model.")],
     dataset: Annotated[Path, typer.Option(help="The converted question/answer parquet (RUN/data/train.parquet).")],
@@ -227,7 +227,9 @@ def train_cli(
 
 
 def main() -> None:
-    typer.run(train_cli)
+    from steps.common import step_main
+
+    step_main(train_command)
 
 
 if __name__ == "__main__":

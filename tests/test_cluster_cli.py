@@ -143,10 +143,10 @@ def test_status_without_a_name_lists_runs_and_the_cron(stub):
 
 
 def test_retry_reruns_the_failed_steps(stub):
-    stub.fail_task = {"aggregate": "Error (exit code 4)"}
+    stub.fail_task = {"verdict": "Error (exit code 4)"}
     name = run("submit", REFERENCE, "-q").stdout.strip()
     failed = run("status", name, "--wait", *FAST)
-    assert failed.exit_code == 1 and "aggregate: Error (exit code 4) -> score regression" in failed.stderr
+    assert failed.exit_code == 1 and "verdict: Error (exit code 4) -> score regression" in failed.stderr
     result = run("retry", name, "--wait", *FAST)
     assert result.exit_code == 0, result.output
     assert f"retrying {name}" in result.stdout and f"{name} Succeeded" in result.stdout
@@ -175,3 +175,15 @@ def test_help_lists_the_cluster_commands():
     result = run("--help")
     for command in ("submit", "apply", "status", "retry"):
         assert command in result.stdout
+
+
+def test_cluster_commands_do_not_import_the_cli_that_registers_them():
+    """`workflows.cli` imports the cluster commands; an import back (even a lazy one) would be a cycle."""
+    import ast
+
+    source = ROOT / "workflows" / "cluster" / "commands.py"
+    imported = {node.module for node in ast.walk(ast.parse(source.read_text(encoding="utf-8")))
+                if isinstance(node, ast.ImportFrom)}
+    imported |= {alias.name for node in ast.walk(ast.parse(source.read_text(encoding="utf-8")))
+                 if isinstance(node, ast.Import) for alias in node.names}
+    assert "workflows.cli" not in imported and "workflows.cli_common" in imported

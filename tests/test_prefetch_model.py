@@ -11,7 +11,7 @@ import pytest
 
 from steps import prefetch_model
 from steps.common import StepInputError
-from steps.prefetch_model import merge_memory, parse_models, prefetch, prefetch_command
+from steps.prefetch_model import merge_memory, parse_models, prefetch, prefetch_model_command
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,7 +39,7 @@ def test_local_model_is_checked_not_downloaded_and_sizes_the_merge(tmp_path, mon
     model = write_model(tmp_path / "tiny", {"model.embed_tokens.weight": [32, 8], "lm_head.weight": [32, 8]})
     monkeypatch.setattr(prefetch_model, "_hub_errors", lambda *a: pytest.fail("a local model must not reach the hub"))
     out, memory = tmp_path / "run" / "base.json", tmp_path / "run" / "merge-memory"
-    prefetch_command(out=out, model=str(model), merge_memory_out=memory)
+    prefetch_model_command(out=out, model=str(model), merge_memory_out=memory)
     record = json.loads(out.read_text())
     assert record["model"]["local"] is True and record["model"]["parameters"] == 512
     assert memory.read_text() == "4Gi"

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from steps.mmlu_pro.subjects import SUBJECTS
-from workflows.config import load_pipeline
+from workflows.config import ConfigError, load_pipeline, parse_pipeline
 from workflows.lint import lint_manifest
 from workflows.render import manifests, render
 from workflows.schema import validate_against_schema
@@ -350,9 +350,11 @@ def test_item5_long_steps_bound_each_wait_never_the_total(reference):
                 assert "maxDuration" not in backoff and backoff["cap"], template["name"]
 
 
-def test_item1_the_local_runner_accepts_pod_spec_patch_and_cpu_from_the_downward_api():
+def test_item1_the_local_runner_accepts_pod_spec_patch_and_cpu_from_the_downward_api(monkeypatch):
     from workflows.argo.validate import load_workflow
     from workflows.runner.process import resource_field_value
+
+    monkeypatch.setattr("os.cpu_count", lambda: 16)
 
     smoke = load_pipeline(ROOT / "configs" / "pipelines" / "smoke.yaml")
     load_workflow(manifests(smoke, "workflow")[0])  # raises ManifestError on anything it would refuse
@@ -360,3 +362,11 @@ def test_item1_the_local_runner_accepts_pod_spec_patch_and_cpu_from_the_downward
     assert resource_field_value(container, {"resource": "limits.cpu"}) == "2"  # rounded up, as Kubernetes does
     assert resource_field_value(container, {"resource": "requests.cpu"}) == "1"
     assert resource_field_value({"resources": {"limits": {"cpu": "100m"}}}, {"resource": "limits.cpu"}) == "1"
+
+
+@pytest.mark.parametrize("products", [["NVIDIA L40S"], ["x" * 64], [""]])
+def test_item7_gpu_products_must_be_label_values(products):
+    data = yaml.safe_load(REFERENCE.read_text())
+    data["eval"]["gpu_products"] = products
+    with pytest.raises(ConfigError, match=r"eval\.gpu_products: .*is not a node label value"):
+        parse_pipeline(data)

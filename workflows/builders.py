@@ -1,11 +1,14 @@
 """Hera builders: the fine-tune → benchmark Workflow, its WorkflowTemplates and the re-benchmark CronWorkflow.
 
 ```
-convert-dataset ──┐
-memory-gate ──────┴─► train ─► merge-lora ─┬─► upload ───────────────────────────────┐
-                                           └─► eval-finetuned (withParam) ─┐         │
-plan-eval ─► eval-baseline (withParam; runs while training runs) ──────────┴─► aggregate ─┴─► publish-scores ─► verdict
+convert-dataset ──────┐
+memory-gate ──────────┤
+prefetch-base-model ──┴─► train ─► merge-lora ─┬─► upload ───────────────────────────────┐
+                                               └─► eval-finetuned (withParam) ─┐         │
+plan-eval, prefetch-eval ─► eval-baseline (withParam; while training runs) ────┴─► aggregate ─┴─► publish-scores ─► verdict
 ```
+The prefetch tasks download each model once into the shared HF cache; the eval pods then
+read it offline. merge-lora's memory comes from prefetch-base-model (the model's size).
 aggregate records a regression in the summary and succeeds, so that publish-scores puts the
 new scores on the card; `verdict` then fails the run on it (see steps/verdict.py).
 """

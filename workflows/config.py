@@ -12,6 +12,7 @@ from steps.safe_yaml import YamlInputError, printable, read_yaml
 from workflows.cron import schedule_problem, timezone_problem
 from workflows.naming import image_reference_problem, is_dns_label
 
+LABEL_VALUE = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
 DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 QUANTITY = re.compile(r"^\d+(\.\d+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$")
 # Bounds a real run stays far inside; beyond them a value is a typo (or 1e30) that would only
@@ -24,6 +25,13 @@ MAX_ROWS = 10_000_000_000
 MAX_PARALLEL = 10_000
 MAX_UID = 2**31 - 1
 SHOWN_VALUE = 60  # characters of a bad value quoted back in an error
+MAX_PROBLEM_LINE = 400
+
+
+def _shown(value: Any) -> str:
+    """A bad value as quoted back in a message: its repr, shortened."""
+    text = repr(value)
+    return text if len(text) <= SHOWN_VALUE else f"{text[:SHOWN_VALUE - 5]}...({len(text)} characters)"
 
 
 class ConfigError(Exception):
@@ -42,7 +50,7 @@ def _seconds(value: int | str) -> int:
     else:
         match = DURATION.fullmatch(value.strip())
         if not value.strip() or not match:
-            raise ValueError(f"'{value}' is not a duration; use seconds or e.g. '45m', '6h', '1d12h'")
+            raise ValueError(f"{_shown(value)} is not a duration; use seconds or e.g. '45m', '6h', '1d12h'")
         days, hours, minutes, secs = (int(part or 0) for part in match.groups())
         seconds = ((days * 24 + hours) * 60 + minutes) * 60 + secs
     if seconds <= 0:
@@ -58,7 +66,7 @@ Duration = Annotated[int, Field(description="seconds, or a duration like '45m', 
 def _quantity(value: str | int) -> str:
     text = str(value)
     if not QUANTITY.fullmatch(text):
-        raise ValueError(f"'{text}' is not a Kubernetes quantity; use e.g. '8', '500m', '64Gi'")
+        raise ValueError(f"{_shown(value)} is not a Kubernetes quantity; use e.g. '8', '500m', '64Gi'")
     return text
 
 
@@ -96,9 +104,18 @@ class PodPlacement(Strict):
     tolerations: list[Toleration] = []
     # GPU feature discovery's labels; a minimum, since cards of one class report different sizes.
     min_gpu_memory_mib: int | None = Field(
-        None, gt=0, description="nodes whose `nvidia.com/gpu.memory` label is at least this (node affinity)")
+        None, gt=0, le=MAX_GPU_MEMORY_GIB * 1024, description="nodes whose `nvidia.com/gpu.memory` label is at least this (node affinity)")
     gpu_products: list[str] = Field(
         [], description="nodes whose `nvidia.com/gpu.product` label is one of these (node affinity)")
+
+    @field_validator("gpu_products")
+    @classmethod
+    def _label_values(cls, products: list[str]) -> list[str]:
+        for product in products:
+            if len(product) > 63 or not LABEL_VALUE.fullmatch(product):
+                raise ValueError(f"'{product}' is not a node label value (at most 63 letters, digits, '-', '_', "
+                                 "'.'; e.g. NVIDIA-L40S, as `nvidia.com/gpu.product` shows it)")
+        return products
 
 
 class TrainSpec(PodPlacement):
@@ -129,7 +146,7 @@ class TrainSpec(PodPlacement):
     @classmethod
     def _yaml_path(cls, value: str) -> str:
         if not value.endswith((".yaml", ".yml")):
-            raise ValueError(f"'{value}' is not a YAML file path (.yaml or .yml)")
+            raise ValueError(f"{_shown(value)} is not a YAML file path (.yaml or .yml)")
         return value
 
 
@@ -185,7 +202,7 @@ class UploadSpec(Strict):
     @classmethod
     def _repo_id(cls, value: str) -> str:
         if not re.fullmatch(r"[\w.-]+/[\w.-]+", value):
-            raise ValueError(f"'{value}' is not a hub repo id; use org/name")
+            raise ValueError(f"{_shown(value)} is not a hub repo id; use org/name")
         return value
 
 
@@ -253,7 +270,7 @@ class ClusterSpec(PodPlacement):
     @classmethod
     def _dns_label(cls, value: str) -> str:
         if not is_dns_label(value):
-            raise ValueError(f"{value!r} is not a DNS-1123 label (lowercase letters, digits, '-'; at most 63)")
+            raise ValueError(f"{_shown(value)} is not a DNS-1123 label (lowercase letters, digits, '-'; at most 63)")
         return value
 
 
@@ -299,7 +316,7 @@ class PipelineConfig(Strict):
     @classmethod
     def _name(cls, value: str) -> str:
         if not is_dns_label(value) or len(value) > 40:
-            raise ValueError(f"{value!r} must be a DNS-1123 label of at most 40 characters")
+            raise ValueError(f"{_shown(value)} must be a DNS-1123 label of at most 40 characters")
         return value
 
     @model_validator(mode="after")
@@ -338,9 +355,6 @@ def _fields_at(loc: tuple[Any, ...]) -> list[str]:
     return sorted(model.model_fields)
 
 
-def _shown(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= SHOWN_VALUE else f"{text[:SHOWN_VALUE - 5]}...({len(text)} characters)"
 
 
 def _problem(item: Any) -> str:
@@ -354,9 +368,11 @@ def _problem(item: Any) -> str:
     elif item["type"] == "missing":
         message = "required field is missing"
     value = item.get("input")
-    hidden = item["type"] == "missing" or isinstance(value, dict) or repr(value) in message
+    hidden = (item["type"] == "missing" or isinstance(value, dict) or repr(value) in message
+              or _shown(value) in message)
     shown = "" if hidden else f" (got {_shown(value)})"
-    return printable(f"{path}: {message}{shown}")
+    line = printable(f"{path}: {message}{shown}")
+    return line if len(line) <= MAX_PROBLEM_LINE else line[:MAX_PROBLEM_LINE - 3] + "..."
 
 
 def format_validation_error(error: ValidationError, source: str) -> str:
@@ -379,7 +395,7 @@ def parse_pipeline(data: Any, source: str = "pipeline config") -> PipelineConfig
 def read_config_documents(path: str | Path) -> list[Any]:
     """The YAML documents of a config file, read within steps.safe_yaml's bounds (ConfigError otherwise)."""
     try:
-        return read_yaml(path, all_documents=True)
+        return read_yaml(path, all_documents=True, kind="the pipeline config")
     except YamlInputError as error:
         raise ConfigError(str(error)) from None
 

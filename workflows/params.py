@@ -53,8 +53,8 @@ def _gpus_param(cfg: PipelineConfig) -> WorkflowParam:
         # The JobSet's GPU request is a literal in its manifest; offering other counts would lie.
         return WorkflowParam("gpus", str(cfg.train.gpus), f"GPUs per node, fixed by the config for "
                              f"{cfg.train.nodes}-node training (train.gpus)", (str(cfg.train.gpus),))
-    return WorkflowParam("gpus", str(cfg.train.gpus), "GPUs for training (one pod, accelerate processes)",
-                         _gpu_choices(cfg.train.gpus))
+    return WorkflowParam("gpus", str(cfg.train.gpus), "GPUs for training (one pod, accelerate processes; the pod's "
+                         "GPU resources follow through podSpecPatch)", _gpu_choices(cfg.train.gpus))
 
 
 def eval_params(cfg: PipelineConfig) -> list[WorkflowParam]:

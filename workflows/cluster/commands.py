@@ -118,7 +118,7 @@ def submit(
         "--benchmark", help="submit the benchmark-only template now (what the cron runs); implies --from-template")] = False,
     parameter: Annotated[Optional[list[str]], typer.Option(
         "--parameter", "-p", help="override a workflow parameter, NAME=VALUE (repeatable)", show_default=False)] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="only lint the Workflow on the server")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="only lint the Workflow: locally, then on the server")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="print only the workflow name")] = False,
     poll_interval: PollOpt = 10.0,
     wait_timeout: WaitTimeoutOpt = None,
@@ -131,6 +131,10 @@ def submit(
     if dry_run and (from_template or benchmark or wait):
         raise _fail("--dry-run lints the manifest; it does not combine with --from-template, --benchmark or --wait", 2)
     cfg = _load(pipeline)
+    if dry_run:  # the validator `tunebench lint` and `tunebench run` use, before the server's lint
+        from workflows.lint import workflow_wiring_errors
+        if problems := workflow_wiring_errors(cfg):
+            raise _fail("the Workflow has wiring errors:\n  - " + "\n  - ".join(problems), 2)
     console = _console()
     with _errors():
         from workflows.cluster.client import parse_overrides

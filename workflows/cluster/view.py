@@ -24,8 +24,8 @@ _EXIT_CODE = re.compile(r"exit code (\d+)")
 EXIT_HINTS = {
     ("memory-gate", 3): "the memory gate closed: the estimate does not fit the GPUs (RUN/gate/estimate.json); "
                         "add GPUs, shrink batch or sequence length, or resubmit with -p gate_mode=warn",
-    ("aggregate", 4): "score regression against the previous run beyond regression_threshold "
-                      "(RUN/summary/summary.md)",
+    ("verdict", 4): "score regression against the previous run beyond regression_threshold; the new "
+                    "scores are published (RUN/summary/summary.md)",
 }
 GENERIC_EXIT_HINTS = {2: "bad input: the step's log names the argument and the valid values"}
 

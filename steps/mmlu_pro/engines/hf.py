@@ -1,6 +1,7 @@
 """The transformers engine: batched greedy generation on a CPU or the visible GPUs."""
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from steps.mmlu_pro.engines.base import (
@@ -8,16 +9,36 @@ from steps.mmlu_pro.engines.base import (
     Generation,
     GenerationSettings,
     cut_at_stop,
+    match_interop_threads,
     resolve_model,
     token_counter,
 )
 
 
+# transformers imports these whenever they are installed, though greedy generation of a plain
+# bf16/fp32 checkpoint uses none of them: sklearn (transformers.generation.candidate_generator,
+# for assisted decoding's ROC threshold), torchao (transformers.quantizers.auto registers its
+# quantizer) and scipy (transformers.loss.loss_for_object_detection's Hungarian matching).
+# Together they were over 1 s of CPU of the step's start. A None entry in sys.modules is Python's
+# own "not importable" marker, so transformers' availability checks see them absent. (A
+# torchao-quantised checkpoint therefore does not load here; MMLU-Pro evaluates bf16 models.)
+UNUSED_BY_GENERATION = ("sklearn", "torchao", "scipy")
+
+
+def hide_unused_packages() -> None:
+    for name in UNUSED_BY_GENERATION:
+        sys.modules.setdefault(name, None)  # type: ignore[arg-type]  # never hide one already in use
+
+
 class HFEngine:
     name = "hf"
+    sort_by_length = True  # each batch is left-padded to its longest prompt
 
     def __init__(self, model: str, revision: str | None, settings: GenerationSettings):
+        hide_unused_packages()
         import torch
+
+        match_interop_threads(torch)
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         ref = resolve_model(model)

@@ -1,0 +1,119 @@
+"""What each step costs before it does any work: CPU seconds of a real run on tiny inputs.
+
+    python benchmarks/startup.py [--repeats 3] [--workdir DIR]
+
+Every step runs as the DAG runs it (`python -m steps.<name> ...`, one process, OMP_NUM_THREADS=1)
+on the tiny assets of `steps.tiny_assets`, so its work is negligible and what is left is start-up:
+the interpreter, imports, reading the inputs. CPU seconds (user + system of the child, from
+getrusage) rather than wall time, because the machine the numbers come from is shared; the
+median of --repeats runs, interleaved.
+
+Budgets (issue 13): light steps (convert, gate, plan, aggregate, upload) under 1.5 s; eval's
+fixed cost under 4 s, where fixed cost = the run with 1 question minus the cost of a question
+(the slope between 1 and 5 questions); merge-lora in one interpreter (checked by its own test,
+not timed here: it needs Axolotl).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+LIGHT_BUDGET_S = 1.5
+EVAL_FIXED_BUDGET_S = 4.0
+SUBJECT = "math"
+
+
+def run_cpu_seconds(args: list[str]) -> tuple[float, float]:
+    """(CPU seconds, wall seconds) of one step process; a failing step stops the benchmark."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    result = subprocess.run([sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, check=False,
+                            env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1",
+                                 "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"})
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if result.returncode != 0:
+        raise SystemExit(f"{' '.join(args[:1])} exited {result.returncode}: {result.stderr.strip()[-2000:]}")
+    return after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime, wall
+
+
+def eval_args(assets: Path, out_dir: Path, limit: int, role: str = "baseline") -> list[str]:
+    return ["steps.eval_mmlu_pro", "--model", str(assets / "tiny-llama"), "--role", role, "--label", role,
+            "--subject", SUBJECT, "--dataset", str(assets / "mmlu-pro"), "--engine", "hf",
+            "--out-dir", str(out_dir), "--limit", str(limit), "--max-new-tokens", "8", "--max-model-len", "1024"]
+
+
+def step_commands(assets: Path, work: Path, run: int) -> dict[str, list[str]]:
+    """One fresh output place per run: no step may find its previous output and skip the work."""
+    out = work / f"run{run}"
+    model = str(assets / "tiny-llama")
+    return {
+        "convert": ["steps.convert_dataset", "--source", str(assets / "acereason.parquet"),
+                    "--out-dir", str(out / "data")],
+        "gate": ["steps.estimate_memory", "--model", model, "--axolotl-config",
+                 str(ROOT / "configs" / "axolotl" / "tiny-cpu-lora.yaml"), "--gpus", "1",
+                 "--gpu-memory-gib", "80", "--out", str(out / "gate" / "estimate.json")],
+        "plan": ["steps.plan_eval", "--baselines", json.dumps([model]), "--subjects", json.dumps([SUBJECT]),
+                 "--finetuned-model", model, "--out-dir", str(out / "plan")],
+        "aggregate": ["steps.aggregate", "--eval-dir", str(work / "eval"), "--models",
+                      str(work / "plan" / "models.json"), "--subjects", json.dumps([SUBJECT]),
+                      "--out-dir", str(out / "summary"), "--run-id", f"bench{run}",
+                      "--history", str(out / "history")],
+        "upload": ["steps.upload", "--model-dir", model, "--repo-id", "bench/tiny", "--target", str(out / "upload")],
+        "eval, 1 question": eval_args(assets, out / "eval1", 1),
+        "eval, 5 questions": eval_args(assets, out / "eval5", 5),
+    }
+
+
+def prepare(assets: Path, work: Path) -> None:
+    """The tiny assets, and the eval results and plan aggregate reads."""
+    subprocess.run([sys.executable, "-m", "steps.tiny_assets", "--out", str(assets)], cwd=ROOT, check=True,
+                   env={**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}, capture_output=True)
+    model = str(assets / "tiny-llama")
+    run_cpu_seconds(["steps.plan_eval", "--baselines", json.dumps([model]), "--subjects", json.dumps([SUBJECT]),
+                     "--finetuned-model", model, "--out-dir", str(work / "plan")])
+    plan = json.loads((work / "plan" / "models.json").read_text())
+    for entry in plan if isinstance(plan, list) else plan.get("models", []):
+        run_cpu_seconds(eval_args(assets, work / "eval" / entry["slug"], 2, entry["role"]))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--workdir", type=Path, default=None)
+    args = parser.parse_args(argv)
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="tunebench-startup-"))
+    assets = work / "assets"
+    prepare(assets, work)
+    samples: dict[str, list[tuple[float, float]]] = {}
+    for run in range(args.repeats):
+        for name, command in step_commands(assets, work, run).items():
+            samples.setdefault(name, []).append(run_cpu_seconds(command))
+    cpu = {name: statistics.median(c for c, _ in runs) for name, runs in samples.items()}
+    wall = {name: statistics.median(w for _, w in runs) for name, runs in samples.items()}
+    print(f"median of {args.repeats} runs, OMP_NUM_THREADS=1")
+    print(f"{'step':<20}{'CPU s':>8}{'wall s':>8}  budget")
+    for name in ("convert", "gate", "plan", "aggregate", "upload"):
+        verdict = "ok" if cpu[name] < LIGHT_BUDGET_S else "OVER"
+        print(f"{name:<20}{cpu[name]:>8.2f}{wall[name]:>8.2f}  < {LIGHT_BUDGET_S} s: {verdict}")
+    per_question = (cpu["eval, 5 questions"] - cpu["eval, 1 question"]) / 4
+    fixed = cpu["eval, 1 question"] - per_question
+    for name in ("eval, 1 question", "eval, 5 questions"):
+        print(f"{name:<20}{cpu[name]:>8.2f}{wall[name]:>8.2f}")
+    verdict = "ok" if fixed < EVAL_FIXED_BUDGET_S else "OVER"
+    print(f"{'eval fixed cost':<20}{fixed:>8.2f}{'':>8}  < {EVAL_FIXED_BUDGET_S} s: {verdict} "
+          f"(a question: {per_question:.2f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
