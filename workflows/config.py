@@ -384,6 +384,17 @@ class PipelineConfig(Strict):
             )
         return self
 
+    @model_validator(mode="after")
+    def _gate_fits_the_smallest_gpu_placed(self) -> PipelineConfig:
+        smallest = self.train.min_gpu_memory_mib or self.cluster.min_gpu_memory_mib
+        if smallest is not None and self.gate.gpu_memory_gib * 1024 > smallest:
+            raise ValueError(
+                f"gate.gpu_memory_gib {self.gate.gpu_memory_gib:g} is more than the smallest GPU the training "
+                f"placement admits (min_gpu_memory_mib {smallest} = {smallest / 1024:.1f} GiB): the gate would pass "
+                f"a run that does not fit there; set gate.gpu_memory_gib to at most {smallest / 1024:.1f}"
+            )
+        return self
+
 
 def _fields_at(loc: tuple[Any, ...]) -> list[str]:
     """Field names of the config section at `loc`, for 'did you mean' help on unknown keys."""

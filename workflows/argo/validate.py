@@ -11,7 +11,7 @@ contexts, pod GC, TTL, ...) are accepted and ignored.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -112,7 +112,7 @@ class _Checker:
         self.problem(f"not supported by the local runner: {feature} in {where}" + (f" ({hint})" if hint else ""),
                      NOT_EMULATED)
 
-    def fields(self, data: Any, where: str, allowed: set[str], ignored: set[str] = frozenset()) -> dict[str, Any]:
+    def fields(self, data: Any, where: str, allowed: Collection[str], ignored: Collection[str] = frozenset()) -> dict[str, Any]:
         if not isinstance(data, dict):
             self.problem(f"{where}: expected a mapping, got {type(data).__name__}")
             return {}
@@ -659,9 +659,9 @@ def _check_container_references(workflow: Workflow, template: Template, check: _
             if reason:
                 check.reference(where, ref, reason)
     for param in template.inputs:
-        for text in (param.value, param.default):
-            if text and "{{" in text:
-                for ref in references(text):
+        for given in (param.value, param.default):
+            if given and "{{" in given:
+                for ref in references(given):
                     if ref.startswith("workflow.") and not workflow_reference_problem(workflow, ref):
                         continue
                     check.problem(f"{where}: input parameter '{param.name}' cannot resolve {{{{{ref}}}}}")

@@ -13,7 +13,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 from urllib.parse import quote
 
 import requests
@@ -37,7 +37,7 @@ from workflows.naming import checked_namespace, checked_object_name
 from workflows.params import WorkflowParam, benchmark_params, pipeline_params
 from workflows.render import manifests
 
-Pipeline = Union[PipelineConfig, str, os.PathLike]  # a config, or the path of its YAML
+Pipeline = PipelineConfig | str | os.PathLike  # a config, or the path of its YAML
 
 FINISHED = ("Succeeded", "Failed", "Error")
 MAX_TRANSIENT_FAILURES = 5
