@@ -311,8 +311,8 @@ def test_a_regression_fails_the_run_in_a_last_verdict_task(reference, kind, entr
     assert not [name for name, t in tasks.items() if "verdict" in t.get("depends", "")]  # the last task
     aggregate_args = templates["aggregate"]["container"]["args"]
     assert aggregate_args[aggregate_args.index("--on-regression") + 1] == "record"
-    assert templates["aggregate"]["outputs"]["parameters"] == [
-        {"name": "summary-id", "valueFrom": {"path": "/mnt/workspace/runs/{{workflow.name}}/summary/summary.id"}}]
+    assert templates["aggregate"]["outputs"]["parameters"][0] == (
+        {"name": "summary-id", "valueFrom": {"path": "/mnt/workspace/runs/{{workflow.name}}/summary/summary.id"}})
     assert templates["verdict"]["container"]["command"] == ["python", "-m", "steps.verdict"]
 
 

@@ -189,7 +189,9 @@ class PodPlacement(Strict):
 class TrainSpec(PodPlacement):
     axolotl_config: str = Field(description="path of the Axolotl YAML, relative to the project root")
     overrides: dict[str, Any] = Field({}, description="top-level Axolotl keys set over the YAML")
-    gpus: int = Field(1, ge=1, le=16)
+    gpus: int = Field(1, ge=1, le=16, description="GPUs per node (training processes per pod)")
+    nodes: int = Field(1, ge=1, le=64, description="nodes training together; more than 1 runs a JobSet (docs/multi-node.md)")
+    max_restarts: int = Field(2, ge=0, le=20, description="multi-node: JobSet restarts of the whole group after a failure")
     gpu_resource: str = "nvidia.com/gpu"
     cpu: str = "8"
     memory: str = "64Gi"
@@ -204,6 +206,11 @@ class TrainSpec(PodPlacement):
     _priority_class = field_validator("priority_class_name")(_refusing_unless_none(object_name_problem))
     _quantities = field_validator("cpu", "memory", "shm_size", mode="before")(_quantity)
     _duration = field_validator("timeout", mode="before")(_seconds)
+
+    @property
+    def world_size(self) -> int:
+        """GPUs of the whole training (processes on a CPU): what the memory gate shards over."""
+        return self.nodes * self.gpus
 
     @field_validator("axolotl_config")
     @classmethod
@@ -238,6 +245,8 @@ class EvalSpec(PodPlacement):
     shm_size: str = "8Gi"
     timeout: Duration = _seconds("6h")
     regression_threshold: float = Field(0.02, ge=0.0, le=1.0)
+    regression_requires_significance: bool = Field(
+        True, description="a drop beyond the threshold is a regression only when significant too (p < 0.05)")
 
     _quantities = field_validator("cpu", "memory", "shm_size", mode="before")(_quantity)
     _duration = field_validator("timeout", mode="before")(_seconds)
@@ -374,6 +383,15 @@ class PipelineConfig(Strict):
         if not is_dns_label(value) or len(value) > 40:
             raise ValueError(f"{_shown(value)} must be a DNS-1123 label of at most 40 characters")
         return value
+
+    @model_validator(mode="after")
+    def _nodes_need_a_shared_volume(self) -> PipelineConfig:
+        claim = self.cluster.workspace.claim_template
+        if self.train.nodes > 1 and claim is not None and claim.access_mode != "ReadWriteMany":
+            raise ValueError(
+                f"train.nodes {self.train.nodes} needs cluster.workspace.claim_template.access_mode ReadWriteMany "
+                f"(got {claim.access_mode}): every node reads and writes the same checkpoints")
+        return self
 
     @model_validator(mode="after")
     def _history_needs_a_lasting_volume(self) -> PipelineConfig:
