@@ -148,15 +148,16 @@ def with_overrides_yaml(block: str) -> str:
     return text.replace("  overrides: {}\n", "  overrides:\n" + indented)
 
 
-BILLION_LAUGHS = "\n".join(
-    [f"a0: &a0 [{', '.join(['lol'] * 9)}]"]
-    + [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
-)
+def billion_laughs(indent: str = "") -> str:
+    """Nine levels of nine aliases each: 1 KB of YAML that expands to 9**9 strings."""
+    lines = [f"a0: &a0 [{', '.join(['lol'] * 9)}]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
+    return "\n".join(indent + line for line in lines)
 
 
 def test_item9_alias_bomb_is_refused_quickly(tmp_path):
     started = time.monotonic()
-    message = load_error(tmp_path, with_overrides_yaml(BILLION_LAUGHS))
+    message = load_error(tmp_path, with_overrides_yaml(billion_laughs()))
     assert time.monotonic() - started < 5
     assert "expands to more than" in message and "hostile.yaml" in message
 
