@@ -195,11 +195,14 @@ def test_item9_a_merged_key_may_be_overridden(tmp_path):
     assert load_pipeline(path).train.overrides["run"] == {"lr": 3, "epochs": 2}
 
 
-def test_item9_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path):
+def test_item9_a_fifo_or_a_device_is_refused_without_reading_it(tmp_path):
     fifo = tmp_path / "pipe.yaml"
     os.mkfifo(fifo)
-    with pytest.raises(ConfigError, match="not a regular file"):
-        load_pipeline(fifo)
+    for path in (fifo, Path("/dev/zero")):
+        with pytest.raises(ConfigError, match="the pipeline config is not a regular file"):
+            load_pipeline(path)
+    with pytest.raises(ConfigError, match="cannot read the pipeline config"):
+        load_pipeline(tmp_path)
 
 
 def test_item10_non_utf8_config_is_one_line(tmp_path):
