@@ -325,6 +325,7 @@ RETRY_CASES = [  # (exit code, Argo's node status, message) -> retried by (light
     ("137", "Failed", "Error (exit code 137)", True, True),
     ("137", "Failed", "OOMKilled (exit code 137)", False, False),
     ("-1", "Error", "pod deleted", True, True),
+    ("1", "Failed", "Pod was terminated in response to imminent node shutdown.", True, True),
 ]
 
 
@@ -369,4 +370,11 @@ def test_item7_gpu_products_must_be_label_values(products):
     data = yaml.safe_load(REFERENCE.read_text())
     data["eval"]["gpu_products"] = products
     with pytest.raises(ConfigError, match=r"eval\.gpu_products: .*is not a node label value"):
+        parse_pipeline(data)
+
+
+def test_item7_the_memory_gate_cannot_assume_more_than_the_placement_admits():
+    data = yaml.safe_load(REFERENCE.read_text())
+    data["gate"]["gpu_memory_gib"] = 48  # an L40S (46068 MiB) satisfies min_gpu_memory_mib 46000
+    with pytest.raises(ConfigError, match=r"gate.gpu_memory_gib 48 is more than the smallest GPU .*46000 = 44.9 GiB"):
         parse_pipeline(data)

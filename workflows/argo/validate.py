@@ -11,7 +11,7 @@ contexts, pod GC, TTL, ...) are accepted and ignored.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +19,8 @@ from workflows.argo.errors import ExpressionError, ManifestError
 from workflows.argo.expr import DependsExpr
 from workflows.argo.model import InputParam, Mount, OutputParam, Task, Template, Workflow
 from workflows.argo.subst import references, strings_in
+from workflows.jobset import not_emulated as jobset_not_emulated
+from workflows.jobset import without_jobset_cleanup
 
 WIRING_ERROR = "wiring error"
 NOT_EMULATED = "not emulated locally"
@@ -112,7 +114,7 @@ class _Checker:
         self.problem(f"not supported by the local runner: {feature} in {where}" + (f" ({hint})" if hint else ""),
                      NOT_EMULATED)
 
-    def fields(self, data: Any, where: str, allowed: set[str], ignored: set[str] = frozenset()) -> dict[str, Any]:
+    def fields(self, data: Any, where: str, allowed: Collection[str], ignored: Collection[str] = frozenset()) -> dict[str, Any]:
         if not isinstance(data, dict):
             self.problem(f"{where}: expected a mapping, got {type(data).__name__}")
             return {}
@@ -138,6 +140,7 @@ def validate(manifest: Any) -> Validation:
     if not isinstance(manifest, dict):
         check.problem(f"a workflow manifest is a mapping, got {type(manifest).__name__}")
         return Validation(None, check.problems)
+    manifest = without_jobset_cleanup(manifest)
     kind = manifest.get("kind", "Workflow")
     if kind not in ("Workflow", "WorkflowTemplate"):
         check.problem(f"not supported by the local runner: kind {kind} (it runs a Workflow or a WorkflowTemplate)",
@@ -282,7 +285,8 @@ def _volume(raw: dict[str, Any], where: str, volumes: dict[str, str], check: _Ch
 def _template(raw: dict[str, Any], check: _Checker, volumes: dict[str, str]) -> Template:
     name = raw["name"]
     where = f"template '{name}'"
-    check.fields(raw, where, TEMPLATE_FIELDS, TEMPLATE_IGNORED)
+    # A JobSet `resource` is emulated (workflows/runner/jobset.py); any other is refused below, by name.
+    check.fields(raw, where, TEMPLATE_FIELDS | {"resource"}, TEMPLATE_IGNORED)
     inputs_raw = raw.get("inputs") or {}
     check.fields(inputs_raw, f"{where} inputs", {"parameters"})
     inputs = []
@@ -310,9 +314,14 @@ def _template(raw: dict[str, Any], check: _Checker, volumes: dict[str, str]) -> 
     for volume in raw.get("volumes") or []:
         _volume(volume, f"{where} volumes", local_volumes, check)
 
-    has = [key for key in ("container", "dag") if key in raw]
-    others = [key for key in ("steps", "script", "resource", "suspend", "containerSet", "data", "http", "plugin")
+    has = [key for key in ("container", "dag", "resource") if key in raw]
+    others = [key for key in ("steps", "script", "suspend", "containerSet", "data", "http", "plugin")
               if key in raw]
+    if has == ["resource"] and not others:
+        problem = jobset_not_emulated(raw)
+        if problem:
+            check.unsupported(problem, where)
+        return Template(name, "resource" if not problem else "unsupported", raw, inputs, outputs)
     if others:
         # fields() already reported them; nothing more to build
         return Template(name, "unsupported", raw, inputs, outputs)
@@ -567,7 +576,7 @@ def _check_task(workflow: Workflow, dag: Template, task: Task, check: _Checker) 
                 check.reference(where, ref, reason)
 
     target = workflow.templates.get(task.template)
-    if target is None or target.kind not in ("container", "dag"):
+    if target is None or target.kind not in ("container", "dag", "resource"):
         return
     declared = set(target.input_names())
     for param in target.inputs:
@@ -666,9 +675,9 @@ def _check_container_references(workflow: Workflow, template: Template, check: _
             if reason:
                 check.reference(f"{where} metrics", ref, reason)
     for param in template.inputs:
-        for text in (param.value, param.default):
-            if text and "{{" in text:
-                for ref in references(text):
+        for given in (param.value, param.default):
+            if given and "{{" in given:
+                for ref in references(given):
                     if ref.startswith("workflow.") and not workflow_reference_problem(workflow, ref):
                         continue
                     check.problem(f"{where}: input parameter '{param.name}' cannot resolve {{{{{ref}}}}}")

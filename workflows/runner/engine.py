@@ -13,6 +13,7 @@ the worst phase of the tasks it depends on.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
@@ -36,6 +37,7 @@ from workflows.argo.subst import item_label, item_scope, pure_reference, substit
 from workflows.argo.validate import Task, Template, Workflow, load_workflow, run_fields
 from workflows.runner.errors import RunnerError
 from workflows.runner.events import RunListener
+from workflows.runner.jobset import LocalJobSet
 from workflows.runner.nodes import Attempt, DagNode, PodNode, RunResult, TaskNode, describe_failure, short_labels
 from workflows.runner.process import AttemptResult, LocalProcess, PrepareError, default_python, prepare
 from workflows.runner.retry import decide, retry_limit
@@ -496,9 +498,10 @@ class Engine:
             local.update(item_scope(item))
         template = task.template
         if template.kind == "dag":
-            child: PodNode | DagNode = DagNode(key, display, template, task, index, item, parent=dag,
-                                               fresh_upstream=self._fresh(dag, task))
-            child.prefix = key + "."
+            nested = DagNode(key, display, template, task, index, item, parent=dag,
+                             fresh_upstream=self._fresh(dag, task))
+            nested.prefix = key + "."
+            child: PodNode | DagNode = nested
         else:
             child = PodNode(key, display, template, task, index, item, dag=dag)
             child.log_path = self.workdir / "logs" / f"{_log_name(key)}.log"
@@ -671,19 +674,26 @@ class Engine:
     def _start_attempt(self, pod: PodNode) -> None:
         number = len(pod.attempts)
         pod.retry_at = None
+        group: LocalJobSet | None = None
         try:
             resolved = self._resolved_template(pod, number)
-            spec = prepare(pod.template, resolved, workdir=self.workdir, cwd=self.options.cwd, base_env=self.base_env,
-                           secret_env_names=self.workflow.secret_env_names, volume_kinds=self.workflow.volumes,
-                           pod_key=f"{_log_name(pod.key)}-{number}", python=self.options.python)
-            spec.deadline_s, spec.deadline_reason = self._attempt_deadline(pod, resolved, spec.deadline_s)
+            if pod.template.kind == "resource":
+                group = self._local_jobset(pod, resolved, number)
+                argv, deadline = [f"JobSet {group.plan.name}"], group.deadline_s
+            else:
+                spec = prepare(pod.template, resolved, workdir=self.workdir, cwd=self.options.cwd,
+                               base_env=self.base_env, secret_env_names=self.workflow.secret_env_names,
+                               volume_kinds=self.workflow.volumes, pod_key=f"{_log_name(pod.key)}-{number}",
+                               python=self.options.python)
+                spec.deadline_s, spec.deadline_reason = self._attempt_deadline(pod, resolved, spec.deadline_s)
+                argv, deadline = spec.argv, spec.deadline_s
         except (RunnerError, ArgoError, PrepareError, ValueError) as error:
             now = _now()
             pod.attempts.append(Attempt(number, now, now, ERROR, None, str(error)))
             pod.started = pod.started or now
             self._pod_done(pod, ERROR, str(error))
             return
-        if spec.deadline_s is not None and spec.deadline_s <= 0:
+        if deadline is not None and deadline <= 0:
             now = _now()
             message = "timeout exceeded before the attempt could start"
             pod.attempts.append(Attempt(number, now, now, FAILED, None, message))
@@ -698,17 +708,31 @@ class Engine:
         total = "∞" if limit is None else str(limit + 1)
         header = (f"\n==== {pod.display}: attempt {number + 1}/{total} at "
                   f"{datetime.now().strftime('%Y-%m-%d %H:%M:%S')} (tunebench run, workflow {self.name})\n")
-        process = LocalProcess(spec, pod.log_path or self.workdir / "logs" / "pod.log", header,
-                               self.options.kill_grace_s,
-                               on_start=lambda leader, key=pod.key: self.state.process_started(key, leader))
+        process = group.with_header(header) if group is not None else LocalProcess(
+            spec, pod.log_path or self.workdir / "logs" / "pod.log", header, self.options.kill_grace_s,
+            on_start=functools.partial(self.state.process_started, pod.key))
         pod.running = process
         self.running.add(pod)
         pod.dag.running_pods += 1
         self._mark_ran(pod)
         pod.resolved = resolved
-        self.listener.pod_started(pod, number + 1, spec.argv)
+        self.listener.pod_started(pod, number + 1, argv)
         thread = threading.Thread(target=self._run_attempt, args=(pod, process), name=f"pod-{pod.key}", daemon=True)
         thread.start()
+
+    def _local_jobset(self, pod: PodNode, resolved: dict[str, Any], number: int) -> LocalJobSet:
+        """The JobSet of a `resource` template as a group of local processes, one per node (runner/jobset.py)."""
+        def start_node(node: dict[str, Any], key: str, volume_kinds: dict[str, str], log: Path) -> LocalProcess:
+            spec = prepare(pod.template, node, workdir=self.workdir, cwd=self.options.cwd, base_env=self.base_env,
+                           secret_env_names=self.workflow.secret_env_names,
+                           volume_kinds={**self.workflow.volumes, **volume_kinds}, pod_key=key, python=self.options.python)
+            return LocalProcess(spec, log, f"\n==== {pod.display}: {key}\n", self.options.kill_grace_s,
+                                on_start=lambda leader: self.state.process_started(key, leader))
+
+        active = resolved.get("activeDeadlineSeconds")
+        deadline = self._attempt_deadline(pod, resolved, float(active) if active is not None else None)
+        return LocalJobSet(resolved, start_node, pod.log_path or self.workdir / "logs" / "pod.log",
+                           f"{_log_name(pod.key)}-{number}", self.workdir, deadline)
 
     def _run_attempt(self, pod: PodNode, process: LocalProcess) -> None:
         try:
@@ -780,7 +804,7 @@ class Engine:
                 return
         self._pod_done(pod, result.status, result.message)
 
-    def _pod_done(self, pod: PodNode, phase: str, message: str) -> None:
+    def _pod_done(self, pod: PodNode, phase: Phase, message: str) -> None:
         pod.phase, pod.finished = phase, _now()
         if message or phase != SUCCEEDED:
             pod.message = pod.message if pod.message and message and pod.message.startswith(message) else message
@@ -816,7 +840,7 @@ class Engine:
                 phase, message = SUCCEEDED, ""
         self._task_done(task, phase, message, notify_failure=task.spec.expands or isinstance(task.children[0], DagNode))
 
-    def _task_done(self, task: TaskNode, phase: str, message: str, notify_failure: bool = True) -> None:
+    def _task_done(self, task: TaskNode, phase: Phase, message: str, notify_failure: bool = True) -> None:
         task.phase, task.message = phase, message
         task.finished = task.finished or _now()
         task.started = task.started or task.finished
@@ -824,7 +848,7 @@ class Engine:
         if phase in FAILED_OR_ERROR and notify_failure:
             self._on_failure(task.dag, task, phase)
 
-    def _on_failure(self, dag: DagNode, task: TaskNode, phase: str) -> None:
+    def _on_failure(self, dag: DagNode, task: TaskNode, phase: Phase) -> None:
         """failFast: an unhandled failure stops new tasks in this DAG; running ones finish."""
         if not dag.template.fail_fast or dag.stopped_by is not None:
             return
@@ -834,7 +858,7 @@ class Engine:
         dag.stopped_task = task
         self.listener.fail_fast(dag, task)
 
-    def _failure_handled(self, dag: DagNode, task: TaskNode, phase: str) -> bool:
+    def _failure_handled(self, dag: DagNode, task: TaskNode, phase: Phase) -> bool:
         """Does the manifest expect this failure: continueOn, or a dependent whose depends accepts it?"""
         if task.spec.continues_on(phase):
             return True
@@ -852,7 +876,7 @@ class Engine:
                     return True
         return False
 
-    def _assess(self, dag: DagNode) -> tuple[str, str]:
+    def _assess(self, dag: DagNode) -> tuple[Phase, str]:
         if dag.stopped_by is not None:
             if dag.stopped_task is not None:
                 task = dag.stopped_task
@@ -860,9 +884,9 @@ class Engine:
                 return phase, describe_failure(task)
             return FAILED, dag.stopped_by
         tasks = dag.tasks
-        branch: dict[str, str] = {}
+        branch: dict[str, Phase] = {}
 
-        def phase_of(name: str) -> str:
+        def phase_of(name: str) -> Phase:
             if name in branch:
                 return branch[name]
             task = tasks[name]
