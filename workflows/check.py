@@ -67,16 +67,17 @@ def _axolotl_section(cfg: PipelineConfig) -> Section:
             load_yaml_config(cfg.train.axolotl_config, what="train.axolotl_config"), dict(cfg.train.overrides),
             PipelineSettings(base_model=cfg.model.id, base_model_revision=cfg.model.revision,
                              dataset=placeholder_run / "data" / "train.parquet",
-                             paths=TrainPaths(placeholder_run / "train"), gpus=cfg.train.gpus))
+                             paths=TrainPaths(placeholder_run / "train"), gpus=cfg.train.gpus,
+                             nodes=cfg.train.nodes))
     except StepInputError as error:
         section.problems.append(str(error))
         return section
     section.problems += [f"unknown Axolotl key '{key}' (Axolotl would ignore it silently)" for key in unknown_keys(final)]
     try:
-        validate_config(final, *assumed_capabilities(cfg.train.gpus))
+        validate_config(final, *assumed_capabilities(cfg.train.world_size))
     except StepInputError as error:
         section.problems.append(str(error))
-    section.note = f"Axolotl's schema, {cfg.train.gpus} GPU(s) assumed Ampere or newer"
+    section.note = f"Axolotl's schema, {cfg.train.world_size} GPU(s) assumed Ampere or newer"
     return section
 
 
@@ -84,6 +85,7 @@ def _manifest_sections(documents: list[dict[str, Any]], schema: Path | None, loc
     """Each manifest through Argo's schema and the DAG validator; `local_notes` adds what `tunebench run`
     would not emulate (for a plain Argo file, whose users may want to run it locally)."""
     from workflows.argo.documents import templates_by_name
+    from workflows.jobset import resource_manifest_problems
     from workflows.lint import lint_manifest, local_run_notes
     from workflows.schema import find_schema_file, validate_manifest
 
@@ -96,7 +98,8 @@ def _manifest_sections(documents: list[dict[str, Any]], schema: Path | None, loc
         name = metadata.get("name") or metadata.get("generateName", "")
         section = Section(f"{document.get('kind')} {name}", note=note)
         section.problems = (validate_manifest(document, schema_file)
-                            + lint_manifest(document, set(templates), templates))
+                            + lint_manifest(document, set(templates), templates)
+                            + resource_manifest_problems(document))
         if local_notes:
             not_emulated = local_run_notes(document, templates)
             if not_emulated:

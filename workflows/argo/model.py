@@ -32,7 +32,7 @@ class Mount:
 @dataclass
 class Template:
     name: str
-    kind: str  # "container" | "dag"
+    kind: str  # "container" | "dag" | "resource" (a JobSet, workflows/runner/jobset.py)
     raw: dict[str, Any]
     inputs: list[InputParam] = field(default_factory=list)
     outputs: list[OutputParam] = field(default_factory=list)

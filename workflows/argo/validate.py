@@ -19,6 +19,8 @@ from workflows.argo.errors import ExpressionError, ManifestError
 from workflows.argo.expr import DependsExpr
 from workflows.argo.model import InputParam, Mount, OutputParam, Task, Template, Workflow
 from workflows.argo.subst import references, strings_in
+from workflows.jobset import not_emulated as jobset_not_emulated
+from workflows.jobset import without_jobset_cleanup
 
 WIRING_ERROR = "wiring error"
 NOT_EMULATED = "not emulated locally"
@@ -138,6 +140,7 @@ def validate(manifest: Any) -> Validation:
     if not isinstance(manifest, dict):
         check.problem(f"a workflow manifest is a mapping, got {type(manifest).__name__}")
         return Validation(None, check.problems)
+    manifest = without_jobset_cleanup(manifest)
     kind = manifest.get("kind", "Workflow")
     if kind not in ("Workflow", "WorkflowTemplate"):
         check.problem(f"not supported by the local runner: kind {kind} (it runs a Workflow or a WorkflowTemplate)",
@@ -282,7 +285,8 @@ def _volume(raw: dict[str, Any], where: str, volumes: dict[str, str], check: _Ch
 def _template(raw: dict[str, Any], check: _Checker, volumes: dict[str, str]) -> Template:
     name = raw["name"]
     where = f"template '{name}'"
-    check.fields(raw, where, TEMPLATE_FIELDS, TEMPLATE_IGNORED)
+    # A JobSet `resource` is emulated (workflows/runner/jobset.py); any other is refused below, by name.
+    check.fields(raw, where, TEMPLATE_FIELDS | {"resource"}, TEMPLATE_IGNORED)
     inputs_raw = raw.get("inputs") or {}
     check.fields(inputs_raw, f"{where} inputs", {"parameters"})
     inputs = []
@@ -310,9 +314,14 @@ def _template(raw: dict[str, Any], check: _Checker, volumes: dict[str, str]) -> 
     for volume in raw.get("volumes") or []:
         _volume(volume, f"{where} volumes", local_volumes, check)
 
-    has = [key for key in ("container", "dag") if key in raw]
-    others = [key for key in ("steps", "script", "resource", "suspend", "containerSet", "data", "http", "plugin")
+    has = [key for key in ("container", "dag", "resource") if key in raw]
+    others = [key for key in ("steps", "script", "suspend", "containerSet", "data", "http", "plugin")
               if key in raw]
+    if has == ["resource"] and not others:
+        problem = jobset_not_emulated(raw)
+        if problem:
+            check.unsupported(problem, where)
+        return Template(name, "resource" if not problem else "unsupported", raw, inputs, outputs)
     if others:
         # fields() already reported them; nothing more to build
         return Template(name, "unsupported", raw, inputs, outputs)
@@ -567,7 +576,7 @@ def _check_task(workflow: Workflow, dag: Template, task: Task, check: _Checker) 
                 check.reference(where, ref, reason)
 
     target = workflow.templates.get(task.template)
-    if target is None or target.kind not in ("container", "dag"):
+    if target is None or target.kind not in ("container", "dag", "resource"):
         return
     declared = set(target.input_names())
     for param in target.inputs:
@@ -658,6 +667,13 @@ def _check_container_references(workflow: Workflow, template: Template, check: _
             reason = template_reference_problem(workflow, template, ref)
             if reason:
                 check.reference(where, ref, reason)
+    # Argo's controller emits metrics once the node ends (ignored locally), so they also see the
+    # node's own outputs and status; a typo there is still a wiring error.
+    for text in strings_in(template.raw.get("metrics") or {}):
+        for ref in references(text):
+            reason = metric_reference_problem(workflow, template, ref)
+            if reason:
+                check.reference(f"{where} metrics", ref, reason)
     for param in template.inputs:
         for given in (param.value, param.default):
             if given and "{{" in given:
@@ -665,6 +681,23 @@ def _check_container_references(workflow: Workflow, template: Template, check: _
                     if ref.startswith("workflow.") and not workflow_reference_problem(workflow, ref):
                         continue
                     check.problem(f"{where}: input parameter '{param.name}' cannot resolve {{{{{ref}}}}}")
+
+
+METRIC_VARIABLES = ("status", "duration", "exitCode")
+
+
+def metric_reference_problem(workflow: Workflow, template: Template, ref: str) -> str | None:
+    """Why `{{ref}}` cannot resolve in a template's metrics: they see what the template sees, and
+    also its own output parameters and how the node ended."""
+    if ref.startswith("outputs.parameters."):
+        name = ref.removeprefix("outputs.parameters.")
+        if name not in template.output_names():
+            return (f"template '{template.name}' has no output parameter '{name}' "
+                    f"(outputs: {', '.join(template.output_names()) or 'none'})")
+        return None
+    if ref in METRIC_VARIABLES or ref.startswith("resourcesDuration."):
+        return None
+    return template_reference_problem(workflow, template, ref)
 
 
 def template_reference_problem(workflow: Workflow, template: Template, ref: str) -> str | None:

@@ -274,8 +274,10 @@ class ArgoClient:
                 session.timeout = previous  # type: ignore[assignment]
 
     def _call(self, op: Operation, fn: Callable[..., Any], *args: Any, missing_ok: bool = False, **kwargs: Any) -> Any:
-        """`fn(*args, namespace=op.namespace, **kwargs)` with errors mapped; None when `missing_ok` and the object does
-        not exist. The namespace is checked (InvalidName) and escaped before anything is sent."""
+        """`fn(*args, namespace=op.namespace, **kwargs)` with errors mapped; None for a missing object if `missing_ok`.
+
+        The namespace is checked (InvalidName) and escaped before anything is sent.
+        """
         namespace = quote(checked_namespace(op.namespace), safe="")
         with self._mapped(op, missing_ok):
             return fn(*args, namespace=namespace, **kwargs)

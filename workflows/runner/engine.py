@@ -37,6 +37,7 @@ from workflows.argo.subst import item_label, item_scope, pure_reference, substit
 from workflows.argo.validate import Task, Template, Workflow, load_workflow, run_fields
 from workflows.runner.errors import RunnerError
 from workflows.runner.events import RunListener
+from workflows.runner.jobset import LocalJobSet
 from workflows.runner.nodes import Attempt, DagNode, PodNode, RunResult, TaskNode, describe_failure, short_labels
 from workflows.runner.process import AttemptResult, LocalProcess, PrepareError, default_python, prepare
 from workflows.runner.retry import decide, retry_limit
@@ -673,19 +674,26 @@ class Engine:
     def _start_attempt(self, pod: PodNode) -> None:
         number = len(pod.attempts)
         pod.retry_at = None
+        group: LocalJobSet | None = None
         try:
             resolved = self._resolved_template(pod, number)
-            spec = prepare(pod.template, resolved, workdir=self.workdir, cwd=self.options.cwd, base_env=self.base_env,
-                           secret_env_names=self.workflow.secret_env_names, volume_kinds=self.workflow.volumes,
-                           pod_key=f"{_log_name(pod.key)}-{number}", python=self.options.python)
-            spec.deadline_s, spec.deadline_reason = self._attempt_deadline(pod, resolved, spec.deadline_s)
+            if pod.template.kind == "resource":
+                group = self._local_jobset(pod, resolved, number)
+                argv, deadline = [f"JobSet {group.plan.name}"], group.deadline_s
+            else:
+                spec = prepare(pod.template, resolved, workdir=self.workdir, cwd=self.options.cwd,
+                               base_env=self.base_env, secret_env_names=self.workflow.secret_env_names,
+                               volume_kinds=self.workflow.volumes, pod_key=f"{_log_name(pod.key)}-{number}",
+                               python=self.options.python)
+                spec.deadline_s, spec.deadline_reason = self._attempt_deadline(pod, resolved, spec.deadline_s)
+                argv, deadline = spec.argv, spec.deadline_s
         except (RunnerError, ArgoError, PrepareError, ValueError) as error:
             now = _now()
             pod.attempts.append(Attempt(number, now, now, ERROR, None, str(error)))
             pod.started = pod.started or now
             self._pod_done(pod, ERROR, str(error))
             return
-        if spec.deadline_s is not None and spec.deadline_s <= 0:
+        if deadline is not None and deadline <= 0:
             now = _now()
             message = "timeout exceeded before the attempt could start"
             pod.attempts.append(Attempt(number, now, now, FAILED, None, message))
@@ -700,17 +708,31 @@ class Engine:
         total = "∞" if limit is None else str(limit + 1)
         header = (f"\n==== {pod.display}: attempt {number + 1}/{total} at "
                   f"{datetime.now().strftime('%Y-%m-%d %H:%M:%S')} (tunebench run, workflow {self.name})\n")
-        process = LocalProcess(spec, pod.log_path or self.workdir / "logs" / "pod.log", header,
-                               self.options.kill_grace_s,
-                               on_start=functools.partial(self.state.process_started, pod.key))
+        process = group.with_header(header) if group is not None else LocalProcess(
+            spec, pod.log_path or self.workdir / "logs" / "pod.log", header, self.options.kill_grace_s,
+            on_start=functools.partial(self.state.process_started, pod.key))
         pod.running = process
         self.running.add(pod)
         pod.dag.running_pods += 1
         self._mark_ran(pod)
         pod.resolved = resolved
-        self.listener.pod_started(pod, number + 1, spec.argv)
+        self.listener.pod_started(pod, number + 1, argv)
         thread = threading.Thread(target=self._run_attempt, args=(pod, process), name=f"pod-{pod.key}", daemon=True)
         thread.start()
+
+    def _local_jobset(self, pod: PodNode, resolved: dict[str, Any], number: int) -> LocalJobSet:
+        """The JobSet of a `resource` template as a group of local processes, one per node (runner/jobset.py)."""
+        def start_node(node: dict[str, Any], key: str, volume_kinds: dict[str, str], log: Path) -> LocalProcess:
+            spec = prepare(pod.template, node, workdir=self.workdir, cwd=self.options.cwd, base_env=self.base_env,
+                           secret_env_names=self.workflow.secret_env_names,
+                           volume_kinds={**self.workflow.volumes, **volume_kinds}, pod_key=key, python=self.options.python)
+            return LocalProcess(spec, log, f"\n==== {pod.display}: {key}\n", self.options.kill_grace_s,
+                                on_start=lambda leader: self.state.process_started(key, leader))
+
+        active = resolved.get("activeDeadlineSeconds")
+        deadline = self._attempt_deadline(pod, resolved, float(active) if active is not None else None)
+        return LocalJobSet(resolved, start_node, pod.log_path or self.workdir / "logs" / "pod.log",
+                           f"{_log_name(pod.key)}-{number}", self.workdir, deadline)
 
     def _run_attempt(self, pod: PodNode, process: LocalProcess) -> None:
         try:
