@@ -28,11 +28,9 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from workflows.jobset import condition_holds, plan
 from workflows.runner.process import FAILED, SUCCEEDED, AttemptResult, LocalProcess
