@@ -39,7 +39,7 @@ from workflows.runner.errors import RunnerError
 from workflows.runner.events import RunListener
 from workflows.runner.jobset import LocalJobSet
 from workflows.runner.nodes import Attempt, DagNode, PodNode, RunResult, TaskNode, describe_failure, short_labels
-from workflows.runner.process import AttemptResult, LocalProcess, PrepareError, default_python, prepare
+from workflows.runner.process import AttemptResult, AttemptRunner, LocalProcess, PrepareError, default_python, prepare
 from workflows.runner.retry import decide, retry_limit
 from workflows.runner.state import RunState, valid_object_name
 from workflows.runner.survivors import stop, survivors
@@ -734,7 +734,7 @@ class Engine:
         return LocalJobSet(resolved, start_node, pod.log_path or self.workdir / "logs" / "pod.log",
                            f"{_log_name(pod.key)}-{number}", self.workdir, deadline)
 
-    def _run_attempt(self, pod: PodNode, process: LocalProcess) -> None:
+    def _run_attempt(self, pod: PodNode, process: AttemptRunner) -> None:
         try:
             result = process.run()
         except Exception as error:  # noqa: BLE001 - reported as the attempt's error, never lost

@@ -33,6 +33,7 @@ from typing import Any
 
 
 from workflows.jobset import condition_holds, plan
+from workflows.argo.phase import Phase
 from workflows.runner.process import FAILED, SUCCEEDED, AttemptResult, LocalProcess
 from workflows.runner.workdir import open_log
 
@@ -134,7 +135,7 @@ class LocalJobSet:
                         threading.Thread(target=node.kill, args=(reason,), daemon=True).start()
         return results
 
-    def _verdict(self, status: dict[str, Any]) -> str | None:
+    def _verdict(self, status: dict[str, Any]) -> Phase | None:
         obj = {"status": status}
         if condition_holds(self.plan.failure_condition, obj):
             return FAILED

@@ -28,8 +28,9 @@ class Generation:
 
 class Engine(Protocol):
     name: str
-    # Prompts per call to `generate`; results are saved after each call. None: all at once.
-    chunk_size: int | None
+    @property
+    def chunk_size(self) -> int | None:
+        """Prompts per call to `generate`; results are saved after each call. None: all at once."""
     # Whether prompts should reach `generate` longest first: an engine that pads each batch to its
     # longest prompt wastes less on batches of similar lengths; vLLM schedules tokens itself.
     sort_by_length: bool

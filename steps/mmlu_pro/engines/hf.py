@@ -50,7 +50,7 @@ class HFEngine:
         self._tokenizer.padding_side = "left"
         if self._tokenizer.pad_token is None:
             self._tokenizer.pad_token = self._tokenizer.eos_token
-        self._model = AutoModelForCausalLM.from_pretrained(
+        self._model: Any = AutoModelForCausalLM.from_pretrained(
             ref.base, revision=base_revision, dtype=torch.bfloat16 if cuda else torch.float32,
             device_map="auto" if cuda else None)
         if ref.adapter:
@@ -89,7 +89,7 @@ class HFEngine:
         ended = next((i for i, token in enumerate(tokens) if token in eos), None)
         if ended is not None:
             tokens = tokens[:ended]
-        text, stopped = cut_at_stop(self._tokenizer.decode(tokens, skip_special_tokens=True))
+        text, stopped = cut_at_stop(str(self._tokenizer.decode(tokens, skip_special_tokens=True)))
         return Generation(text=text, hit_token_limit=ended is None and not stopped and len(tokens) >= limit)
 
     def _eos_ids(self) -> set[int]:
