@@ -505,13 +505,23 @@ def _check_dag(workflow: Workflow, template: Template, check: _Checker) -> None:
 
 
 def _target_reference_problem(workflow: Workflow, dag: Template, ref: str) -> str | None:
-    if ref.startswith("inputs.parameters."):
-        name = ref.removeprefix("inputs.parameters.")
-        return None if name in dag.input_names() else (
-            f"dag template '{dag.name}' has no input parameter '{name}' (inputs: {', '.join(dag.input_names()) or 'none'})")
-    if ref.startswith("workflow."):
-        return workflow_reference_problem(workflow, ref)
+    if ref.startswith(("inputs.parameters.", "workflow.")):
+        return _dag_scope_problem(workflow, dag, ref)
     return "a dag's target can use workflow variables and the dag's inputs"
+
+
+def _dag_scope_problem(workflow: Workflow, dag: Template, ref: str) -> str | None:
+    """A `workflow.*` or `inputs.parameters.*` reference inside a dag template."""
+    if ref.startswith("inputs.parameters."):
+        return _parameter_problem(f"dag template '{dag.name}'", "input", ref.removeprefix("inputs.parameters."),
+                                  dag.input_names())
+    return workflow_reference_problem(workflow, ref)
+
+
+def _parameter_problem(owner: str, direction: str, name: str, declared: list[str]) -> str | None:
+    if name in declared:
+        return None
+    return f"{owner} has no {direction} parameter '{name}' ({direction}s: {', '.join(declared) or 'none'})"
 
 
 def _find_cycle(tasks: dict[str, Task]) -> list[str] | None:
@@ -601,13 +611,8 @@ def task_reference_problem(workflow: Workflow, dag: Template, task: Task, ref: s
         if not task.expands:
             return f"task '{task.name}' has no withItems, withParam or withSequence, so there is no item"
         return None
-    if ref.startswith("inputs.parameters."):
-        name = ref.removeprefix("inputs.parameters.")
-        if name not in dag.input_names():
-            return f"dag template '{dag.name}' has no input parameter '{name}' (inputs: {', '.join(dag.input_names()) or 'none'})"
-        return None
-    if ref.startswith("workflow."):
-        return workflow_reference_problem(workflow, ref)
+    if ref.startswith(("inputs.parameters.", "workflow.")):
+        return _dag_scope_problem(workflow, dag, ref)
     if ref.startswith("tasks."):
         parts = ref.split(".")
         other = parts[1] if len(parts) > 1 else ""
@@ -690,11 +695,8 @@ def metric_reference_problem(workflow: Workflow, template: Template, ref: str) -
     """Why `{{ref}}` cannot resolve in a template's metrics: they see what the template sees, and
     also its own output parameters and how the node ended."""
     if ref.startswith("outputs.parameters."):
-        name = ref.removeprefix("outputs.parameters.")
-        if name not in template.output_names():
-            return (f"template '{template.name}' has no output parameter '{name}' "
-                    f"(outputs: {', '.join(template.output_names()) or 'none'})")
-        return None
+        return _parameter_problem(f"template '{template.name}'", "output", ref.removeprefix("outputs.parameters."),
+                                  template.output_names())
     if ref in METRIC_VARIABLES or ref.startswith("resourcesDuration."):
         return None
     return template_reference_problem(workflow, template, ref)
@@ -704,11 +706,8 @@ def template_reference_problem(workflow: Workflow, template: Template, ref: str)
     if ref.startswith("="):
         return NotEmulated("not supported by the local runner: expression tags {{=...}}")
     if ref.startswith("inputs.parameters."):
-        name = ref.removeprefix("inputs.parameters.")
-        if name not in template.input_names():
-            return (f"template '{template.name}' has no input parameter '{name}' "
-                    f"(inputs: {', '.join(template.input_names()) or 'none'})")
-        return None
+        return _parameter_problem(f"template '{template.name}'", "input", ref.removeprefix("inputs.parameters."),
+                                  template.input_names())
     if ref.startswith("workflow."):
         return workflow_reference_problem(workflow, ref)
     if ref in ("pod.name", "retries", "node.name"):
