@@ -15,6 +15,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from workflows.argo.dag import ordered
 from workflows.argo.errors import ExpressionError, ManifestError
 from workflows.argo.expr import DependsExpr
 from workflows.argo.model import InputParam, Mount, OutputParam, Task, Template, Workflow
@@ -486,10 +487,10 @@ def _check_dag(workflow: Workflow, template: Template, check: _Checker) -> None:
     if cycle:
         check.problem(f"{where} has a dependency cycle: {' -> '.join(cycle)}")
         return
-    for task in _topological(tasks):
+    for task in ordered(tasks):
         for dep in task.deps:
             task.ancestors |= {dep} | tasks[dep].ancestors
-    for task in reversed(_topological(tasks)):
+    for task in reversed(ordered(tasks)):
         task.path_length = 1 + max((tasks[d].path_length for d in task.dependents), default=0)
     for target in template.targets or []:
         if "{{" in target:  # a parameterised target: its references are checked, its value at run time
@@ -548,23 +549,6 @@ def _find_cycle(tasks: dict[str, Task]) -> list[str] | None:
             if found:
                 return found
     return None
-
-
-def _topological(tasks: dict[str, Task]) -> list[Task]:
-    order: list[Task] = []
-    done: set[str] = set()
-
-    def visit(name: str) -> None:
-        if name in done:
-            return
-        done.add(name)
-        for dep in tasks[name].deps:
-            visit(dep)
-        order.append(tasks[name])
-
-    for name in tasks:
-        visit(name)
-    return order
 
 
 def _check_task(workflow: Workflow, dag: Template, task: Task, check: _Checker) -> None:

@@ -29,10 +29,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from workflows.argo.dag import dag_phase, failure_expected, ordered, sequence_items
 from workflows.argo.durations import parse_duration
 from workflows.argo.errors import ArgoError, ExpressionError, ManifestError, UnresolvedReference
 from workflows.argo.expr import DependsRef, evaluate_when
-from workflows.argo.phase import COMPLETED, FAILED_OR_ERROR, Phase, depends_result
+from workflows.argo.phase import FAILED_OR_ERROR, Phase, depends_result
 from workflows.argo.subst import item_label, item_scope, pure_reference, substitute, substitute_deep
 from workflows.argo.validate import Task, Template, Workflow, load_workflow, run_fields
 from workflows.runner.errors import RunnerError
@@ -257,7 +258,7 @@ class Engine:
             for target in dag.targets:
                 needed |= template.tasks[target].ancestors
             dag.needed = needed
-        for spec in _ordered(template.tasks):
+        for spec in ordered(template.tasks):
             node = TaskNode(dag, spec, self.workflow.templates[spec.template])
             dag.tasks[spec.name] = node
             dag.order.append(node)
@@ -484,7 +485,7 @@ class Engine:
                 raise ManifestError(f"{where}: withParam value could not be parsed as a JSON list: {shown}")
             return items
         if spec.with_sequence is not None:
-            return _sequence(substitute_deep(spec.with_sequence, scope, f"{where} withSequence", explain), where)
+            return sequence_items(substitute_deep(spec.with_sequence, scope, f"{where} withSequence", explain), where)
         return None
 
     def _create_child(self, dag: DagNode, task: TaskNode, scope: dict[str, str], index: int | None, item: Any,
@@ -852,29 +853,11 @@ class Engine:
         """failFast: an unhandled failure stops new tasks in this DAG; running ones finish."""
         if not dag.template.fail_fast or dag.stopped_by is not None:
             return
-        if self._failure_handled(dag, task, phase):
+        if failure_expected(dag.template, task.spec, phase):
             return
         dag.stopped_by = f"'{task.name}' {phase.lower()}"
         dag.stopped_task = task
         self.listener.fail_fast(dag, task)
-
-    def _failure_handled(self, dag: DagNode, task: TaskNode, phase: Phase) -> bool:
-        """Does the manifest expect this failure: continueOn, or a dependent whose depends accepts it?"""
-        if task.spec.continues_on(phase):
-            return True
-        result_name = "Errored" if phase == ERROR else "Failed"
-        for any_succeeded, all_failed in ((True, False), (False, True)):
-            def result_of(ref: DependsRef, _any: bool = any_succeeded, _all: bool = all_failed) -> bool:
-                if ref.task != task.name:
-                    return ref.result in (None, "Succeeded", "AnySucceeded")
-                if ref.result is None:
-                    return False
-                return {"AnySucceeded": _any, "AllFailed": _all}.get(ref.result, ref.result == result_name)
-            for name in task.spec.dependents:
-                other = dag.tasks[name].spec
-                if other.depends is not None and other.depends.evaluate(result_of):
-                    return True
-        return False
 
     def _assess(self, dag: DagNode) -> tuple[Phase, str]:
         if dag.stopped_by is not None:
@@ -883,62 +866,12 @@ class Engine:
                 phase = task.phase if task.phase in FAILED_OR_ERROR else FAILED
                 return phase, describe_failure(task)
             return FAILED, dag.stopped_by
-        tasks = dag.tasks
-        branch: dict[str, Phase] = {}
-
-        def phase_of(name: str) -> Phase:
-            if name in branch:
-                return branch[name]
-            task = tasks[name]
-            if task.phase in COMPLETED:
-                result = task.phase
-            else:
-                parents = [phase_of(dep) for dep in task.spec.deps]
-                result = next((p for p in parents if p in FAILED_OR_ERROR), SUCCEEDED)
-            branch[name] = result
-            return result
-
         targets = dag.targets or [t.name for t in dag.order if not t.spec.dependents]
-        for name in targets:
-            phase = phase_of(name)
-            if phase in FAILED_OR_ERROR and not tasks[name].spec.continues_on(phase):
-                culprit = next((t for t in dag.order if t.phase in FAILED_OR_ERROR), tasks[name])
-                return phase, describe_failure(culprit)
-        return SUCCEEDED, ""
-
-def _ordered(tasks: dict[str, Task]) -> list[Task]:
-    """Tasks in dependency order, keeping the manifest's order among independent ones."""
-    order: list[Task] = []
-    done: set[str] = set()
-
-    def visit(task: Task) -> None:
-        if task.name in done:
-            return
-        done.add(task.name)
-        for dep in task.deps:
-            visit(tasks[dep])
-        order.append(task)
-
-    for task in tasks.values():
-        visit(task)
-    return order
-
-
-def _sequence(spec: dict[str, Any], where: str) -> list[str]:
-    try:
-        if spec.get("count") is not None:
-            start = int(str(spec.get("start", 0)))
-            values = list(range(start, start + int(str(spec["count"]))))
-        elif spec.get("end") is not None:
-            start, end = int(str(spec.get("start", 0))), int(str(spec["end"]))
-            step = 1 if end >= start else -1
-            values = list(range(start, end + step, step))
-        else:
-            raise ManifestError(f"{where}: withSequence needs count or end")
-        fmt = spec.get("format")
-        return [fmt % value if fmt else str(value) for value in values]
-    except (TypeError, ValueError) as error:
-        raise ManifestError(f"{where}: invalid withSequence {spec}: {error}") from None
+        phase, failed_target = dag_phase(dag.template, targets, {name: t.phase for name, t in dag.tasks.items()})
+        if failed_target is None:
+            return phase, ""
+        culprit = next((t for t in dag.order if t.phase in FAILED_OR_ERROR), dag.tasks[failed_target])
+        return phase, describe_failure(culprit)
 
 
 def _fingerprint(template: str, resolved: dict[str, Any], inputs: dict[str, str]) -> str:
