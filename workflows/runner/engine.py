@@ -23,23 +23,33 @@ import secrets
 import string
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from workflows.argo.dag import dag_phase, failure_expected, ordered, sequence_items
+from workflows.argo.dag import dag_phase, failure_expected, ordered
 from workflows.argo.durations import parse_duration
 from workflows.argo.errors import ArgoError, ExpressionError, ManifestError, UnresolvedReference
 from workflows.argo.expr import DependsRef, evaluate_when
 from workflows.argo.phase import FAILED_OR_ERROR, Phase, depends_result
-from workflows.argo.subst import item_label, item_scope, pure_reference, substitute, substitute_deep
-from workflows.argo.validate import Task, Template, Workflow, load_workflow, run_fields
+from workflows.argo.subst import item_label, item_scope, substitute
+from workflows.argo.validate import Task, Template, Workflow, load_workflow
 from workflows.runner.errors import RunnerError
+from workflows.runner.bindings import Bindings
 from workflows.runner.events import RunListener
 from workflows.runner.jobset import LocalJobSet
-from workflows.runner.nodes import Attempt, DagNode, PodNode, RunResult, TaskNode, describe_failure, short_labels
+from workflows.runner.nodes import (
+    Attempt,
+    DagNode,
+    PodNode,
+    RunResult,
+    TaskNode,
+    describe_failure,
+    log_name,
+    short_labels,
+)
 from workflows.runner.process import AttemptResult, AttemptRunner, LocalProcess, PrepareError, default_python, prepare
 from workflows.runner.retry import decide, retry_limit
 from workflows.runner.state import RunState, valid_object_name
@@ -74,11 +84,6 @@ def _random_suffix() -> str:
     return "".join(secrets.choice(alphabet) for _ in range(5))
 
 
-def _log_name(key: str) -> str:
-    safe = "".join(c if c.isalnum() or c in "-._" else "_" for c in key)
-    return safe or "node"
-
-
 class Engine:
     def __init__(self, manifest: dict[str, Any] | Workflow, options: RunOptions, listener: RunListener | None = None) -> None:
         self.workflow = manifest if isinstance(manifest, Workflow) else load_workflow(manifest)
@@ -109,6 +114,7 @@ class Engine:
         self.warnings = self.workflow.warnings + self.stopped_leftovers
         self.created = self.state.created or datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         self.scope = self._workflow_scope()
+        self.bindings = Bindings(self.workflow, self.scope, self.name)
         self.deadline: float | None = None
         self.started = _now()
         self.interrupted = False
@@ -244,7 +250,7 @@ class Engine:
             task.arguments = {p.name: "{{workflow.parameters." + p.name + "}}" for p in
                               self.workflow.templates[task.template].inputs if p.name in args}
         root = DagNode("", self.name, entry, None, None, None, parent=None, fresh_upstream=False)
-        root.inputs = self._inputs(entry, dict(self.parameters), f"entrypoint '{entry.name}'", {})
+        root.inputs = self.bindings.inputs(entry, dict(self.parameters), f"entrypoint '{entry.name}'", {})
         self._init_dag(root)
         return root
 
@@ -266,7 +272,7 @@ class Engine:
 
     def _targets(self, dag: DagNode) -> list[str]:
         """`dag.target`, substituted (it may be a parameter) and checked against the DAG's tasks."""
-        scope = {**self.scope, **{f"inputs.parameters.{k}": v for k, v in dag.inputs.items()}}
+        scope = self.bindings.dag_scope(dag)
         where = f"dag '{dag.template.name}' target"
         targets = substitute(" ".join(dag.template.targets or []), scope, where).split()
         unknown = [name for name in targets if name not in dag.template.tasks]
@@ -383,8 +389,8 @@ class Engine:
             return  # failFast: no new task starts
         where = f"task '{task.key}'"
         try:
-            scope = self._task_scope(dag, task)
-            items = self._expand(task, scope, where)
+            scope = self.bindings.task_scope(dag, task)
+            items = self.bindings.expand(task, scope, where)
         except (UnresolvedReference, ExpressionError, ManifestError) as error:
             self._task_done(task, ERROR, str(error))
             return
@@ -412,82 +418,6 @@ class Engine:
         children = [child.phase for child in task.children] if task.spec.expands else None
         return depends_result(ref.result, phase, children)
 
-    def _task_scope(self, dag: DagNode, task: TaskNode) -> dict[str, str]:
-        scope = dict(self.scope)
-        scope.update({f"inputs.parameters.{k}": v for k, v in dag.inputs.items()})
-        for name in task.spec.ancestors:
-            other = dag.tasks[name]
-            prefix = f"tasks.{name}"
-            scope[f"{prefix}.status"] = other.phase
-            scope[f"{prefix}.id"] = other.key or name
-            if other.spec.expands:
-                maps = [child.outputs for child in other.children if isinstance(child, PodNode) and child.outputs]
-                scope[f"{prefix}.outputs.parameters"] = json.dumps(maps, separators=(",", ":"))
-                for output in other.template.output_names():
-                    values = [m[output] for m in maps if output in m]
-                    scope[f"{prefix}.outputs.parameters.{output}"] = json.dumps(values, separators=(",", ":"))
-            elif other.children and isinstance(other.children[0], PodNode):
-                pod = other.children[0]
-                if pod.exit_code is not None:
-                    scope[f"{prefix}.exitCode"] = str(pod.exit_code)
-                for output, value in pod.outputs.items():
-                    scope[f"{prefix}.outputs.parameters.{output}"] = value
-        scope.update({key: value for key, (value, _) in self._outputs_never_produced(dag, task).items()})
-        return scope
-
-    def _outputs_never_produced(self, dag: DagNode, task: TaskNode) -> dict[str, tuple[str, str | None]]:
-        """The outputs of the Skipped or Omitted ancestors of `task`, as Argo v4.1 resolves them
-        (docs/enhanced-depends-logic.md, "Output references from Skipped or Omitted tasks";
-        workflow/controller/scope.go addSkippedNodeOutputsToScope): reference -> (value, producer), where
-        producer is None when the producer declares a `valueFrom.default` (the value), else the producer's
-        name: an absent optional, "" inside a longer string, unsupplied as a whole argument."""
-        found: dict[str, tuple[str, str | None]] = {}
-        for name in task.spec.ancestors:
-            other = dag.tasks[name]
-            if other.phase not in (SKIPPED, OMITTED) or other.spec.expands:
-                continue
-            for output in other.template.outputs:
-                key = f"tasks.{name}.outputs.parameters.{output.name}"
-                found[key] = (output.default, None) if output.default is not None else ("", name)
-        return found
-
-    def _explain(self, dag: DagNode, task: TaskNode) -> Callable[[str], str | None]:
-        def explain(ref: str) -> str | None:
-            if ref.startswith("tasks."):
-                parts = ref.split(".")
-                other = dag.tasks.get(parts[1]) if len(parts) > 1 else None
-                if other is None:
-                    return f"there is no task '{parts[1] if len(parts) > 1 else ''}' in this dag"
-                if other.phase != SUCCEEDED:
-                    return f"task '{other.name}' ended {other.phase}{' (' + other.message + ')' if other.message else ''}, so it has no outputs"
-                if ref.endswith(".exitCode"):
-                    return f"task '{other.name}' has no single exit code"
-                return f"task '{other.name}' did not produce it"
-            if ref == "item" or ref.startswith("item."):
-                return "the item has no such field"
-            return None
-        return explain
-
-    def _expand(self, task: TaskNode, scope: dict[str, str], where: str) -> list[Any] | None:
-        spec = task.spec
-        explain = self._explain(task.dag, task)
-        if spec.with_items is not None:
-            return [substitute_deep(item, scope, f"{where} withItems", explain) for item in spec.with_items]
-        if spec.with_param is not None:
-            text = substitute(spec.with_param, scope, f"{where} withParam", explain)
-            try:
-                items = json.loads(text)
-            except json.JSONDecodeError:
-                items = None
-            if not isinstance(items, list):
-                shown = text.strip()
-                shown = shown if len(shown) <= 200 else shown[:200] + "..."
-                raise ManifestError(f"{where}: withParam value could not be parsed as a JSON list: {shown}")
-            return items
-        if spec.with_sequence is not None:
-            return sequence_items(substitute_deep(spec.with_sequence, scope, f"{where} withSequence", explain), where)
-        return None
-
     def _create_child(self, dag: DagNode, task: TaskNode, scope: dict[str, str], index: int | None, item: Any,
                       label: str) -> None:
         spec = task.spec
@@ -505,11 +435,11 @@ class Engine:
             child: PodNode | DagNode = nested
         else:
             child = PodNode(key, display, template, task, index, item, dag=dag)
-            child.log_path = self.workdir / "logs" / f"{_log_name(key)}.log"
+            child.log_path = self.workdir / "logs" / f"{log_name(key)}.log"
         child.label = task.key if index is None else f"{task.key}({index}{':' + label if label else ''})"
         task.children.append(child)
         where = f"task '{display}'"
-        explain = self._explain(dag, task)
+        explain = self.bindings.explain(dag, task)
         try:
             if spec.when is not None:
                 condition = substitute(spec.when, local, f"{where} when", explain)
@@ -517,16 +447,8 @@ class Engine:
                     child.phase, child.message = SKIPPED, f"when '{condition}' evaluated false"
                     self._child_ended(child)
                     return
-            absent = {key: producer for key, (_, producer) in self._outputs_never_produced(dag, task).items()
-                      if producer is not None}
-            arguments = {}
-            for name, value in spec.arguments.items():
-                ref = pure_reference(value)
-                if ref in absent:
-                    self._check_absent_has_default(template, name, ref, absent[ref], where)
-                    continue  # unsupplied: the input's own default applies
-                arguments[name] = substitute(value, local, f"{where} argument '{name}'", explain)
-            child.inputs = self._inputs(template, arguments, where, self.scope)
+            arguments = self.bindings.arguments(dag, task, local, where)
+            child.inputs = self.bindings.inputs(template, arguments, where, self.scope)
         except (UnresolvedReference, ExpressionError, ManifestError) as error:
             child.phase, child.message = ERROR, str(error)
             self._child_ended(child)
@@ -538,14 +460,6 @@ class Engine:
                 self._start_dag(dag.waiting_dags.pop(0))
             return
         self._queue_pod(child)
-
-    @staticmethod
-    def _check_absent_has_default(template: Template, name: str, ref: str, producer: str, where: str) -> None:
-        param = next((p for p in template.inputs if p.name == name), None)
-        if param is not None and param.value is None and param.default is None:
-            raise ManifestError(f"{where}: inputs.parameters.{name}: argument {{{{{ref}}}}} references an absent "
-                                f"optional: task '{producer}' was skipped or omitted and its output declares no "
-                                "valueFrom.default, and the input has no default")
 
     def _start_dag(self, child: DagNode) -> None:
         """A nested DAG invocation starts, or is omitted when its parent stopped (failFast)."""
@@ -566,43 +480,12 @@ class Engine:
         parent.running_dags += 1
         self.listener.dag_started(child)
 
-    def _inputs(self, template: Template, arguments: dict[str, str], where: str,
-                scope: Mapping[str, str]) -> dict[str, str]:
-        values: dict[str, str] = {}
-        for param in template.inputs:
-            value = param.value if param.value is not None else param.default
-            if value is not None and "{{" in value:
-                value = substitute(value, scope, f"{where} input parameter '{param.name}'")
-            if param.name in arguments:
-                value = arguments[param.name]
-            if value is None:
-                raise ManifestError(f"{where}: inputs.parameters.{param.name} was not supplied")
-            if param.enum and value not in param.enum:
-                raise ManifestError(f"{where}: input parameter '{param.name}' = {value!r} is not one of "
-                                    f"{', '.join(param.enum)}")
-            values[param.name] = value
-        return values
-
     def _fresh(self, dag: DagNode, task: TaskNode) -> bool:
         return dag.fresh_upstream or any(dag.tasks[name].ran_now for name in task.spec.deps)
 
-    def _pod_scope(self, pod: PodNode, retries: int) -> dict[str, str]:
-        scope = dict(self.scope)
-        scope.update({f"inputs.parameters.{k}": v for k, v in pod.inputs.items()})
-        scope["pod.name"] = f"{self.name}-{_log_name(pod.key)}"
-        scope["node.name"] = f"{self.name}.{pod.display}"
-        scope["retries"] = str(retries)
-        return scope
-
-    def _resolved_template(self, pod: PodNode, retries: int) -> dict[str, Any]:
-        raw = run_fields(pod.template.raw)
-        if "retryStrategy" not in raw and self.workflow.default_retry is not None:
-            raw["retryStrategy"] = self.workflow.default_retry
-        return substitute_deep(raw, self._pod_scope(pod, retries), f"template '{pod.template.name}' of task '{pod.display}'")
-
     def _queue_pod(self, pod: PodNode) -> None:
         try:
-            resolved = self._resolved_template(pod, 0)
+            resolved = self.bindings.resolved_template(pod, 0)
         except (UnresolvedReference, ManifestError) as error:
             self.pods.append(pod)
             self._pod_done(pod, ERROR, str(error))
@@ -677,14 +560,14 @@ class Engine:
         pod.retry_at = None
         group: LocalJobSet | None = None
         try:
-            resolved = self._resolved_template(pod, number)
+            resolved = self.bindings.resolved_template(pod, number)
             if pod.template.kind == "resource":
                 group = self._local_jobset(pod, resolved, number)
                 argv, deadline = [f"JobSet {group.plan.name}"], group.deadline_s
             else:
                 spec = prepare(pod.template, resolved, workdir=self.workdir, cwd=self.options.cwd,
                                base_env=self.base_env, secret_env_names=self.workflow.secret_env_names,
-                               volume_kinds=self.workflow.volumes, pod_key=f"{_log_name(pod.key)}-{number}",
+                               volume_kinds=self.workflow.volumes, pod_key=f"{log_name(pod.key)}-{number}",
                                python=self.options.python)
                 spec.deadline_s, spec.deadline_reason = self._attempt_deadline(pod, resolved, spec.deadline_s)
                 argv, deadline = spec.argv, spec.deadline_s
@@ -733,7 +616,7 @@ class Engine:
         active = resolved.get("activeDeadlineSeconds")
         deadline = self._attempt_deadline(pod, resolved, float(active) if active is not None else None)
         return LocalJobSet(resolved, start_node, pod.log_path or self.workdir / "logs" / "pod.log",
-                           f"{_log_name(pod.key)}-{number}", self.workdir, deadline)
+                           f"{log_name(pod.key)}-{number}", self.workdir, deadline)
 
     def _run_attempt(self, pod: PodNode, process: AttemptRunner) -> None:
         try:
@@ -786,7 +669,7 @@ class Engine:
             self._pod_done(pod, SUCCEEDED, "")
             return
         if not final and not self.interrupted:
-            resolved = pod.resolved or self._resolved_template(pod, len(pod.attempts) - 1)
+            resolved = pod.resolved or self.bindings.resolved_template(pod, len(pod.attempts) - 1)
             decision = decide(resolved.get("retryStrategy"), f"template '{pod.template.name}' retryStrategy",
                               len(pod.attempts) - 1, result, pod.nominal_elapsed,
                               self.base_env.get("TRANSIENT_ERROR_PATTERN"))

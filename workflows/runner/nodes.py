@@ -13,6 +13,12 @@ from workflows.runner.process import AttemptRunner, volume_dir
 PENDING, RUNNING, SUCCEEDED = Phase.PENDING, Phase.RUNNING, Phase.SUCCEEDED
 
 
+def log_name(key: str) -> str:
+    """A node key as a file name (logs, scratch folders) and in pod names."""
+    safe = "".join(c if c.isalnum() or c in "-._" else "_" for c in key)
+    return safe or "node"
+
+
 @dataclass
 class Attempt:
     number: int
