@@ -1,12 +1,11 @@
 """Argo's DAG rules over the manifest model, free of any runner state: task order, `withSequence`
-items, whether a failure is expected, and a DAG's phase from its target tasks (assessDAGPhase)."""
+items, and a DAG's phase from its target tasks (assessDAGPhase)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
 from workflows.argo.errors import ManifestError
-from workflows.argo.expr import DependsRef
 from workflows.argo.model import Task, Template
 from workflows.argo.phase import COMPLETED, FAILED_OR_ERROR, Phase
 
@@ -45,26 +44,6 @@ def sequence_items(spec: Mapping[str, Any], where: str) -> list[str]:
         return [fmt % value if fmt else str(value) for value in values]
     except (TypeError, ValueError) as error:
         raise ManifestError(f"{where}: invalid withSequence {dict(spec)}: {error}") from None
-
-
-def failure_expected(dag: Template, task: Task, phase: Phase) -> bool:
-    """Does the manifest expect `task` to end Failed or Error: its `continueOn`, or a dependent whose
-    `depends` accepts that result (`A.Failed`, `A.Errored`, `A.AllFailed`, `!A.Succeeded`, ...)?"""
-    if task.continues_on(phase):
-        return True
-    result_name = "Errored" if phase == Phase.ERROR else "Failed"
-    for any_succeeded, all_failed in ((True, False), (False, True)):
-        def result_of(ref: DependsRef, _any: bool = any_succeeded, _all: bool = all_failed) -> bool:
-            if ref.task != task.name:
-                return ref.result in (None, "Succeeded", "AnySucceeded")
-            if ref.result is None:
-                return False
-            return {"AnySucceeded": _any, "AllFailed": _all}.get(ref.result, ref.result == result_name)
-        for name in task.dependents:
-            other = dag.tasks[name]
-            if other.depends is not None and other.depends.evaluate(result_of):
-                return True
-    return False
 
 
 def dag_phase(dag: Template, targets: list[str], phases: Mapping[str, Phase]) -> tuple[Phase, str | None]:

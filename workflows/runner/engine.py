@@ -29,7 +29,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from workflows.argo.dag import dag_phase, failure_expected, ordered
+from workflows.argo.dag import dag_phase, ordered
 from workflows.argo.durations import parse_duration
 from workflows.argo.errors import ArgoError, ExpressionError, ManifestError, UnresolvedReference
 from workflows.argo.expr import DependsRef, evaluate_when
@@ -452,7 +452,6 @@ class Engine:
         except (UnresolvedReference, ExpressionError, ManifestError) as error:
             child.phase, child.message = ERROR, str(error)
             self._child_ended(child)
-            self._on_failure(dag, task, ERROR)
             return
         if isinstance(child, DagNode):
             dag.waiting_dags.append(child)
@@ -474,8 +473,6 @@ class Engine:
         except ArgoError as error:
             child.phase, child.message = ERROR, str(error)
             self.listener.dag_ended(child)
-            if child.task is not None:
-                self._on_failure(parent, child.task, ERROR)
             return
         parent.running_dags += 1
         self.listener.dag_started(child)
@@ -697,8 +694,6 @@ class Engine:
         self.state.record(pod)
         self.state.save()
         self.listener.pod_ended(pod)
-        if phase in FAILED_OR_ERROR and pod.task is not None:
-            self._on_failure(pod.dag, pod.task, phase)
 
     # --- tasks and DAGs finishing ---------------------------------------------------------------------------
 
@@ -722,25 +717,30 @@ class Engine:
                 phase, message = OMITTED, f"{len(stopped)} of {len(phases)} not started (fail-fast)"
             else:
                 phase, message = SUCCEEDED, ""
-        self._task_done(task, phase, message, notify_failure=task.spec.expands or isinstance(task.children[0], DagNode))
+        self._task_done(task, phase, message)
 
-    def _task_done(self, task: TaskNode, phase: Phase, message: str, notify_failure: bool = True) -> None:
+    def _task_done(self, task: TaskNode, phase: Phase, message: str) -> None:
         task.phase, task.message = phase, message
         task.finished = task.finished or _now()
         task.started = task.started or task.finished
         self.listener.task_ended(task)
-        if phase in FAILED_OR_ERROR and notify_failure:
-            self._on_failure(task.dag, task, phase)
+        self._check_fail_fast(task.dag)
 
-    def _on_failure(self, dag: DagNode, task: TaskNode, phase: Phase) -> None:
-        """failFast: an unhandled failure stops new tasks in this DAG; running ones finish."""
+    def _check_fail_fast(self, dag: DagNode) -> None:
+        """Argo's `dag.failFast` (assessDAGPhase): once a target task has ended and its branch failed, the
+        DAG has failed and starts nothing more; running tasks finish. A failure a dependant handles, or
+        one in a fan-out whose other children are still to run, decides no target yet."""
         if not dag.template.fail_fast or dag.stopped_by is not None:
             return
-        if failure_expected(dag.template, task.spec, phase):
+        targets = dag.targets or [t.name for t in dag.order if not t.spec.dependents]
+        decided = [name for name in targets if dag.tasks[name].fulfilled]
+        _, failed_target = dag_phase(dag.template, decided, {name: t.phase for name, t in dag.tasks.items()})
+        if failed_target is None:
             return
-        dag.stopped_by = f"'{task.name}' {phase.lower()}"
-        dag.stopped_task = task
-        self.listener.fail_fast(dag, task)
+        culprit = next((t for t in dag.order if t.phase in FAILED_OR_ERROR), dag.tasks[failed_target])
+        dag.stopped_by = f"'{culprit.name}' {culprit.phase.lower()}"
+        dag.stopped_task = culprit
+        self.listener.fail_fast(dag, culprit)
 
     def _assess(self, dag: DagNode) -> tuple[Phase, str]:
         if dag.stopped_by is not None:
