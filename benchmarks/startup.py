@@ -10,8 +10,9 @@ median of --repeats runs, interleaved.
 
 Budgets (issue 13): light steps (convert, gate, plan, aggregate, upload) under 1.5 s; eval's
 fixed cost under 4 s, where fixed cost = the run with 1 question minus the cost of a question
-(the slope between 1 and 5 questions); merge-lora in one interpreter (checked by its own test,
-not timed here: it needs Axolotl).
+(the slope between 1 and 5 questions); merge-lora in one interpreter (tests/test_merge_lora.py
+forbids it child processes; timed here, with Axolotl installed, on a rank-4 adapter that peft
+makes over the tiny model, children's CPU included).
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -38,7 +40,8 @@ def run_cpu_seconds(args: list[str]) -> tuple[float, float]:
     started = time.perf_counter()
     result = subprocess.run([sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, check=False,
                             env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1",
-                                 "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"})
+                                 "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+                                 "AXOLOTL_DO_NOT_TRACK": "1"})
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if result.returncode != 0:
@@ -69,9 +72,33 @@ def step_commands(assets: Path, work: Path, run: int) -> dict[str, list[str]]:
                       "--out-dir", str(out / "summary"), "--run-id", f"bench{run}",
                       "--history", str(out / "history")],
         "upload": ["steps.upload", "--model-dir", model, "--repo-id", "bench/tiny", "--target", str(out / "upload")],
+        "merge-lora": ["steps.merge_lora", "--config", str(merge_config(assets, work, out / "merge"))],
         "eval, 1 question": eval_args(assets, out / "eval1", 1),
         "eval, 5 questions": eval_args(assets, out / "eval5", 5),
     }
+
+
+ADAPTER_CODE = """
+import sys
+from peft import LoraConfig, get_peft_model
+from transformers import AutoModelForCausalLM
+model = AutoModelForCausalLM.from_pretrained(sys.argv[1])
+get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", init_lora_weights=False)
+               ).save_pretrained(sys.argv[2])
+"""
+
+
+def merge_config(assets: Path, work: Path, run_dir: Path) -> Path:
+    """A fresh copy of the adapter (so the merge is done, not found current) and its Axolotl config."""
+    import yaml
+
+    shutil.copytree(work / "adapter", run_dir / "output")
+    config = yaml.safe_load((ROOT / "configs" / "axolotl" / "tiny-cpu-lora.yaml").read_text(encoding="utf-8"))
+    config.update(base_model=str(assets / "tiny-llama"), output_dir=str(run_dir / "output"),
+                  dataset_prepared_path=str(run_dir / "prepared"), lora_r=4, lora_alpha=8, lora_modules_to_save=None)
+    path = run_dir / "axolotl.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path
 
 
 def prepare(assets: Path, work: Path) -> None:
@@ -81,6 +108,8 @@ def prepare(assets: Path, work: Path) -> None:
     model = str(assets / "tiny-llama")
     run_cpu_seconds(["steps.plan_eval", "--baselines", json.dumps([model]), "--subjects", json.dumps([SUBJECT]),
                      "--finetuned-model", model, "--out-dir", str(work / "plan")])
+    subprocess.run([sys.executable, "-c", ADAPTER_CODE, model, str(work / "adapter")], cwd=ROOT, check=True,
+                   env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True)
     plan = json.loads((work / "plan" / "models.json").read_text())
     for entry in plan if isinstance(plan, list) else plan.get("models", []):
         run_cpu_seconds(eval_args(assets, work / "eval" / entry["slug"], 2, entry["role"]))
@@ -107,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:<20}{cpu[name]:>8.2f}{wall[name]:>8.2f}  < {LIGHT_BUDGET_S} s: {verdict}")
     per_question = (cpu["eval, 5 questions"] - cpu["eval, 1 question"]) / 4
     fixed = cpu["eval, 1 question"] - per_question
+    print(f"{'merge-lora':<20}{cpu['merge-lora']:>8.2f}{wall['merge-lora']:>8.2f}  one interpreter")
     for name in ("eval, 1 question", "eval, 5 questions"):
         print(f"{name:<20}{cpu[name]:>8.2f}{wall[name]:>8.2f}")
     verdict = "ok" if fixed < EVAL_FIXED_BUDGET_S else "OVER"
