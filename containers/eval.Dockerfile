@@ -9,16 +9,20 @@ FROM ${VLLM_IMAGE}
 ENV PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_BREAK_SYSTEM_PACKAGES=1 \
+    VLLM_NO_USAGE_STATS=1 \
     HOME=/home/tunebench
 
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml constraints.txt README.md ./
+COPY containers/image_constraints.py containers/
 COPY workflows/ workflows/
 COPY steps/ steps/
 COPY configs/ configs/
-# No constraints file here: vLLM pins torch and transformers itself, and the project's
-# base dependencies (pyarrow, datasets, typer, ...) must fit around them.
-RUN python3 -m pip install --no-cache-dir . \
+# vLLM's versions of everything it ships (torch, transformers, ...) stay; the project's pins
+# apply to the rest (pyarrow, typer, ...); `pip check` proves the result consistent.
+RUN python3 containers/image_constraints.py constraints.txt > /tmp/image-constraints.txt \
+    && python3 -m pip install --no-cache-dir -c /tmp/image-constraints.txt . \
+    && python3 -m pip check \
     && useradd --uid 1000 --user-group --create-home --home-dir /home/tunebench tunebench \
     && if ! command -v python >/dev/null; then ln -s "$(command -v python3)" /usr/local/bin/python; fi
 

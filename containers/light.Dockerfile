@@ -13,6 +13,7 @@ COPY workflows/ workflows/
 COPY steps/ steps/
 COPY configs/ configs/
 RUN pip install --no-cache-dir -c constraints.txt . \
+    && pip check \
     && useradd --uid 1000 --user-group --create-home --home-dir /home/tunebench tunebench
 
 USER 1000

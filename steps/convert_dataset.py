@@ -25,10 +25,21 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import typer
 
-from steps.common import EXIT_FAILURE, StepInputError, TransientFailure, atomic_path, fail, load_failure, write_json_atomic
+from steps.common import (
+    StepInputError,
+    atomic_path,
+    check_output_dir,
+    load_failure,
+    step_errors,
+    step_main,
+    write_json_atomic,
+)
 
 BATCH_ROWS = 16_384
 READ_BUFFER_BYTES = 1 << 20
+DEFAULT_BLOCK_BYTES = 1 << 20           # pyarrow's JSON and CSV readers' own default
+MAX_BLOCK_BYTES = (1 << 31) - 1         # their block size is an int32
+SCAN_CHUNK_BYTES = 8 << 20
 BUCKET_ROWS = 32_768     # rows held at once when writing in shuffled order ...
 MAX_OPEN_BUCKETS = 512   # ... unless that would keep more files than this open (past 16M rows)
 OUTPUT_SCHEMA = pa.schema([("id", pa.int64()), ("question", pa.string()), ("answer", pa.string())])
@@ -111,13 +122,43 @@ def _open_reader(format_name: str, file: Path, fields: FieldMapping) -> tuple[pa
         parquet = pq.ParquetFile(file, pre_buffer=False, buffer_size=READ_BUFFER_BYTES)
         columns = [fields.question, fields.answer]
         return parquet.schema_arrow, parquet.iter_batches(batch_size=BATCH_ROWS, columns=columns)
+    block_size = text_block_size(file)
     if format_name == "csv":
         # CSV has no types: keep the text exactly as written ("007" must not become 7).
         text_columns = {column: pa.string() for column in (fields.question, fields.answer)}
-        reader = pa_csv.open_csv(file, convert_options=pa_csv.ConvertOptions(column_types=text_columns))
+        reader = pa_csv.open_csv(file, read_options=pa_csv.ReadOptions(block_size=block_size),
+                                 convert_options=pa_csv.ConvertOptions(column_types=text_columns))
     else:
-        reader = pa_json.open_json(file)
+        reader = pa_json.open_json(file, read_options=pa_json.ReadOptions(block_size=block_size))
     return reader.schema, reader
+
+
+def longest_line_bytes(file: Path) -> int:
+    """The length of the longest line of `file` in bytes (its newline included), in one streaming pass."""
+    longest = current = 0
+    with file.open("rb") as data:
+        while chunk := data.read(SCAN_CHUNK_BYTES):
+            ends = np.flatnonzero(np.frombuffer(chunk, dtype=np.uint8) == ord("\n"))
+            if not len(ends):
+                current += len(chunk)
+                continue
+            longest = max(longest, current + int(ends[0]) + 1, int(np.diff(ends).max(initial=0)))
+            current = len(chunk) - int(ends[-1]) - 1
+    return max(longest, current)
+
+
+def text_block_size(file: Path) -> int:
+    """A block size for pyarrow's JSON-lines and CSV readers that holds the longest row.
+
+    They parse a file in blocks (1 MiB by default) and fail on a row longer than a block
+    ("straddling object straddles two block boundaries"); one pass over the file finds the
+    longest line first, so a row of any size that fits in memory is read.
+    """
+    longest = longest_line_bytes(file)
+    if longest > MAX_BLOCK_BYTES:
+        raise StepInputError(f"--source {file}: a row of {longest:,} bytes; pyarrow reads rows of at most "
+                             f"{MAX_BLOCK_BYTES:,} bytes (convert the file to parquet)")
+    return max(DEFAULT_BLOCK_BYTES, longest)
 
 
 def _open_hub(dataset_id: str, fields: FieldMapping, *, revision: str | None, split: str) -> Source:
@@ -417,10 +458,10 @@ def convert_dataset(source: str, out_dir: str | Path, *, fields: FieldMapping = 
     if not 0 <= holdout_fraction < 1:
         raise StepInputError(f"--holdout-fraction {holdout_fraction}: must be at least 0 and below 1")
 
+    out_dir = check_output_dir(out_dir)
     opened = open_source(source, fields, revision=revision, split=split)
     counts = CleaningCounts()
     cleaned = clean_batches(opened.batches, counts)
-    out_dir = Path(out_dir)
     with contextlib.ExitStack() as outputs:
         # Entered first, renamed last: stats.json appears only once the parquet files are in place.
         stats_tmp = outputs.enter_context(atomic_path(out_dir / STATS_FILE))
@@ -469,7 +510,8 @@ def _require_rows(n_rows: int, source: str, counts: CleaningCounts) -> None:
 
 # --- command line ------------------------------------------------------------------------
 
-def convert_command(
+@step_errors
+def convert_dataset_command(
     source: Annotated[str, typer.Option(help="Hub dataset id, or a local .parquet/.jsonl/.csv file or directory.")],
     out_dir: Annotated[Path, typer.Option(help="Folder for train.parquet, stats.json and holdout.parquet.")],
     revision: Annotated[str | None, typer.Option(help="Hub dataset revision (commit, tag or branch) to pin.")] = None,
@@ -484,14 +526,9 @@ def convert_command(
         help="Fraction of the rows to write to holdout.parquet instead.")] = None,
 ) -> None:
     """Convert a dataset to the question/answer parquet Axolotl's alpaca_chat.load_qa reads."""
-    try:
-        stats = convert_dataset(source, out_dir, fields=FieldMapping(question_field, answer_field),
-                                revision=revision, split=split, max_rows=max_rows,
-                                shuffle_seed=shuffle_seed, holdout_fraction=holdout_fraction)
-    except StepInputError as error:
-        fail(str(error))
-    except TransientFailure as error:
-        fail(str(error), EXIT_FAILURE)
+    stats = convert_dataset(source, out_dir, fields=FieldMapping(question_field, answer_field),
+                            revision=revision, split=split, max_rows=max_rows,
+                            shuffle_seed=shuffle_seed, holdout_fraction=holdout_fraction)
     held_out = f", {stats['holdout_rows']:,} held out" if stats["holdout_rows"] else ""
     print(f"wrote {stats['rows_out']:,} rows to {Path(out_dir) / TRAIN_FILE}{held_out} "
           f"(read {stats['rows_in']:,}; dropped {stats['dropped_empty']:,} empty, "
@@ -499,7 +536,7 @@ def convert_command(
 
 
 def main() -> None:
-    typer.run(convert_command)
+    step_main(convert_dataset_command)
 
 
 if __name__ == "__main__":

@@ -115,7 +115,7 @@ def estimate_memory(model: str, *, gpus: int, gpu_memory_gib: float, revision: s
     }
 
 
-def estimate_command(
+def estimate_memory_command(
     model: Annotated[str, typer.Option(help="Hub repo id, local model directory, or a config.json.")],
     gpus: Annotated[int, typer.Option(help="GPUs the training step gets.")] = 1,
     gpu_memory_gib: Annotated[float, typer.Option(
@@ -177,7 +177,9 @@ def estimate_command(
 
 
 def main() -> None:
-    typer.run(estimate_command)
+    from steps.common import step_main
+
+    step_main(estimate_memory_command)
 
 
 if __name__ == "__main__":

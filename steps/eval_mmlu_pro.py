@@ -12,13 +12,13 @@ from typing import Annotated, Any
 
 import typer
 
-from steps.common import StepInputError, fail, write_json_atomic
+from steps.common import StepInputError, TransientFailure, load_failure, step_errors, step_main, write_json_atomic
 from steps.mmlu_pro.data import load_subject
 from steps.mmlu_pro.engines import Engine, GenerationSettings, load_engine
 from steps.mmlu_pro.engines.base import STOP_STRINGS, model_revision
 from steps.mmlu_pro.engines.vllm import CHUNK_SIZE as VLLM_CHUNK_SIZE
 from steps.mmlu_pro.extract import EXTRACT_MODES
-from steps.common import TransientFailure, load_failure
+from steps.mmlu_pro.node_outputs import write_eval_outputs
 from steps.mmlu_pro.prompt import DEFAULT_SHOTS, PROMPT_VERSION, PromptBuilder
 from steps.mmlu_pro.results import apply_extraction, read_records, settings_hash, subject_summary, write_records
 from steps.mmlu_pro.subjects import check_subject
@@ -113,7 +113,7 @@ def evaluate(
     scored_settings = {**measurement, "extract": extract}
 
     path = records_path(out_dir, subject)
-    previous = read_records(path)
+    previous = read_records(path, log)
     done = {str(r["question_id"]): r for r in previous if r.get("generation_key") == generation_key}
     if len(done) < len(previous):
         log(f"{subject}: {len(previous) - len(done)} saved answers were made with other settings; they are redone")
@@ -155,11 +155,13 @@ def evaluate(
         engine=engine, model_revision=resolved_model, dataset=dataset, dataset_revision=data.revision,
         extract=extract, limit=limit or None, settings=scored_settings, settings_hash=settings_hash(scored_settings))
     write_json_atomic(summary_path(out_dir, subject), summary)
+    write_eval_outputs(out_dir, subject, summary)   # the template's output parameters and Prometheus gauge
     log(f"{subject}: {summary['correct']}/{summary['n']} correct, accuracy {summary['accuracy']:.4f}")
     return summary
 
 
-def eval_command(
+@step_errors
+def eval_mmlu_pro_command(
     model: Annotated[str, typer.Option(help="Hub id or folder of the model; a LoRA adapter folder works too.")],
     role: Annotated[str, typer.Option(help="baseline or finetuned.")],
     label: Annotated[str, typer.Option(help="The model's name in reports.")],
@@ -180,21 +182,16 @@ def eval_command(
 ) -> None:
     """Evaluate one model on one MMLU-Pro subject (5-shot CoT, as the reference evaluate_from_local.py)."""
     if role not in ("baseline", "finetuned"):
-        fail(f"--role {role!r}; valid: baseline, finetuned")
+        raise StepInputError(f"--role {role!r}; valid: baseline, finetuned")
     settings = GenerationSettings(max_new_tokens=max_new_tokens, max_model_len=max_model_len,
                                   batch_size=batch_size, tensor_parallel=tensor_parallel)
-    try:
-        evaluate(model, role, label, subject, dataset, out_dir, revision=revision or None,
-                 dataset_revision=dataset_revision or None, engine=engine, extract=extract,
-                 settings=settings, limit=limit)
-    except StepInputError as error:
-        fail(str(error))
-    except TransientFailure as error:
-        fail(str(error), code=1)
+    evaluate(model, role, label, subject, dataset, out_dir, revision=revision or None,
+             dataset_revision=dataset_revision or None, engine=engine, extract=extract,
+             settings=settings, limit=limit)
 
 
 def main() -> None:
-    typer.run(eval_command)
+    step_main(eval_mmlu_pro_command)
 
 
 if __name__ == "__main__":

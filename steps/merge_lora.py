@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
-from steps.common import EXIT_FAILURE, StepInputError, fail, read_json, write_json_atomic
+from steps.common import StepFailure, StepInputError, read_json, step_errors, step_main, write_json_atomic
 from steps.training.axolotl_config import load_yaml_config
 from steps.training.launch import require_axolotl
 from steps.training.logs import step_logger
@@ -29,7 +29,7 @@ HASH_CHUNK_BYTES = 1 << 20
 LOAD_CHECK_TEXT = "The answer is"
 
 
-class MergeCheckError(RuntimeError):
+class MergeCheckError(StepFailure):
     """The merged model is incomplete or does not load."""
 
 
@@ -139,22 +139,17 @@ def merge_lora(config: Path, lora_model_dir: Path | None = None) -> int:
 
 # --- command line ------------------------------------------------------------------------
 
-def merge_lora_cli(
+@step_errors
+def merge_lora_command(
     config: Annotated[Path, typer.Option(help="The final config steps.train wrote (RUN/train/axolotl.yaml).")],
     lora_model_dir: Annotated[Path | None, typer.Option(help="Adapter folder (default: the config's output_dir).")] = None,
 ) -> None:
     """Merge the LoRA adapter into the base model (<output_dir>/merged) and check it loads."""
-    try:
-        code = merge_lora(config, lora_model_dir)
-    except StepInputError as error:
-        fail(str(error))
-    except MergeCheckError as error:
-        fail(str(error), EXIT_FAILURE)
-    raise typer.Exit(code)
+    raise typer.Exit(merge_lora(config, lora_model_dir))
 
 
 def main() -> None:
-    typer.run(merge_lora_cli)
+    step_main(merge_lora_command)
 
 
 if __name__ == "__main__":

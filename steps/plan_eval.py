@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from steps.common import StepInputError, fail, write_json_atomic
+from steps.common import StepInputError, step_errors, step_main, write_json_atomic
 from steps.mmlu_pro.subjects import parse_subjects
 
 FINETUNED_SLUG = "finetuned"
@@ -58,7 +58,8 @@ def write_plan(out_dir: Path, planned: dict[str, list[dict[str, Any]]]) -> None:
         write_json_atomic(Path(out_dir) / f"{name}.json", content)
 
 
-def plan_command(
+@step_errors
+def plan_eval_command(
     baselines: Annotated[str, typer.Option(help='JSON list of hub ids evaluated as baselines, e.g. ["google/gemma-2-2b"].')],
     subjects: Annotated[str, typer.Option(help='JSON list of MMLU-Pro subjects, or "all" for the 14.')],
     out_dir: Annotated[Path, typer.Option(help="Folder for baseline-items.json, finetuned-items.json and models.json.")],
@@ -66,20 +67,17 @@ def plan_command(
     finetuned_label: Annotated[str, typer.Option(help="Its name in reports (default: the model itself).")] = "",
 ) -> None:
     """Write the model × subject items the evaluation fan-out iterates over."""
-    try:
-        planned = plan(parse_baselines(baselines), parse_subjects(subjects), finetuned_model.strip() or None,
-                       finetuned_label.strip() or None)
-    except StepInputError as error:
-        fail(str(error))
+    planned = plan(parse_baselines(baselines), parse_subjects(subjects), finetuned_model.strip() or None,
+                   finetuned_label.strip() or None)
     if not planned["models"]:
-        fail("nothing to evaluate: --baselines is empty and no --finetuned-model was given")
+        raise StepInputError("nothing to evaluate: --baselines is empty and no --finetuned-model was given")
     write_plan(out_dir, planned)
     print(f"{len(planned['baseline-items'])} baseline and {len(planned['finetuned-items'])} fine-tuned "
           f"evaluations planned in {out_dir}")
 
 
 def main() -> None:
-    typer.run(plan_command)
+    step_main(plan_eval_command)
 
 
 if __name__ == "__main__":

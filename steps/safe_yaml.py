@@ -94,10 +94,17 @@ def _expanded_size(root: Node) -> int:
 
 
 def _one_line(error: yaml.YAMLError) -> str:
+    """`line 4, column 3: while scanning a simple key at line 3; could not find expected ':'`."""
     if isinstance(error, yaml.MarkedYAMLError) and error.problem_mark is not None:
         mark = error.problem_mark
-        problem = " ".join(str(error.problem or error.context or "").split())
-        return f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
+        parts = []
+        if error.context:
+            where = error.context_mark
+            elsewhere = where is not None and (where.line, where.column) != (mark.line, mark.column)
+            parts.append(error.context + (f" at line {where.line + 1}" if where is not None and elsewhere else ""))
+        if error.problem:
+            parts.append(error.problem)
+        return f"line {mark.line + 1}, column {mark.column + 1}: " + " ".join("; ".join(parts).split())
     return " ".join(str(error).split())
 
 
@@ -111,13 +118,15 @@ def load_yaml(text: str | bytes, source: str, all_documents: bool = False) -> An
         except UnicodeDecodeError as error:
             raise YamlInputError(f"{source}: not UTF-8 text (byte 0x{text[error.start]:02x} at offset {error.start}); "
                                  "save it as UTF-8") from None
-    loader = _BoundedLoader(text)
+    loader: _BoundedLoader | None = None
     documents = []
     try:
+        loader = _BoundedLoader(text)  # its reader refuses control characters here
         while loader.check_node():
             node = loader.get_node()
-            _expanded_size(node)
-            documents.append(loader.construct_document(node))
+            if node is not None:
+                _expanded_size(node)
+            documents.append(loader.construct_document(node) if node is not None else None)
     except _DuplicateKey as error:
         raise YamlInputError(f"{source}: {_one_line(error)}; each key may appear once per mapping") from None
     except yaml.YAMLError as error:
@@ -127,7 +136,8 @@ def load_yaml(text: str | bytes, source: str, all_documents: bool = False) -> An
     except RecursionError:
         raise YamlInputError(f"{source}: nested too deeply to read (at most {MAX_DEPTH} levels)") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     if all_documents:
         return documents
     if len(documents) > 1:
@@ -135,15 +145,19 @@ def load_yaml(text: str | bytes, source: str, all_documents: bool = False) -> An
     return documents[0] if documents else None
 
 
-def read_yaml(path: str | os.PathLike[str], source: str | None = None, all_documents: bool = False) -> Any:
-    """`load_yaml` of a file; a missing, unreadable, oversized or non-regular file is a one-line YamlInputError."""
+def read_yaml(path: str | os.PathLike[str], source: str | None = None, all_documents: bool = False,
+              kind: str = "the file") -> Any:
+    """`load_yaml` of a file; a missing, unreadable, oversized or non-regular file is a one-line YamlInputError.
+
+    `source` starts every message (default: the path); `kind` names what could not be read.
+    """
     path = Path(path)
     source = source or str(path)
     try:
         with open(path, "rb", opener=lambda name, flags: os.open(name, flags | os.O_NONBLOCK)) as handle:
             if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-                raise YamlInputError(f"{source}: not a regular file")
+                raise YamlInputError(f"{source}: {kind} is not a regular file")
             data = handle.read(MAX_BYTES + 1)
     except OSError as error:
-        raise YamlInputError(f"{source}: cannot read it ({error.strerror or error})") from None
+        raise YamlInputError(f"{source}: cannot read {kind} ({error.strerror or error})") from None
     return load_yaml(data, source, all_documents)

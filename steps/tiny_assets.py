@@ -25,7 +25,7 @@ from typing import Annotated, Any
 
 import typer
 
-from steps.common import atomic_path
+from steps.common import atomic_path, step_main
 from steps.mmlu_pro.prompt import OPTION_LETTERS, format_example, header
 from steps.mmlu_pro.subjects import SUBJECTS
 
@@ -223,7 +223,7 @@ def tiny_assets_command(
 
 
 def main() -> None:
-    typer.run(tiny_assets_command)
+    step_main(tiny_assets_command)
 
 
 if __name__ == "__main__":

@@ -45,8 +45,8 @@ from steps.training.launch import (
     require_axolotl,
     resolve_launcher,
     run_streaming,
-    train_command,
 )
+from steps.training.launch import train_command as axolotl_train_command
 from steps.training.logs import step_logger
 from steps.training.model_folder import adapter_problems, model_folder_problems
 
@@ -178,7 +178,7 @@ def _launch(config_file: Path, chosen: Launcher, processes: int, group: Rendezvo
                  group.master_addr, group.master_port)
         if not cuda_devices:
             env.update(CPU_DISTRIBUTED_ENV)
-    command = train_command(config_file, chosen, processes, group)
+    command = axolotl_train_command(config_file, chosen, processes, group)
     LOG.info("running: %s", " ".join(command))
     code = run_streaming(command, env)
     if code != 0:
@@ -198,7 +198,7 @@ def _log_hub_cache() -> None:
 
 # --- command line ------------------------------------------------------------------------
 
-def train_cli(
+def train_command(
     config: Annotated[Path, typer.Option(help="The user's Axolotl YAML (e.g. configs/axolotl/X.yaml).")],
     base_model: Annotated[str, typer.Option(help="Hub id or local directory of the base model.")],
     dataset: Annotated[Path, typer.Option(help="The converted question/answer parquet (RUN/data/train.parquet).")],
@@ -227,7 +227,9 @@ def train_cli(
 
 
 def main() -> None:
-    typer.run(train_cli)
+    from steps.common import step_main
+
+    step_main(train_command)
 
 
 if __name__ == "__main__":

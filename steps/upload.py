@@ -22,7 +22,14 @@ from typing import Annotated, TypeVar
 
 import typer
 
-from steps.common import StepFailure, StepInputError, step_errors, step_main, write_text_atomic
+from steps.common import (
+    StepFailure,
+    StepInputError,
+    check_replaceable_folder,
+    step_errors,
+    step_main,
+    write_text_atomic,
+)
 from steps.model_card import CardInputs, load_summary, render_model_card
 from steps.training.axolotl_config import load_yaml_config
 from steps.training.logs import step_logger
@@ -55,6 +62,7 @@ def model_files(model_dir: Path) -> list[Path]:
 
 def write_local(model_dir: Path, target: Path, card: str) -> Path:
     """Write the model files and the card to `target`, replacing it whole (never half-written)."""
+    check_replaceable_folder(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:

@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 
 RUN = "import sys; sys.path.insert(0, 'tests'); import pipeline_stand_ins; pipeline_stand_ins.main(sys.argv[1:])"
-HEAVY_TEMPLATES = ("convert-dataset", "memory-gate", "train", "merge-lora", "upload", "eval-mmlu-pro")
+HEAVY_TEMPLATES = ("convert-dataset", "memory-gate", "prefetch-base-model", "prefetch-eval", "train", "merge-lora",
+                   "upload", "eval-mmlu-pro")
 MODEL_REVISION = "rev-1"
 
 
@@ -46,7 +47,10 @@ def _upload(options: dict[str, str]) -> None:
 
 def main(argv: list[str]) -> None:
     step, options = os.environ["STAND_IN"], _options(argv)
-    if step == "train":
+    if step == "prefetch-base-model":
+        Path(options["merge-memory-out"]).parent.mkdir(parents=True, exist_ok=True)
+        Path(options["merge-memory-out"]).write_text("4Gi")
+    elif step == "train":
         run_dir = Path(options["run-dir"])
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "axolotl.yaml").write_text(f"base_model: {options['base-model']}\nadapter: lora\nlora_r: 8\n")

@@ -24,7 +24,9 @@ from workflows.argo.expr import DependsExpr, DependsRef, evaluate_expr, evaluate
     ("'abc' =~ '^a.c$'", True),
     ("'abc' !~ 'z'", True),
     ("true ? 1 == 1 : false", True),
-    ("v1.2 == v1.2", True),
+    ("'b' in ('a', 'b')", True),       # govaluate's `in` over a parenthesised array
+    ("c IN ('a', 'b')", False),
+    ("'v1.2' == 'v1.2'", True),
 ])
 def test_when(text: str, expected: bool) -> None:
     assert evaluate_when(text) is expected
@@ -40,6 +42,9 @@ def test_when(text: str, expected: bool) -> None:
     ("true && 1", "is not a boolean"),
     ("1 < 'a'", "cannot compare"),
     ("a # b", "unexpected character '#'"),
+    ("v1.2 == v1.2", r"unquoted 'v1.2' is a govaluate accessor"),   # Argo: an accessor, not a string
+    ("model.bin == model.bin", "quote it: 'model.bin'"),
+    ("'a' in ('a')", "'in' needs an array"),
 ])
 def test_when_errors(text: str, message: str) -> None:
     with pytest.raises(ExpressionError, match=message):

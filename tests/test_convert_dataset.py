@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 import steps.convert_dataset as convert
 from steps.common import StepInputError
-from steps.convert_dataset import FieldMapping, SeenKeys, convert_command, convert_dataset, split_rows
+from steps.convert_dataset import FieldMapping, SeenKeys, convert_dataset_command, convert_dataset, split_rows
 
 # Synthetic rows in AceReason-Math's shape (problem, answer, plus a column to ignore).
 ROWS = [
@@ -47,7 +47,7 @@ def read(path: Path) -> pa.Table:
 
 def run_cli(*args: object):
     app = typer.Typer()
-    app.command()(convert_command)
+    app.command()(convert_dataset_command)
     return CliRunner().invoke(app, [str(arg) for arg in args])
 
 
@@ -303,3 +303,35 @@ def test_cli_reports_counts_and_help_works(source: Path, tmp_path: Path) -> None
     for flag in ("--source", "--revision", "--split", "--question-field", "--answer-field", "--out-dir",
                  "--max-rows", "--shuffle-seed", "--holdout-fraction"):
         assert flag in help_run.stdout
+
+
+# --- issue 11: rows of any size (item 12), an --out-dir that is a file (item 10) ---------------
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
+def test_item12_rows_larger_than_pyarrows_block_are_read(tmp_path: Path, suffix: str) -> None:
+    long_question = "why " * 1_000_000  # 4 MB, several of pyarrow's 1 MiB blocks
+    rows = numbered_rows(50) + [{"problem": long_question, "answer": "long"}] + numbered_rows(60)[50:]
+    source = tmp_path / f"source{suffix}"
+    if suffix == ".csv":
+        source.write_text("problem,answer\n" + "".join(f"{r['problem']},{r['answer']}\n" for r in rows))
+    else:
+        write_jsonl(source, rows)
+    stats = convert_dataset(str(source), tmp_path / "out")
+    table = read(tmp_path / "out" / "train.parquet")
+    assert stats["rows_out"] == 61 and table.column("question")[50].as_py() == long_question
+
+
+def test_longest_line_counts_across_read_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(convert, "SCAN_CHUNK_BYTES", 7)
+    path = tmp_path / "lines"
+    path.write_bytes(b"ab\n" + b"x" * 20 + b"\nabc\n" + b"y" * 9)
+    assert convert.longest_line_bytes(path) == 21
+
+
+def test_item10_an_out_dir_that_is_a_file_is_one_line(source: Path, tmp_path: Path) -> None:
+    (tmp_path / "taken").write_text("not a folder")
+    result = run_cli("--source", source, "--out-dir", tmp_path / "taken")
+    assert result.exit_code == 2
+    assert result.stderr == (f"error: {tmp_path / 'taken'} is a file, not a directory; outputs cannot be written "
+                             f"under {tmp_path / 'taken'}\n")
+    assert (tmp_path / "taken").read_text() == "not a folder"

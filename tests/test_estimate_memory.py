@@ -13,7 +13,7 @@ import typer
 from typer.testing import CliRunner
 
 from steps.common import StepInputError
-from steps.estimate_memory import estimate_command, estimate_memory
+from steps.estimate_memory import estimate_memory_command, estimate_memory
 from steps.memory.inventory import load_inventory
 from steps.memory.model import memory_totals, per_gpu_bytes, trainable_shapes, weight_bytes
 from steps.memory.settings import TYPICAL_AXOLOTL_CONFIG, cli_settings, training_setup
@@ -57,7 +57,7 @@ def setup_for(method: str, **settings):
 
 def run_cli(*args: str):
     app = typer.Typer()
-    app.command()(estimate_command)
+    app.command()(estimate_memory_command)
     return CliRunner().invoke(app, [str(arg) for arg in args])
 
 

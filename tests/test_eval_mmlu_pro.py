@@ -16,7 +16,8 @@ import typer
 from fixtures.mmlu_assets import tiny_assets  # noqa: F401  (fixture)
 from typer.testing import CliRunner
 
-from steps.eval_mmlu_pro import eval_command, evaluate, records_path, summary_path
+from steps.common import StepInputError
+from steps.eval_mmlu_pro import eval_mmlu_pro_command, evaluate, records_path, summary_path
 from steps.mmlu_pro.engines import GenerationSettings, load_engine
 from steps.mmlu_pro.engines.base import resolve_model, token_counter
 from steps.mmlu_pro.extract import extract_answer
@@ -178,7 +179,7 @@ def test_a_lora_adapter_folder_is_evaluated_over_its_base_model(tiny_assets, tmp
 
 def _cli(*args: str):
     app = typer.Typer()
-    app.command()(eval_command)
+    app.command()(eval_mmlu_pro_command)
     return CliRunner().invoke(app, list(args))
 
 
@@ -369,3 +370,28 @@ def test_local_model_fingerprint_tells_weights_apart(tmp_path):
     base, merged = model_folder("base", b"base"), model_folder("merged", b"tune")
     assert folder_fingerprint(base) != folder_fingerprint(merged)
     assert folder_fingerprint(base) == folder_fingerprint(model_folder("copy", b"base"))
+
+
+# --- issue 11 item 12: a torn last line is dropped on resume ------------------------------------
+
+def test_item12_a_torn_last_line_is_dropped_and_resume_keeps_the_good_rows(tiny_assets, reference_run, tmp_path):  # noqa: F811
+    _, expected_summary, expected_records = reference_run
+    records_file = records_path(tmp_path, SUBJECT)
+    lines = [json.dumps(record, ensure_ascii=False, sort_keys=True) for record in expected_records]
+    records_file.write_text("\n".join(lines[:-1]) + "\n" + lines[-1][:len(lines[-1]) // 2])
+    messages: list[str] = []
+    factory = CountingFactory()
+    summary = _run(tiny_assets, tmp_path, engine_factory=factory, log=messages.append)
+    assert len(factory.prompts) == 1   # only the torn question is answered again
+    assert read_records(records_file) == expected_records and summary["n"] == expected_summary["n"]
+    assert any(f"{records_file}:{len(lines)}: the last line is cut short" in m and "are kept" in m for m in messages)
+
+
+def test_item12_a_bad_line_before_the_last_is_still_an_error(tmp_path):
+    path = tmp_path / "math.jsonl"
+    path.write_text('{"question_id": 1}\n{"question_id": 2, "tor\n{"question_id": 3}\n')
+    with pytest.raises(StepInputError, match=r"math.jsonl:2 is not a JSON line .*delete the file to start over"):
+        read_records(path)
+    path.write_bytes(b"\xff\xfe{}\n")
+    with pytest.raises(StepInputError, match="is not UTF-8 text"):
+        read_records(path)

@@ -5,11 +5,14 @@ import copy
 from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
+from workflows.argo.errors import ManifestError
+from workflows.argo.validate import load_workflow
 from workflows.cli import app
 from workflows.config import load_pipeline
-from workflows.lint import lint_manifest
+from workflows.lint import lint_manifest, local_run_notes
 from workflows.render import manifests
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,12 +60,12 @@ def test_dependency_on_a_missing_task(workflow):
 def test_reference_to_a_task_that_is_not_an_ancestor(workflow):
     task(workflow, "eval-baseline")["depends"] = "convert-dataset"
     problems = lint_manifest(workflow)
-    assert any("reads task 'plan-eval', which is not an ancestor" in p for p in problems)
+    assert any("task 'plan-eval' is not a dependency of task 'eval-baseline'" in p for p in problems)
 
 
 def test_reference_to_an_output_that_does_not_exist(workflow):
     task(workflow, "eval-baseline")["withParam"] = "{{tasks.plan-eval.outputs.parameters.items}}"
-    assert any("reads output 'items'" in p for p in lint_manifest(workflow))
+    assert any("has no output parameter 'items'" in p for p in lint_manifest(workflow))
 
 
 def test_undeclared_parameter_passed(workflow):
@@ -73,32 +76,94 @@ def test_undeclared_parameter_passed(workflow):
 def test_required_input_not_supplied(workflow):
     params = task(workflow, "train")["arguments"]["parameters"]
     params[:] = [p for p in params if p["name"] != "gpus"]
-    assert any("does not supply required input 'gpus'" in p for p in lint_manifest(workflow))
+    assert any("input parameter 'gpus' of template 'train' is not supplied" in p for p in lint_manifest(workflow))
 
 
 def test_template_reads_an_input_it_does_not_declare(workflow):
     template(workflow, "merge-lora")["container"]["args"].append("{{inputs.parameters.gpus}}")
-    assert any("names an input it does not declare" in p for p in lint_manifest(workflow))
+    assert any("template 'merge-lora' has no input parameter 'gpus'" in p for p in lint_manifest(workflow))
 
 
 def test_unknown_workflow_parameter(workflow):
     task(workflow, "upload")["when"] = "{{workflow.parameters.upload}} == true"
-    assert any("'{{workflow.parameters.upload}}' is not a workflow parameter" in p for p in lint_manifest(workflow))
+    assert any("{{workflow.parameters.upload}}: the workflow has no parameter 'upload'" in p
+               for p in lint_manifest(workflow))
 
 
 def test_mount_without_volume(workflow):
     workflow["spec"]["volumes"] = [v for v in workflow["spec"]["volumes"] if v["name"] != "hf-cache"]
-    assert any("volume mount 'hf-cache' at /mnt/hf-cache has no volume" in p for p in lint_manifest(workflow))
+    assert any("volumeMount 'hf-cache': no volume named 'hf-cache'" in p for p in lint_manifest(workflow))
 
 
 def test_gpu_pods_bring_their_own_shm_volume(workflow):
     del template(workflow, "train")["volumes"]
-    assert any("template 'train': volume mount 'dshm' at /dev/shm has no volume" in p for p in lint_manifest(workflow))
+    assert any("template 'train' volumeMount 'dshm': no volume named 'dshm'" in p for p in lint_manifest(workflow))
 
 
 def test_item_outside_a_fan_out(workflow):
     del template(workflow, "eval-fanout")["dag"]["tasks"][0]["withParam"]
-    assert any("without withParam or withItems" in p for p in lint_manifest(workflow))
+    assert any("has no withItems, withParam or withSequence, so there is no item" in p
+               for p in lint_manifest(workflow))
+
+
+def test_lint_catches_what_run_catches_in_a_nested_dag(workflow):
+    """Issue 12: lint passed `{{inputs.parameters.nope}}` in a nested DAG task, which run rejected."""
+    fanout = template(workflow, "eval-fanout")
+    fanout["dag"]["tasks"][0]["arguments"]["parameters"][0]["value"] = "{{inputs.parameters.nope}}"
+    problems = lint_manifest(workflow)
+    assert any("dag template 'eval-fanout' has no input parameter 'nope'" in p for p in problems)
+    with pytest.raises(ManifestError, match="no input parameter 'nope'"):
+        load_workflow(workflow)
+
+
+def test_features_the_runner_does_not_emulate_are_notes_not_problems(workflow):
+    template(workflow, "plan-eval")["container"]["args"].append("{{=sprig.upper('x')}}")
+    assert lint_manifest(workflow) == []
+    assert any("expression tags" in note for note in local_run_notes(workflow))
+
+
+def test_cli_lint_and_run_accept_a_plain_argo_file(tmp_path):
+    manifest = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "metadata": {"generateName": "hello-"},
+                "spec": {"entrypoint": "main", "templates": [
+                    {"name": "main", "dag": {"tasks": [{"name": "a", "template": "echo"},
+                                                       {"name": "b", "template": "echo", "depends": "a"}]}},
+                    {"name": "echo", "container": {"image": "python:3.11", "command": ["python", "-c", "pass"]}}]}}
+    path = tmp_path / "hello.yaml"
+    path.write_text(yaml.safe_dump(manifest))
+    result = CliRunner().invoke(app, ["lint", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "Workflow hello-" in result.output and "lint passed" in result.output
+    result = CliRunner().invoke(app, ["run", str(path), "--workdir", str(tmp_path / "w"), "--quiet"])
+    assert result.exit_code == 0, result.output
+
+    manifest["spec"]["templates"][0]["dag"]["tasks"][1]["depends"] = "nope"
+    path.write_text(yaml.safe_dump(manifest))
+    result = CliRunner().invoke(app, ["lint", str(path)])
+    assert result.exit_code == 1
+    assert "depends on 'nope', which is not a task of this dag" in result.output
+
+
+def test_a_cron_workflow_file_runs_its_workflow_spec_with_the_template_beside_it(tmp_path):
+    template_doc = {"apiVersion": "argoproj.io/v1alpha1", "kind": "WorkflowTemplate", "metadata": {"name": "t"},
+                    "spec": {"entrypoint": "main", "arguments": {"parameters": [{"name": "word", "value": "a"}]},
+                             "templates": [{"name": "main", "inputs": {"parameters": [{"name": "word"}]},
+                                            "container": {"image": "python:3.11", "command": ["python", "-c"],
+                                                          "args": ["import sys; assert sys.argv[1] == 'b'",
+                                                                   "{{inputs.parameters.word}}"]}}]}}
+    cron = {"apiVersion": "argoproj.io/v1alpha1", "kind": "CronWorkflow", "metadata": {"name": "nightly"},
+            "spec": {"schedules": ["0 3 * * *"],
+                     "workflowSpec": {"workflowTemplateRef": {"name": "t"},
+                                      "arguments": {"parameters": [{"name": "word", "value": "b"}]}}}}
+    path = tmp_path / "cron.yaml"
+    path.write_text(yaml.safe_dump_all([cron, template_doc]))
+    result = CliRunner().invoke(app, ["run", str(path), "--workdir", str(tmp_path / "w"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "nightly-" in (tmp_path / "w" / "state.json").read_text()
+
+    path.write_text(yaml.safe_dump(cron))
+    result = CliRunner().invoke(app, ["run", str(path), "--workdir", str(tmp_path / "w2")])
+    assert result.exit_code == 2
+    assert "workflowTemplateRef 't'" in result.output and "same file" in result.output
 
 
 def test_cron_must_reference_a_rendered_template():
@@ -145,3 +210,13 @@ def test_cli_lint_runs_axolotls_schema_over_the_final_config(tmp_path):
     assert result.exit_code == 1
     assert "lora_r" in result.output and "many" in result.output
     assert "unknown Axolotl key 'lora_dropuot'" in result.output
+
+
+def test_submit_dry_run_refuses_wiring_errors_before_the_server(workflow, monkeypatch):
+    import workflows.render
+
+    task(workflow, "aggregate")["depends"] = "eval-baseline && eval-finetune"
+    monkeypatch.setattr(workflows.render, "manifests", lambda cfg, kind: [workflow])
+    result = CliRunner().invoke(app, ["submit", str(REFERENCE), "--dry-run", "--server", "http://127.0.0.1:9"])
+    assert result.exit_code == 2
+    assert "wiring errors" in result.output and "depends on 'eval-finetune'" in result.output

@@ -15,7 +15,7 @@ from steps.training import launch
 
 def invoke(*args: object):
     app = typer.Typer()
-    app.command()(merge_step.merge_lora_cli)
+    app.command()(merge_step.merge_lora_command)
     return CliRunner().invoke(app, [str(arg) for arg in args])
 
 

@@ -154,3 +154,20 @@ def test_the_parquet_schema_is_the_real_one(folder):
     schema = pq.read_schema(folder / "test.parquet")
     assert set(data.REQUIRED_FIELDS) <= set(schema.names)
     assert schema.field("options").type == pa.list_(pa.string())
+
+
+def test_item11_an_answer_outside_the_questions_options_is_refused(folder, tmp_path):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for split in ("validation", "test"):
+        rows = pq.read_table(folder / f"{split}.parquet").to_pylist()
+        if split == "test":
+            law = [row for row in rows if row["category"] == "law"]
+            law[1]["options"] = law[1]["options"][:3] + ["N/A"] * (len(law[1]["options"]) - 3)
+            law[1]["answer"] = "E"
+        (broken / f"{split}.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    question = [row for row in pq.read_table(folder / "test.parquet").to_pylist() if row["category"] == "law"][1]
+    with pytest.raises(StepInputError, match=rf"question {question['question_id']} has answer 'E', not one of its 3 "
+                                             "options; fix the dataset"):
+        load_subject(str(broken), "law")
+    assert load_subject(str(broken), "math").questions   # the other subject is fine

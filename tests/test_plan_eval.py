@@ -9,12 +9,12 @@ import typer
 from typer.testing import CliRunner
 
 from steps.mmlu_pro.subjects import SUBJECTS
-from steps.plan_eval import plan_command
+from steps.plan_eval import plan_eval_command
 
 
 def _plan(tmp_path: Path, *args: str):
     app = typer.Typer()
-    app.command()(plan_command)
+    app.command()(plan_eval_command)
     result = CliRunner().invoke(app, [*args, "--out-dir", str(tmp_path)])
     files = {name: json.loads((tmp_path / f"{name}.json").read_text())
              for name in ("baseline-items", "finetuned-items", "models") if (tmp_path / f"{name}.json").exists()}

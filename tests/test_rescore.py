@@ -79,3 +79,56 @@ def test_unusable_input_is_refused_with_one_line(tmp_path):
         result = _rescore(*args)
         assert result.exit_code == 2, (args, result.output)
         assert message in result.output and "Traceback" not in result.output
+
+
+# --- issue 11: items 7, 10 and 11 -----------------------------------------------------------------
+
+def _one_line_error(result, code: int = 2) -> str:
+    assert result.exit_code == code, result.output
+    assert result.output.startswith("error: ") and result.output.count("\n") == 1, result.output
+    return result.output
+
+
+def test_item10_binary_input_and_non_text_generations_are_one_line(tmp_path):
+    (tmp_path / "model.bin").write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe\x00")
+    assert "model.bin is not UTF-8 text" in _one_line_error(_rescore(str(tmp_path / "model.bin")))
+    for value in (12, ["the answer is (A)"], {"text": "x"}):
+        path = tmp_path / "odd.jsonl"
+        path.write_text(json.dumps({"question_id": 7, "answer": "A", "n_options": 4, "generated_text": value}) + "\n")
+        output = _one_line_error(_rescore(str(path)))
+        assert "question_id 7: generated_text is" in output and "not text" in output
+
+
+def test_item11_an_empty_input_is_refused_not_scored_0_of_0(tmp_path):
+    (tmp_path / "empty.jsonl").write_text("")
+    (tmp_path / "empty.json").write_text("[]")
+    for name in ("empty.jsonl", "empty.json"):
+        output = _one_line_error(_rescore(str(tmp_path / name), "--json", str(tmp_path / "s.json")))
+        assert "nothing to score" in output
+    assert not (tmp_path / "s.json").exists()
+
+
+def test_item11_an_answer_outside_the_questions_options_is_refused(tmp_path):
+    outside = _ours(tmp_path / "math.jsonl", [(1, "math", "A", "x"), (2, "math", "F", "the answer is (F)")])
+    assert "question_id 2: answer 'F' is not one of its 4 options (A–D)" in _one_line_error(_rescore(str(outside)))
+    (tmp_path / "ref.json").write_text(_reference([(3, "law", "D", "the answer is (D)")], "model_outputs"))
+    assert "answer 'D' is not one of its 3 options (A–C)" in _one_line_error(_rescore(str(tmp_path / "ref.json")))
+
+
+def test_item7_outputs_that_are_not_regular_files_are_refused_with_one_line(tmp_path):
+    ours = _ours(tmp_path / "math.jsonl", [(1, "math", "A", "the answer is (A)")])
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "target.json").write_text("{}")
+    (tmp_path / "link.json").symlink_to(tmp_path / "target.json")
+    cases = {"--predictions": tmp_path / "folder", "--json": tmp_path / "link.json"}
+    for option, path in cases.items():
+        output = _one_line_error(_rescore(str(ours), option, str(path)))
+        assert f"{path} is a {'directory' if path.is_dir() and not path.is_symlink() else 'symlink'}" in output
+    assert (tmp_path / "target.json").read_text() == "{}" and (tmp_path / "link.json").is_symlink()
+    fifo = tmp_path / "fifo"
+    import os
+
+    os.mkfifo(fifo)
+    assert f"{fifo} is a FIFO" in _one_line_error(_rescore(str(ours), "--json", str(fifo)))
+    assert "is a file, not a directory" in _one_line_error(
+        _rescore(str(ours), "--json", str(tmp_path / "target.json" / "s.json")))

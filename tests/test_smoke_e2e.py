@@ -15,15 +15,15 @@ from pathlib import Path
 import pytest
 
 from workflows.config import load_pipeline
-from workflows.runner.report import first_pattern_shares
+from steps.mmlu_pro.run_summary import first_pattern_shares
 
 pytestmark = [pytest.mark.axolotl, pytest.mark.timeout(1500)]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SMOKE = PROJECT_ROOT / "configs" / "pipelines" / "smoke.yaml"
 ASSETS = PROJECT_ROOT / "build" / "demo-assets"
-TASKS = {"convert-dataset", "memory-gate", "prefetch-base-model", "prefetch-eval", "train", "merge-lora", "upload", "plan-eval", "eval-baseline",
-         "eval-finetuned", "aggregate", "publish-scores",
+TASKS = {"convert-dataset", "memory-gate", "prefetch-base-model", "prefetch-eval", "train", "merge-lora", "upload",
+         "plan-eval", "eval-baseline", "eval-finetuned", "aggregate", "publish-scores", "verdict",
          # the fan-outs, inside the eval-fanout DAG template each eval task calls
          "eval-baseline.eval", "eval-finetuned.eval"}
 

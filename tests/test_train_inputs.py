@@ -16,7 +16,7 @@ from test_train_support import PROJECT_ROOT, TINY_CONFIG, offline_env
 from typer.testing import CliRunner
 
 from steps.common import StepInputError
-from steps.train import train, train_cli
+from steps.train import train, train_command
 from steps.training import checkpoints, launch
 from steps.training.axolotl_config import (
     DEFAULT_SAVE_STEPS,
@@ -211,7 +211,7 @@ def test_no_output_dir_means_no_checkpoint(tmp_path):
 
 def invoke(*args: object):
     app = typer.Typer()
-    app.command()(train_cli)
+    app.command()(train_command)
     return CliRunner().invoke(app, [str(arg) for arg in args])
 
 

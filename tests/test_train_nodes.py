@@ -58,7 +58,7 @@ def test_the_torchrun_command_joins_the_group_and_leaves_restarts_to_jobset(tmp_
     command = launch.train_command(tmp_path / "axolotl.yaml", "torchrun", 4, group)
     assert command[1:] == [
         "-m", "axolotl.cli.main", "train", str(tmp_path / "axolotl.yaml"), "--launcher", "torchrun", "--",
-        "--nnodes", "3", "--nproc_per_node", "4", "--node_rank", "2", "--rdzv_backend", "c10d",
+        "--nnodes", "3", "--nproc_per_node", "4", "--node_rank", "2", "--rdzv_backend", "static",
         "--rdzv_endpoint", "node0.example:29511", "--rdzv_id", "tunebench-abc", "--max_restarts", "0"]
 
 

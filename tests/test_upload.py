@@ -151,3 +151,30 @@ def test_cli_refuses_an_empty_model_dir(tmp_path, project_root):
                             cwd=project_root, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert "refusing to upload an incomplete model" in result.stderr and "no weights" in result.stderr
+
+
+def test_item7_a_local_target_that_is_a_file_or_a_symlink_is_not_replaced(tmp_path):
+    model = make_model_folder(tmp_path / "merged")
+    (tmp_path / "a file").write_text("kept")
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "a symlink").symlink_to(tmp_path / "elsewhere")
+    for kind in ("a file", "a symlink"):
+        with pytest.raises(StepInputError, match=f"{tmp_path / kind} is {kind}; a folder is expected there"):
+            upload_step.upload(model, REPO, target=str(tmp_path / kind))
+    assert (tmp_path / "a file").read_text() == "kept" and not list((tmp_path / "elsewhere").iterdir())
+
+
+def test_item1_card_only_refuses_a_summary_another_aggregate_wrote(tmp_path, project_root):
+    model = make_model_folder(tmp_path / "merged")
+    target = tmp_path / "upload"
+    upload_step.upload(model, REPO, target=str(target))
+    card = (target / "README.md").read_text()
+    summary = write_reference_summary(tmp_path / "run")
+    result = _card_only(project_root, tmp_path, target, "--summary", str(summary), "--summary-id", "0000-1111")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert "stale or written by another run; rerun aggregate, nothing was published" in result.stderr
+    assert (target / "README.md").read_text() == card
+    written_id = json.loads(summary.read_text())["summary_id"]
+    result = _card_only(project_root, tmp_path, target, "--summary", str(summary), "--summary-id", written_id)
+    assert result.returncode == 0, result.stderr
+    assert "## MMLU-Pro" in (target / "README.md").read_text()

@@ -177,6 +177,7 @@ def test_verdict_refuses_a_summary_with_another_id(tmp_path):
     result = _verdict("--summary", str(path), "--summary-id", "0123456789abcdef-00000000")
     assert result.returncode == EXIT_BAD_INPUT
     assert result.stderr.count("\n") == 1 and "stale or written by another run" in result.stderr
+    assert "expected 0123456789abcdef-00000000" in result.stderr and summary_id in result.stderr
 
 
 def test_each_aggregate_invocation_gives_its_summary_a_new_id(tmp_path):

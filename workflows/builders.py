@@ -1,20 +1,26 @@
 """Hera builders: the fine-tune → benchmark Workflow, its WorkflowTemplates and the re-benchmark CronWorkflow.
 
 ```
-convert-dataset ──┐
-memory-gate ──────┴─► train ─► merge-lora ─┬─► upload ───────────────────────────────┐
-                                           └─► eval-finetuned (withParam) ─┐         │
-plan-eval ─► eval-baseline (withParam; runs while training runs) ──────────┴─► aggregate ─┴─► publish-scores ─► verdict
+convert-dataset ──────┐
+memory-gate ──────────┤
+prefetch-base-model ──┴─► train ─► merge-lora ─┬─► upload ───────────────────────────────┐
+                                               └─► eval-finetuned (withParam) ─┐         │
+plan-eval, prefetch-eval ─► eval-baseline (withParam; while training runs) ────┴─► aggregate ─┴─► publish-scores ─► verdict
 ```
+The prefetch tasks download each model once into the shared HF cache; the eval pods then
+read it offline. merge-lora's memory comes from prefetch-base-model (the model's size).
 aggregate records a regression in the summary and succeeds, so that publish-scores puts the
 new scores on the card; `verdict` then fails the run on it (see steps/verdict.py).
 """
 from __future__ import annotations
 
-from hera.workflows import DAG, Container, CronWorkflow, Parameter, Task, Workflow, WorkflowTemplate
+from hera.workflows import (DAG, Container, Counter, CronWorkflow, Gauge, Label, Parameter, Resource, Task, Workflow,
+                            WorkflowTemplate)
 from hera.workflows.models import PodGC, PodSecurityContext, TTLStrategy, VolumeClaimGC, WorkflowMetadata, WorkflowTemplateRef
 
+from steps.mmlu_pro import node_outputs
 from workflows.config import PipelineConfig
+from workflows.jobset import EXIT_HANDLER, exit_handler, train_jobset
 from workflows.params import WorkflowParam, benchmark_params, by_name, pipeline_params
 from workflows.templates import (
     HISTORY_DIR,
@@ -190,13 +196,34 @@ def plan_eval(cfg: PipelineConfig) -> Container:
     ).container(cfg)
 
 
+def _output(name: str) -> str:
+    return "{{outputs.parameters." + name + "}}"
+
+
+def eval_metrics() -> list[Gauge]:
+    """The accuracy of each model × subject as a Prometheus gauge, emitted when its eval task succeeds
+    (Argo's custom metrics are per template node, and each eval node is one model × subject)."""
+    return [Gauge(
+        name="tunebench_mmlu_pro_accuracy",
+        help="MMLU-Pro accuracy of one model on one subject, from the latest eval task",
+        labels=[Label(key="model", value=input_ref("label")), Label(key="role", value=input_ref("role")),
+                Label(key="subject", value=input_ref("subject")),
+                Label(key="revision", value=_output(node_outputs.EVAL_MODEL_REVISION)),
+                Label(key="settings_hash", value=_output(node_outputs.EVAL_SETTINGS_HASH)),
+                Label(key="questions", value=_output(node_outputs.EVAL_QUESTIONS))],
+        when="{{status}} == Succeeded",
+        realtime=False, value=_output(node_outputs.EVAL_ACCURACY),
+    )]
+
+
 # prefetch-eval filled the cache: no pod of the fan-out downloads (or locks) anything there.
 EVAL_ENV = {"HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1"}
 
 
 def eval_mmlu_pro(cfg: PipelineConfig) -> Container:
     ev = cfg.eval
-    return StepTemplate(
+    outputs_dir = node_outputs.eval_outputs_dir(f"{EVAL_DIR}/{input_ref('slug')}", input_ref("subject"))
+    template = StepTemplate(
         name="eval-mmlu-pro", module="eval_mmlu_pro", image=cfg.cluster.images.eval,
         inputs=("model", "role", "label", "slug", "subject", "engine", "limit", "dataset", "dataset_revision"),
         args=(
@@ -208,24 +235,44 @@ def eval_mmlu_pro(cfg: PipelineConfig) -> Container:
             "--max-model-len", str(ev.max_model_len), "--batch-size", str(ev.batch_size),
             "--tensor-parallel", str(max(ev.gpus_per_task, 1)),
         ),
+        outputs={name: f"{outputs_dir}/{name}" for name in node_outputs.EVAL_OUTPUTS},
         gpus=ev.gpus_per_task, shm_size=ev.shm_size, placement=ev, cpu=ev.cpu, memory=ev.memory,
         retry=NETWORK_RETRY, timeout_seconds=ev.timeout, env=EVAL_ENV,
     ).container(cfg)
+    template.metrics = eval_metrics()
+    return template
+
+
+def aggregate_metrics(cfg: PipelineConfig) -> list[Counter]:
+    """Counts the regressions aggregate found (it writes them even when it exits 4; Argo reads
+    output parameters of a failed container too)."""
+    regressions = _output(node_outputs.REGRESSIONS)
+    return [Counter(
+        name="tunebench_mmlu_pro_regressions",
+        help="Subjects whose MMLU-Pro accuracy regressed against the previous run of the same model revision",
+        labels=[Label(key="pipeline", value=cfg.name)],
+        when=f"{regressions} > 0", value=regressions,
+    )]
 
 
 def aggregate(cfg: PipelineConfig) -> Container:
-    return StepTemplate(
+    outputs_dir = node_outputs.aggregate_outputs_dir(SUMMARY_DIR)
+    template = StepTemplate(
         name="aggregate", module="aggregate", image=cfg.cluster.images.light,
         inputs=("subjects", "regression_threshold"),
         args=(
             "--eval-dir", EVAL_DIR, "--models", f"{PLAN_DIR}/models.json", "--subjects", input_ref("subjects"),
             "--out-dir", SUMMARY_DIR, "--run-id", "{{workflow.name}}",
             "--history", HISTORY_DIR, "--regression-threshold", input_ref("regression_threshold"),
+            "--require-significance" if cfg.eval.regression_requires_significance else "--no-require-significance",
             "--on-regression", "record",
         ),
-        outputs={SUMMARY_ID_OUTPUT: SUMMARY_ID_FILE},
+        outputs={SUMMARY_ID_OUTPUT: SUMMARY_ID_FILE,
+                 **{name: f"{outputs_dir}/{name}" for name in node_outputs.AGGREGATE_OUTPUTS}},
         cpu="1", memory="2Gi", hub_token=False, timeout_seconds=900,
     ).container(cfg)
+    template.metrics = aggregate_metrics(cfg)
+    return template
 
 
 def verdict(cfg: PipelineConfig) -> Container:
@@ -290,6 +337,15 @@ def _aggregate_task(template: Container, params: dict[str, WorkflowParam], depen
     )
 
 
+def _train_jobset(cfg: PipelineConfig) -> Resource | None:
+    """Across nodes, the JobSet that replaces the train pod. Built outside the Workflow's context: the
+    train container it is made from must not become a template of its own."""
+    if cfg.train.nodes == 1:
+        return None
+    security = _pod_security(cfg)
+    return train_jobset(cfg, train(cfg), security.model_dump(by_alias=True, exclude_none=True) if security else None)
+
+
 def _summary_id(scored: Task) -> str:
     return f"{{{{tasks.{scored.name}.outputs.parameters.{SUMMARY_ID_OUTPUT}}}}}"
 
@@ -300,10 +356,13 @@ def _verdict_task(template: Container, scored: Task, depends: str) -> Task:
     return template(name="verdict", depends=depends, arguments={"summary_id": _summary_id(scored)})
 
 
-def _pipeline_dag(cfg: PipelineConfig, params: dict[str, WorkflowParam]) -> None:
+def _pipeline_dag(cfg: PipelineConfig, params: dict[str, WorkflowParam], jobset: Resource | None) -> None:
     p = {name: param.ref for name, param in params.items()}
+    multi_node = jobset is not None
+    if multi_node:
+        exit_handler()
     templates = {
-        "convert": convert_dataset(cfg), "gate": memory_gate(cfg), "train": train(cfg),
+        "convert": convert_dataset(cfg), "gate": memory_gate(cfg), "train": jobset or train(cfg),
         "merge": merge_lora(cfg), "upload": upload(cfg), "plan": plan_eval(cfg),
         "aggregate": aggregate(cfg), "publish": publish_scores(cfg), "verdict": verdict(cfg),
         "prefetch_base": prefetch_base_model(cfg), "prefetch_eval": prefetch_eval(cfg),
@@ -316,7 +375,8 @@ def _pipeline_dag(cfg: PipelineConfig, params: dict[str, WorkflowParam]) -> None
         gate = templates["gate"](name="memory-gate", arguments={
             "model": p["base_model"], "revision": p["base_model_revision"],
             "axolotl_config": p["axolotl_config"], "overrides": p["axolotl_overrides"],
-            "gpus": p["gpus"], "gpu_memory_gib": p["gpu_memory_gib"], "mode": p["gate_mode"]})
+            "gpus": str(cfg.train.world_size) if multi_node else p["gpus"],
+            "gpu_memory_gib": p["gpu_memory_gib"], "mode": p["gate_mode"]})
         base_fetched = templates["prefetch_base"](name="prefetch-base-model", arguments={
             "model": p["base_model"], "revision": p["base_model_revision"]})
         trained = templates["train"](name="train", depends=f"{convert.name} && {gate.name} && {base_fetched.name}", arguments={
@@ -366,17 +426,24 @@ def _has_claim_templates(cfg: PipelineConfig) -> bool:
     return any(volume is not None and volume.claim_template is not None for volume in volumes)
 
 
+def _pod_security(cfg: PipelineConfig) -> PodSecurityContext | None:
+    cluster = cfg.cluster
+    if cluster.run_as_user is None:
+        return None
+    # OnRootMismatch: re-owning a large claim on every pod start takes minutes on block storage.
+    return PodSecurityContext(run_as_user=cluster.run_as_user, run_as_group=cluster.run_as_user,
+                              fs_group=cluster.run_as_user, fs_group_change_policy="OnRootMismatch",
+                              run_as_non_root=True)
+
+
 def _spec(cfg: PipelineConfig, entrypoint: str, params: list[WorkflowParam]) -> dict:
     cluster = cfg.cluster
-    security = None
-    if cluster.run_as_user is not None:
-        # OnRootMismatch: re-owning a large claim on every pod start takes minutes on block storage.
-        security = PodSecurityContext(run_as_user=cluster.run_as_user, run_as_group=cluster.run_as_user,
-                                      fs_group=cluster.run_as_user, fs_group_change_policy="OnRootMismatch",
-                                      run_as_non_root=True)
+    security = _pod_security(cfg)
     return dict(
         namespace=cluster.namespace,
         entrypoint=entrypoint,
+        # Multi-node training: a JobSet outlives a stopped or failed workflow unless deleted.
+        on_exit=EXIT_HANDLER if entrypoint == PIPELINE_ENTRYPOINT and cfg.train.nodes > 1 else None,
         service_account_name=cluster.service_account,
         arguments=[param.to_hera() for param in params],
         volumes=workflow_volumes(cfg),
@@ -405,18 +472,20 @@ def _annotations(cfg: PipelineConfig, what: str) -> dict[str, str]:
 def build_workflow(cfg: PipelineConfig) -> Workflow:
     """The whole pipeline as a Workflow to submit; a new name, and so a new run folder, per submission."""
     params = pipeline_params(cfg)
+    jobset = _train_jobset(cfg)
     with Workflow(generate_name=f"{cfg.name}-", annotations=_annotations(cfg, "fine-tune and benchmark"),
                   **_spec(cfg, PIPELINE_ENTRYPOINT, params)) as workflow:
-        _pipeline_dag(cfg, by_name(params))
+        _pipeline_dag(cfg, by_name(params), jobset)
     return workflow
 
 
 def build_pipeline_template(cfg: PipelineConfig) -> WorkflowTemplate:
     """The same pipeline as a WorkflowTemplate, for resubmission from the Argo UI form."""
     params = pipeline_params(cfg)
+    jobset = _train_jobset(cfg)
     with WorkflowTemplate(name=cfg.name, annotations=_annotations(cfg, "fine-tune and benchmark"),
                           **_spec(cfg, PIPELINE_ENTRYPOINT, params)) as template:
-        _pipeline_dag(cfg, by_name(params))
+        _pipeline_dag(cfg, by_name(params), jobset)
     return template
 
 

@@ -1,9 +1,10 @@
-"""`tunebench lint`: every check a pipeline gets before it reaches a cluster, as one report."""
+"""`tunebench lint`: every check a pipeline (or a file of Argo manifests) gets before it reaches a cluster, as one report."""
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
@@ -50,9 +51,15 @@ def _axolotl_section(cfg: PipelineConfig) -> Section:
         section.note = "Axolotl is not installed here: schema not checked (the train step validates it again)"
         return section
     from steps.common import StepInputError
-    from steps.training.axolotl_config import (PipelineSettings, TrainPaths, assumed_capabilities,
-                                               build_final_config, load_yaml_config, unknown_keys,
-                                               validate_config)
+    from steps.training.axolotl_config import (
+        PipelineSettings,
+        TrainPaths,
+        assumed_capabilities,
+        build_final_config,
+        load_yaml_config,
+        unknown_keys,
+        validate_config,
+    )
 
     placeholder_run = Path("/workspace/runs/lint")
     try:
@@ -60,46 +67,70 @@ def _axolotl_section(cfg: PipelineConfig) -> Section:
             load_yaml_config(cfg.train.axolotl_config, what="train.axolotl_config"), dict(cfg.train.overrides),
             PipelineSettings(base_model=cfg.model.id, base_model_revision=cfg.model.revision,
                              dataset=placeholder_run / "data" / "train.parquet",
-                             paths=TrainPaths(placeholder_run / "train"), gpus=cfg.train.gpus))
+                             paths=TrainPaths(placeholder_run / "train"), gpus=cfg.train.gpus,
+                             nodes=cfg.train.nodes))
     except StepInputError as error:
         section.problems.append(str(error))
         return section
     section.problems += [f"unknown Axolotl key '{key}' (Axolotl would ignore it silently)" for key in unknown_keys(final)]
     try:
-        validate_config(final, *assumed_capabilities(cfg.train.gpus))
+        validate_config(final, *assumed_capabilities(cfg.train.world_size))
     except StepInputError as error:
         section.problems.append(str(error))
-    section.note = f"Axolotl's schema, {cfg.train.gpus} GPU(s) assumed Ampere or newer"
+    section.note = f"Axolotl's schema, {cfg.train.world_size} GPU(s) assumed Ampere or newer"
     return section
 
 
-def _manifest_sections(cfg: PipelineConfig, schema: Path | None) -> list[Section]:
-    from workflows.lint import lint_manifest
-    from workflows.render import manifests
+def _manifest_sections(documents: list[dict[str, Any]], schema: Path | None, local_notes: bool) -> list[Section]:
+    """Each manifest through Argo's schema and the DAG validator; `local_notes` adds what `tunebench run`
+    would not emulate (for a plain Argo file, whose users may want to run it locally)."""
+    from workflows.argo.documents import templates_by_name
+    from workflows.jobset import resource_manifest_problems
+    from workflows.lint import lint_manifest, local_run_notes
     from workflows.schema import find_schema_file, validate_manifest
 
-    documents = manifests(cfg, "all")
-    template_names = {d["metadata"]["name"] for d in documents if d["kind"] == "WorkflowTemplate"}
+    templates = templates_by_name(documents)
     schema_file = find_schema_file(schema)
     note = "Argo v4.1.2 CRD schemas, strict" + (f", and {schema_file.name}" if schema_file else "")
     sections = []
     for document in documents:
-        name = document["metadata"].get("name") or document["metadata"].get("generateName", "")
-        section = Section(f"{document['kind']} {name}", note=note)
-        section.problems = validate_manifest(document, schema_file) + lint_manifest(document, template_names)
+        metadata = document.get("metadata") or {}
+        name = metadata.get("name") or metadata.get("generateName", "")
+        section = Section(f"{document.get('kind')} {name}", note=note)
+        section.problems = (validate_manifest(document, schema_file)
+                            + lint_manifest(document, set(templates), templates)
+                            + resource_manifest_problems(document))
+        if local_notes:
+            not_emulated = local_run_notes(document, templates)
+            if not_emulated:
+                section.note += "; tunebench run would refuse: " + "; ".join(not_emulated)
         sections.append(section)
     return sections
 
 
 def check_pipeline(path: str | os.PathLike[str], schema: Path | None = None) -> Report:
+    """A pipeline config, or a file of Argo manifests (Workflow, WorkflowTemplate, CronWorkflow)."""
+    from workflows.argo.documents import is_argo_document
+    from workflows.manifest_file import is_argo_file, read_documents
+
+    try:
+        documents = read_documents(Path(path))
+    except ConfigError:
+        documents = []  # load_pipeline below reports it
     report = Report()
+    if is_argo_file(documents):
+        argo = [doc for doc in documents if is_argo_document(doc)]
+        report.sections += _manifest_sections(argo, schema, local_notes=True)
+        return report
     config_section = Section(f"pipeline config {path}")
     report.sections.append(config_section)
     try:
-        cfg = load_pipeline(path)
+        cfg = load_pipeline(Path(path))
     except ConfigError as error:
         config_section.problems = [line.strip() for line in str(error).splitlines()[1:]] or [str(error)]
         return report
     report.sections.append(_axolotl_section(cfg))
-    report.sections += _manifest_sections(cfg, schema)
+    from workflows.render import manifests
+
+    report.sections += _manifest_sections(manifests(cfg, "all"), schema, local_notes=False)
     return report

@@ -23,7 +23,7 @@ def render(
     output: Annotated[Path | None, typer.Option("-o", "--output", help="write to FILE instead of stdout")] = None,
 ) -> None:
     """Print the Argo manifests of a pipeline as deterministic YAML (the same config gives the same bytes)."""
-    from steps.common import write_text_atomic
+    from steps.common import StepInputError, write_text_atomic
     from workflows.render import KINDS, render as render_yaml
 
     if kind not in KINDS:
@@ -38,7 +38,11 @@ def render(
     if output is None:
         typer.echo(text, nl=False)
     else:
-        write_text_atomic(output, text)
+        try:
+            write_text_atomic(output, text)
+        except StepInputError as error:  # -o names a directory, a device, a symlink, ...
+            typer.echo(f"error: -o {error}", err=True)
+            raise typer.Exit(2) from None
         typer.echo(f"wrote {output}", err=True)
 
 
@@ -63,12 +67,16 @@ app.command()(_cluster.submit)
 app.command()(_cluster.apply)
 app.command()(_cluster.status)
 app.command()(_cluster.retry)
-from steps.estimate_memory import estimate_command  # noqa: E402
-app.command("estimate", help="Will a model fit for fine-tuning on N GPUs? Memory per GPU by component, and advice (exit 3 if not).")(estimate_command)
-from workflows.runner.cli import run_command  # noqa: E402
-app.command("run", help="Run the pipeline's Workflow on this machine, task by task, as Argo would (resumable).")(run_command)
+from steps.common import step_errors  # noqa: E402
+from steps.estimate_memory import estimate_memory_command  # noqa: E402
+app.command("estimate", help="Will a model fit for fine-tuning on N GPUs? Memory per GPU by component, and advice (exit 3 if not).")(step_errors(estimate_memory_command))
+from steps.mmlu_pro.run_summary import print_run_summary  # noqa: E402
+from workflows.runner.cli import run_command_with  # noqa: E402
+app.command("run", help="Run a pipeline's Workflow (or an Argo Workflow file) on this machine, task by task, as Argo would (resumable).")(run_command_with(after_run=print_run_summary))
 from steps.mmlu_pro.rescore import rescore_command  # noqa: E402
 app.command("rescore", help="Re-score saved MMLU-Pro outputs (ours or the reference's) with --extract tiger|strict.")(rescore_command)
+from steps.mmlu_pro.trend import history_command  # noqa: E402
+app.command("history", help="The re-benchmark history: a line per run with its 95% interval; --plot draws the trend.")(history_command)
 
 if __name__ == "__main__":
     app()

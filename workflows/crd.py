@@ -81,7 +81,7 @@ def generate(crd_files: Iterable[Path], out_dir: Path = SCHEMA_DIR) -> list[Path
     return written
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _validator(api_version: str, kind: str, schema_dir: Path) -> Any:
     from jsonschema import Draft202012Validator
 
@@ -93,14 +93,15 @@ def _validator(api_version: str, kind: str, schema_dir: Path) -> Any:
     return Draft202012Validator(entry["schema"])
 
 
-def _where(parts: Iterable[Any]) -> str:
+def error_path(parts: Iterable[Any]) -> str:
+    """A jsonschema error's path as `spec.templates[2].container`."""
     text = ""
     for part in parts:
         text += f"[{part}]" if isinstance(part, int) else f".{part}"
     return text.lstrip(".") or "(root)"
 
 
-def _short(message: str, limit: int = 200) -> str:
+def shorten(message: str, limit: int = 200) -> str:
     return message if len(message) <= limit else message[: limit - 3] + "..."
 
 
@@ -117,7 +118,7 @@ def validate(manifest: dict[str, Any], schema_dir: Path = SCHEMA_DIR) -> list[st
     kind = str(manifest.get("kind"))
     validator = _validator(str(manifest.get("apiVersion")), kind, schema_dir)
     errors = sorted(validator.iter_errors(manifest), key=lambda e: [str(p) for p in e.absolute_path])
-    return [f"{kind} {_where(error.absolute_path)}: {_short(error.message)}" for error in errors]
+    return [f"{kind} {error_path(error.absolute_path)}: {shorten(error.message)}" for error in errors]
 
 
 def main(argv: list[str] | None = None) -> None:

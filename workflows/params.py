@@ -48,6 +48,15 @@ def _gpu_choices(configured: int) -> tuple[str, ...]:
     return tuple(str(n) for n in sorted({*range(1, MAX_GPU_CHOICE + 1), configured}))
 
 
+def _gpus_param(cfg: PipelineConfig) -> WorkflowParam:
+    if cfg.train.nodes > 1:
+        # The JobSet's GPU request is a literal in its manifest; offering other counts would lie.
+        return WorkflowParam("gpus", str(cfg.train.gpus), f"GPUs per node, fixed by the config for "
+                             f"{cfg.train.nodes}-node training (train.gpus)", (str(cfg.train.gpus),))
+    return WorkflowParam("gpus", str(cfg.train.gpus), "GPUs for training (one pod, accelerate processes; the pod's "
+                         "GPU resources follow through podSpecPatch)", _gpu_choices(cfg.train.gpus))
+
+
 def eval_params(cfg: PipelineConfig) -> list[WorkflowParam]:
     """Parameters both the full pipeline and the benchmark-only template expose."""
     ev = cfg.eval
@@ -74,7 +83,7 @@ def pipeline_params(cfg: PipelineConfig) -> list[WorkflowParam]:
         WorkflowParam("answer_field", cfg.data.fields.answer, "source column that becomes the answer"),
         WorkflowParam("axolotl_config", cfg.train.axolotl_config, "Axolotl YAML in the image, relative to the project root"),
         WorkflowParam("axolotl_overrides", _json(cfg.train.overrides), 'JSON object of Axolotl keys set over the YAML, e.g. {"num_epochs": 1}'),
-        WorkflowParam("gpus", str(cfg.train.gpus), "GPUs for training (one pod, accelerate processes)", _gpu_choices(cfg.train.gpus)),
+        _gpus_param(cfg),
         WorkflowParam("gpu_memory_gib", f"{cfg.gate.gpu_memory_gib:g}", "memory of one GPU in GiB, for the memory gate"),
         WorkflowParam("gate_mode", cfg.gate.mode, "fail stops the run before training when the estimate does not fit; warn only warns", ("fail", "warn")),
         *eval_params(cfg),

@@ -5,13 +5,16 @@ WorkflowTaskResult, so the pods' service account needs `create` and `patch` on
 `workflowtaskresults` in `argoproj.io` ("the minimum for the executor to function",
 Argo's docs/workflow-rbac.md) and nothing else: the HF token reaches the pods through
 a secretKeyRef that the kubelet resolves, and the workflow controller creates the pods
-and volume claims with its own account. Nothing privileged, nothing cluster-wide.
+and volume claims with its own account. Multi-node training (`train.nodes > 1`) adds the
+verbs its `resource` template and exit handler use on JobSets (workflows/jobset.py).
+Nothing privileged, nothing cluster-wide.
 """
 from __future__ import annotations
 
 from typing import Any
 
 from workflows.config import PipelineConfig
+from workflows.jobset import RBAC_RULE as JOBSET_RULE
 
 EXECUTOR_RULES: list[dict[str, Any]] = [
     {"apiGroups": ["argoproj.io"], "resources": ["workflowtaskresults"], "verbs": ["create", "patch"]},
@@ -37,7 +40,7 @@ def rbac_manifests(cfg: PipelineConfig) -> list[dict[str, Any]]:
     return [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _metadata(cfg, account)},
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": _metadata(cfg, role),
-         "rules": [dict(rule) for rule in EXECUTOR_RULES]},
+         "rules": [dict(rule) for rule in EXECUTOR_RULES] + ([dict(JOBSET_RULE)] if cfg.train.nodes > 1 else [])},
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": _metadata(cfg, role),
          "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role},
          "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": cfg.cluster.namespace}]},

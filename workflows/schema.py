@@ -19,6 +19,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from workflows.crd import error_path, has_schema, shorten
+from workflows.crd import validate as validate_against_crd
+
 SCHEMA_ENV = "TUNEBENCH_ARGO_SCHEMA"
 SCHEMA_FILE = "workflow-schema-v4.0.5.json"
 ARGO_KINDS = ("Workflow", "WorkflowTemplate", "CronWorkflow", "ClusterWorkflowTemplate")
@@ -68,20 +71,8 @@ def validate_against_schema(manifest: dict[str, Any], schema_file: Path) -> list
         return []
     problems = []
     for error in sorted(validator.iter_errors(manifest), key=lambda e: list(map(str, e.absolute_path))):
-        where = _path(error.absolute_path)
-        problems.append(f"{kind} {where}: {_short(error.message)}")
+        problems.append(f"{kind} {error_path(error.absolute_path)}: {shorten(error.message)}")
     return problems
-
-
-def _path(parts: Any) -> str:
-    text = ""
-    for part in parts:
-        text += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return text.lstrip(".") or "(root)"
-
-
-def _short(message: str, limit: int = 200) -> str:
-    return message if len(message) <= limit else message[: limit - 3] + "..."
 
 
 # --- Hera's generated models as a field list -------------------------------------------------
@@ -110,7 +101,7 @@ def _model_of(annotation: Any) -> tuple[str, type[BaseModel]] | None:
     return None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _fields(model: type[BaseModel]) -> dict[str, Any]:
     return {(info.alias or name): info.annotation for name, info in model.model_fields.items()}
 
@@ -153,9 +144,7 @@ def check_known_fields(manifest: dict[str, Any]) -> list[str]:
 def validate_manifest(manifest: dict[str, Any], schema_file: str | os.PathLike[str] | None = None) -> list[str]:
     """Field problems in one manifest: the shipped CRD schema of its kind (what the API server
     enforces), Hera's models, and Argo's JSON schema file too when one is found."""
-    from workflows import crd
-
-    problems = crd.validate(manifest) if crd.has_schema(manifest) else []
+    problems = validate_against_crd(manifest) if has_schema(manifest) else []
     problems += [p for p in check_known_fields(manifest) if p not in problems]
     path = find_schema_file(schema_file)
     if path is not None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from steps.common import StepInputError, load_failure, read_jsonl
+from steps.mmlu_pro.prompt import OPTION_LETTERS
 
 HUB_DATASET = "TIGER-Lab/MMLU-Pro"
 SPLITS = ("validation", "test")
@@ -115,10 +116,23 @@ def load_splits(source: str, revision: str | None = None) -> tuple[dict[str, lis
                          f"nor a hub dataset id like {HUB_DATASET}")
 
 
+def _check_answers(questions: list[dict[str, Any]], where: str) -> None:
+    """Every answer is the letter of one of its question's options (after the N/A ones are dropped):
+    a question no letter can get right would only lower every model's score."""
+    wrong = [q for q in questions if not isinstance(q["answer"], str) or q["answer"] not in OPTION_LETTERS[:len(q["options"])]]
+    if wrong:
+        first = wrong[0]
+        raise StepInputError(
+            f"{where}: question {first['question_id']} has answer {first['answer']!r}, not one of its "
+            f"{len(first['options'])} options{f' ({len(wrong)} such questions)' if len(wrong) > 1 else ''}; "
+            "fix the dataset (or pin a revision without the error)")
+
+
 def load_subject(source: str, subject: str, revision: str | None = None) -> SubjectData:
     splits, resolved = load_splits(source, revision)
     shots = [clean_row(row) for row in splits["validation"] if row["category"] == subject]
     questions = [clean_row(row) for row in splits["test"] if row["category"] == subject]
     if not questions:
         raise StepInputError(f"--dataset {source}: the test split has no question of subject {subject!r}")
+    _check_answers(questions, f"--dataset {source}")
     return SubjectData(shots=shots, questions=questions, revision=resolved)

@@ -85,8 +85,9 @@ class PromptBuilder:
         while pending := [i for i in range(len(questions)) if self._unsettled(fits_at[i], fails_at[i])]:
             candidates = []
             for i in pending:
-                if fits_at[i] is not None:
-                    candidates.append(fits_at[i] + 1)                  # confirm that one more does not fit
+                fits = fits_at[i]
+                if fits is not None:
+                    candidates.append(fits + 1)                        # confirm that one more does not fit
                 elif fails_at[i] == top:
                     shrink = shrink or self._prefix_tokens(count_tokens)
                     over = known[i][top] - budget                      # first guess: drop just enough examples

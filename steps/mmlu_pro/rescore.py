@@ -15,8 +15,9 @@ from typing import Annotated, Any
 
 import typer
 
-from steps.common import StepInputError, atomic_path, fail, write_json_atomic
+from steps.common import StepInputError, atomic_path, check_output_file, step_errors, write_json_atomic
 from steps.mmlu_pro.extract import EXTRACT_MODES
+from steps.mmlu_pro.prompt import OPTION_LETTERS
 from steps.mmlu_pro.results import Score, apply_extraction, score
 
 TEXT_FIELDS = ("generated_text", "model_outputs")
@@ -37,6 +38,8 @@ def _parse(text: str, name: str) -> list[dict[str, Any]]:
 
 
 def _raw_rows(path: Path) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    if path.is_dir():
+        raise StepInputError(f"FILE {path} is a directory; give the saved outputs' files (e.g. {path}/*.jsonl)")
     if not path.is_file():
         raise StepInputError(f"FILE {path} does not exist")
     if zipfile.is_zipfile(path):
@@ -45,9 +48,17 @@ def _raw_rows(path: Path) -> Iterator[tuple[str, list[dict[str, Any]]]]:
             if not members:
                 raise StepInputError(f"{path} holds no .json or .jsonl file")
             for member in members:
-                yield f"{path}:{member}", _parse(archive.read(member).decode("utf-8"), f"{path}:{member}")
+                yield f"{path}:{member}", _parse(_text(archive.read(member), f"{path}:{member}"), f"{path}:{member}")
     else:
-        yield str(path), _parse(path.read_text(encoding="utf-8"), str(path))
+        yield str(path), _parse(_text(path.read_bytes(), str(path)), str(path))
+
+
+def _text(data: bytes, name: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise StepInputError(f"{name} is not UTF-8 text: give saved outputs as JSON, JSON lines or a zip of "
+                             "them") from None
 
 
 def _as_record(row: dict[str, Any], where: str) -> dict[str, Any]:
@@ -58,18 +69,32 @@ def _as_record(row: dict[str, Any], where: str) -> dict[str, Any]:
         missing.append(" or ".join(TEXT_FIELDS))
     if "n_options" not in row and "options" not in row:
         missing.append("options")
-    if missing:
+    if missing or text_field is None:
         raise StepInputError(f"{where}: a row lacks {', '.join(missing)}; found fields: {', '.join(sorted(row))}")
+    question = f"{where}: question_id {row['question_id']}"
+    options = row.get("options")
+    n_options = row["n_options"] if "n_options" in row else len(options) if isinstance(options, list) else None
+    if not isinstance(n_options, int) or isinstance(n_options, bool) or not 1 <= n_options <= len(OPTION_LETTERS):
+        raise StepInputError(f"{question}: n_options/options {n_options!r} is not a number of options "
+                             f"(1 to {len(OPTION_LETTERS)})")
+    valid = OPTION_LETTERS[:n_options]
+    if not isinstance(row["answer"], str) or row["answer"] not in valid:
+        raise StepInputError(f"{question}: answer {row['answer']!r} is not one of its {n_options} options "
+                             f"({valid[0]}–{valid[-1]})")
+    text = row[text_field]
+    if text is not None and not isinstance(text, str):
+        raise StepInputError(f"{question}: {text_field} is {type(text).__name__}, not text")
     return {
         "question_id": row["question_id"],
         "subject": row.get("subject") or row.get("category") or "unknown",
         "answer": row["answer"],
-        "n_options": row["n_options"] if "n_options" in row else len(row["options"]),
-        "generated_text": row[text_field] or "",
+        "n_options": n_options,
+        "generated_text": text or "",
     }
 
 
 def load_generations(files: Iterable[Path]) -> list[dict[str, Any]]:
+    files = list(files)
     records: list[dict[str, Any]] = []
     seen: dict[str, str] = {}
     for path in files:
@@ -82,6 +107,8 @@ def load_generations(files: Iterable[Path]) -> list[dict[str, Any]]:
                                          "rescore one model's outputs at a time")
                 seen[key] = where
                 records.append(record)
+    if not records:
+        raise StepInputError(f"no question in {', '.join(str(f) for f in files)}: nothing to score")
     return records
 
 
@@ -109,6 +136,7 @@ def _table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+@step_errors
 def rescore_command(
     files: Annotated[list[Path], typer.Argument(help="Saved outputs: our SUBJECT.jsonl records, the reference's JSON lists, or zips of either.", show_default=False)],
     extract: Annotated[str, typer.Option(help="tiger: three patterns, then a guess seeded by question id; strict: 'answer is (X)' only.")] = "tiger",
@@ -116,10 +144,10 @@ def rescore_command(
     json_out: Annotated[Path | None, typer.Option("--json", help="Write n, correct and accuracy per subject and overall as JSON.")] = None,
 ) -> None:
     """Re-score saved MMLU-Pro generations with the reference's answer extraction."""
-    try:
-        records, report = rescore(files, extract)
-    except StepInputError as error:
-        fail(str(error))
+    for output in (predictions, json_out):
+        if output is not None:
+            check_output_file(output)  # before the scoring, which may take a while
+    records, report = rescore(files, extract)
     if predictions is not None:
         fields = ("question_id", "subject", "pred", "method", "answer", "correct")
         with atomic_path(predictions) as tmp, tmp.open("w", encoding="utf-8") as out:

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from steps.common import atomic_path, read_jsonl
+from steps.common import StepInputError, atomic_path, parse_jsonl_line
 from steps.mmlu_pro.extract import METHODS, extract_answer
 
 
@@ -19,10 +20,36 @@ def settings_hash(settings: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 
-def read_records(path: Path) -> list[dict[str, Any]]:
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def read_records(path: Path, log: Callable[[str], None] = _stderr) -> list[dict[str, Any]]:
+    """The saved records of a subject, to resume from; none when there is no file yet.
+
+    A torn last line (a write cut short on a volume that does not rename atomically) is
+    dropped, saying so, and its question is answered again; a bad line before it is an error.
+    """
     if not path.is_file():
         return []
-    return read_jsonl(path, hint="; delete the file to start over")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise StepInputError(f"{path} is not UTF-8 text; delete it to start that subject over") from None
+    numbered = [(number, line) for number, line in enumerate(lines, 1) if line.strip()]
+    records = [parse_jsonl_line(line, f"{path}:{number}", "; delete the file to start over")
+               for number, line in numbered[:-1]]
+    if numbered:
+        number, last = numbered[-1]
+        try:
+            records.append(json.loads(last))
+        except json.JSONDecodeError:
+            log(f"{path}:{number}: the last line is cut short ({len(last)} characters); dropped, its question is "
+                f"answered again (the {len(records)} lines before it are kept)")
+    not_records = [i for i, record in enumerate(records) if not isinstance(record, dict)]
+    if not_records:
+        raise StepInputError(f"{path}:{numbered[not_records[0]][0]} is not a JSON object; delete the file to start over")
+    return records
 
 
 def write_records(path: Path, records: Iterable[Mapping[str, Any]]) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from steps.common import StepInputError, write_text_atomic
+from steps.safe_yaml import YamlInputError, read_yaml
 from steps.training.distributed import CPU_PLACEMENT_BUDGET
 
 # The converted dataset has `question` and `answer` columns, which this Axolotl strategy reads.
@@ -80,15 +81,10 @@ class PipelineSettings:
 
 
 def load_yaml_config(path: str | Path, what: str = "--config") -> dict[str, Any]:
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise StepInputError(f"{what} {path}: cannot read the Axolotl config ({error.strerror})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise StepInputError(f"{what} {path}: not valid YAML ({' '.join(str(error).split())})") from None
+    try:  # bounded: no alias bombs, duplicate keys or non-UTF-8 tracebacks (steps.safe_yaml)
+        data = read_yaml(path, f"{what} {path}", kind="the Axolotl config")
+    except YamlInputError as error:
+        raise StepInputError(str(error)) from None
     if not isinstance(data, dict):
         raise StepInputError(f"{what} {path}: expected a mapping of Axolotl keys, got {type(data).__name__}")
     return data

@@ -2,9 +2,13 @@
 
 One `steps.train` runs per node (a JobSet pod, or a local process of `tunebench run`); each
 launches `axolotl train --launcher torchrun` with the same rendezvous, so the group forms
-wherever the pods land. Node 0 hosts the c10d store at `--master-addr`; torchrun itself
-never restarts a failed group (`--max_restarts 0`): JobSet's failurePolicy restarts every
-node together, each resuming from the same checkpoint on the shared volume.
+wherever the pods land. The rendezvous is static: node N is torch's group rank N, so node 0
+(the JobSet's index 0, the pod `argo logs` shows first) is global rank 0, hosts the store
+at `--master-addr`, logs the losses and saves the checkpoints. (Axolotl's docs use the c10d
+backend, which ranks nodes by host name and process id: node 0 would be rank 0 only by
+chance.) torchrun itself never restarts a failed group (`--max_restarts 0`): JobSet's
+failurePolicy restarts every node together, each resuming from the same checkpoint on the
+shared volume.
 """
 from __future__ import annotations
 
@@ -15,8 +19,7 @@ from pathlib import Path
 from steps.common import StepInputError
 
 DEFAULT_MASTER_PORT = 29500
-# Axolotl's default for a missing --rdzv_id is a random id per node, which never forms a
-# group across nodes: every node must name the same one.
+# Axolotl adds a random --rdzv_id per node where none is given; every node names the same one.
 RDZV_ID_PREFIX = "tunebench-"
 # Axolotl sets `device_map = {"": LOCAL_RANK}` whenever WORLD_SIZE > 1, an accelerator index
 # that transformers refuses on a CPU ("Cannot access accelerator device when none is
@@ -46,7 +49,7 @@ class Rendezvous:
 
     def torchrun_args(self, processes_per_node: int) -> list[str]:
         return ["--nnodes", str(self.nodes), "--nproc_per_node", str(processes_per_node),
-                "--node_rank", str(self.node_rank), "--rdzv_backend", "c10d",
+                "--node_rank", str(self.node_rank), "--rdzv_backend", "static",
                 "--rdzv_endpoint", f"{self.master_addr}:{self.master_port}", "--rdzv_id", self.rdzv_id,
                 "--max_restarts", "0"]
 

@@ -1,8 +1,10 @@
 """The three small expression languages of an Argo manifest, evaluated without Python's `eval`.
 
 - `when` (govaluate, after `{{...}}` substitution): `true == true`, `'a' != 'b'`, `3 > 2`,
-  `Succeeded == Succeeded`. As in Argo, a bare word that is not `true`/`false` is a string,
-  so an unquoted substituted value compares as text.
+  `Succeeded == Succeeded`, `'b' in ('a', 'b')`. As in Argo, a bare word that is not
+  `true`/`false` is a string, so an unquoted substituted value compares as text; a bare word
+  with a dot (`v1.2`, `model.bin`) is a govaluate accessor, which Argo cannot evaluate: an error.
+  Numbers and strings never equal each other (`1 == '1'` is false), as in govaluate.
 - `retryStrategy.expression` (expr-lang): `lastRetry.status == 'Error' || asInt(lastRetry.exitCode) == 1`;
   identifiers are variables, with `asInt`, `asFloat`, `string`, `int`, `float`, `len`.
 - `depends`: `A && (B.Failed || !C.Succeeded)`, task names with dashes, the results
@@ -53,8 +55,8 @@ def tokenize(text: str, word_operators: bool) -> list[Token]:
         number = _NUMBER.match(text, i)
         if number:
             raw = number.group()
-            value: Any = float(raw) if any(c in raw for c in ".eE") else int(raw)
-            tokens.append(Token("num", value, i))
+            number_value: float | int = float(raw) if any(c in raw for c in ".eE") else int(raw)
+            tokens.append(Token("num", number_value, i))
             i = number.end()
             continue
         ident = _IDENT.match(text, i)
@@ -62,6 +64,8 @@ def tokenize(text: str, word_operators: bool) -> list[Token]:
             word = ident.group()
             if word_operators and word in _WORD_OPERATORS:
                 tokens.append(Token("op", _WORD_OPERATORS[word], i))
+            elif not word_operators and word in ("in", "IN"):  # govaluate's one word operator
+                tokens.append(Token("op", "in", i))
             else:
                 tokens.append(Token("ident", word, i))
             i = ident.end()
@@ -260,6 +264,12 @@ class _Parser:
             return lambda: value
         if token.kind == "op" and token.value == "(":
             inner = self.ternary()
+            if not self.expr_mode and self.accept(","):  # govaluate's array: ('a', 'b')
+                members = [inner, self.ternary()]
+                while self.accept(","):
+                    members.append(self.ternary())
+                self.expect(")")
+                return lambda: [member() for member in members]
             self.expect(")")
             return inner
         if token.kind == "op" and token.value == "[" and self.expr_mode:
@@ -281,6 +291,9 @@ class _Parser:
             value = name == "true"
             return lambda: value
         if not self.expr_mode:
+            if "." in name:
+                raise self.error(f"unquoted {name!r} is a govaluate accessor, not a string, and Argo cannot "
+                                 f"evaluate it; quote it: '{name}'")
             # Argo's `when`: govaluate variables are turned into strings.
             return lambda: name
         if name == "nil":

@@ -16,6 +16,12 @@ def references(text: str) -> list[str]:
     return [match.strip() for match in TAG.findall(text)]
 
 
+def pure_reference(text: str) -> str | None:
+    """The variable when `text` is exactly one `{{...}}` reference (surrounding spaces aside), else None."""
+    match = TAG.fullmatch(text.strip())
+    return match.group(1).strip() if match and "{{" not in match.group(1) else None
+
+
 def strings_in(value: Any) -> list[str]:
     """Every string inside a JSON-like value (dict values, list items), depth first."""
     if isinstance(value, str):

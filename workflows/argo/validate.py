@@ -1,20 +1,29 @@
-"""Read an Argo Workflow dict into the runner's model, and check it the way Argo's validator would.
+"""The one validator of Argo manifests, for `tunebench lint`, `tunebench run` and `submit --dry-run`.
 
-Every problem is collected (wiring bugs, unknown templates, cycles, unresolvable references,
-features the local runner does not emulate) and raised at once as a ManifestError, before
-any task runs. Cluster-only fields (resources, node selectors, tolerations, security
+`validate(manifest)` reads a Workflow (or WorkflowTemplate) dict into the model (model.py) and
+collects every problem, each tagged: a **wiring error** (Argo would reject it or it cannot work:
+unknown templates, tasks and parameters, cycles, references to outputs a task cannot see, missing
+inputs) or **not emulated locally** (valid Argo that `tunebench run` does not run: script
+templates, artifacts, `{{=...}}`, ...). `load_workflow` raises them all at once as a ManifestError,
+before any task runs. Cluster-only fields (resources, node selectors, tolerations, security
 contexts, pod GC, TTL, ...) are accepted and ignored.
 """
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from workflows.argo.errors import ExpressionError, ManifestError
 from workflows.argo.expr import DependsExpr
+from workflows.argo.model import InputParam, Mount, OutputParam, Task, Template, Workflow
 from workflows.argo.subst import references, strings_in
+from workflows.jobset import not_emulated as jobset_not_emulated
+from workflows.jobset import without_jobset_cleanup
+
+WIRING_ERROR = "wiring error"
+NOT_EMULATED = "not emulated locally"
 
 # --- which fields are run, which are cluster-only (ignored), everything else is refused -------
 
@@ -44,102 +53,6 @@ UNSUPPORTED_TASK_VARIABLES = ("outputs.result", "outputs.artifacts", "startedAt"
 PYTHON_COMMAND = re.compile(r"^(?:.*/)?python(?:3(?:\.\d+)?)?$")
 
 
-@dataclass(frozen=True)
-class InputParam:
-    name: str
-    value: str | None = None
-    default: str | None = None
-    enum: tuple[str, ...] | None = None
-
-
-@dataclass(frozen=True)
-class OutputParam:
-    name: str
-    path: str
-    default: str | None = None
-
-
-@dataclass(frozen=True)
-class Mount:
-    volume: str
-    mount_path: str
-    sub_path: str = ""
-
-
-@dataclass
-class Template:
-    name: str
-    kind: str  # "container" | "dag"
-    raw: dict[str, Any]
-    inputs: list[InputParam] = field(default_factory=list)
-    outputs: list[OutputParam] = field(default_factory=list)
-    # container
-    mounts: list[Mount] = field(default_factory=list)
-    # dag
-    tasks: dict[str, Task] = field(default_factory=dict)
-    parallelism: int | None = None
-    fail_fast: bool = True
-    targets: list[str] | None = None
-
-    def input_names(self) -> list[str]:
-        return [param.name for param in self.inputs]
-
-    def output_names(self) -> list[str]:
-        return [param.name for param in self.outputs]
-
-
-@dataclass
-class Task:
-    name: str
-    template: str
-    raw: dict[str, Any]
-    arguments: dict[str, str]
-    depends: DependsExpr | None
-    dependencies: list[str]
-    when: str | None
-    with_items: list[Any] | None
-    with_param: str | None
-    with_sequence: dict[str, Any] | None
-    continue_on_failed: bool = False
-    continue_on_error: bool = False
-    # computed
-    deps: list[str] = field(default_factory=list)
-    ancestors: set[str] = field(default_factory=set)
-    dependents: list[str] = field(default_factory=list)
-    path_length: int = 1  # tasks on the longest path from here to a leaf, this one included
-
-    @property
-    def expands(self) -> bool:
-        return self.with_items is not None or self.with_param is not None or self.with_sequence is not None
-
-    def continues_on(self, phase: str) -> bool:
-        return phase in self.continue_on
-
-    @property
-    def continue_on(self) -> tuple[str, ...]:
-        """The unsuccessful phases `continueOn` accepts."""
-        return (("Failed",) if self.continue_on_failed else ()) + (("Error",) if self.continue_on_error else ())
-
-
-@dataclass
-class Workflow:
-    name: str | None
-    generate_name: str | None
-    namespace: str
-    labels: dict[str, str]
-    annotations: dict[str, str]
-    service_account: str
-    entrypoint: str
-    parameters: dict[str, InputParam]
-    templates: dict[str, Template]
-    volumes: dict[str, str]  # name -> "persistentVolumeClaim" | "volumeClaimTemplate" | "emptyDir"
-    parallelism: int | None
-    active_deadline_seconds: int | None
-    default_retry: dict[str, Any] | None
-    secret_env_names: set[str]
-    warnings: list[str]
-
-
 def _int_or_none(value: Any) -> int | None:
     if value is None:
         return None
@@ -156,19 +69,52 @@ def _str_or_none(value: Any) -> str | None:
     return str(value)
 
 
+class NotEmulated(str):
+    """A reason that is about the local runner, not about the manifest (see `Problem.kind`)."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    kind: str  # WIRING_ERROR | NOT_EMULATED
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass
+class Validation:
+    workflow: Workflow | None  # None when the manifest is too broken to model
+    problems: list[Problem] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # valid, but probably not meant (Argo ignores it)
+
+    @property
+    def wiring_errors(self) -> list[str]:
+        return [p.text for p in self.problems if p.kind == WIRING_ERROR]
+
+    @property
+    def not_emulated(self) -> list[str]:
+        return [p.text for p in self.problems if p.kind == NOT_EMULATED]
+
+
 class _Checker:
     def __init__(self) -> None:
-        self.problems: list[str] = []
+        self.problems: list[Problem] = []
         self.warnings: list[str] = []
 
-    def problem(self, text: str) -> None:
-        if text not in self.problems:
-            self.problems.append(text)
+    def problem(self, text: str, kind: str = WIRING_ERROR) -> None:
+        if all(p.text != text for p in self.problems):
+            self.problems.append(Problem(kind, text))
+
+    def reference(self, where: str, ref: str, reason: str) -> None:
+        kind = NOT_EMULATED if isinstance(reason, NotEmulated) else WIRING_ERROR
+        self.problem(f"{where}: cannot resolve {{{{{ref}}}}}: {reason}", kind)
 
     def unsupported(self, feature: str, where: str, hint: str = "") -> None:
-        self.problem(f"not supported by the local runner: {feature} in {where}" + (f" ({hint})" if hint else ""))
+        self.problem(f"not supported by the local runner: {feature} in {where}" + (f" ({hint})" if hint else ""),
+                     NOT_EMULATED)
 
-    def fields(self, data: Any, where: str, allowed: set[str], ignored: set[str] = frozenset()) -> dict[str, Any]:
+    def fields(self, data: Any, where: str, allowed: Collection[str], ignored: Collection[str] = frozenset()) -> dict[str, Any]:
         if not isinstance(data, dict):
             self.problem(f"{where}: expected a mapping, got {type(data).__name__}")
             return {}
@@ -179,17 +125,33 @@ class _Checker:
 
 
 def load_workflow(manifest: dict[str, Any]) -> Workflow:
-    """The runner's model of a Workflow (or WorkflowTemplate) manifest; raises ManifestError listing every problem."""
+    """The model of a Workflow (or WorkflowTemplate) manifest; raises ManifestError listing every problem."""
+    result = validate(manifest)
+    if result.problems or result.workflow is None:
+        count = len(result.problems)
+        raise ManifestError(f"the workflow cannot run ({count} problem{'s' if count > 1 else ''}):\n  - "
+                            + "\n  - ".join(p.text for p in result.problems))
+    return result.workflow
+
+
+def validate(manifest: Any) -> Validation:
+    """Every problem of a Workflow or WorkflowTemplate manifest, tagged; and its model when it has one."""
     check = _Checker()
     if not isinstance(manifest, dict):
-        raise ManifestError(f"a workflow manifest is a mapping, got {type(manifest).__name__}")
+        check.problem(f"a workflow manifest is a mapping, got {type(manifest).__name__}")
+        return Validation(None, check.problems)
+    manifest = without_jobset_cleanup(manifest)
     kind = manifest.get("kind", "Workflow")
     if kind not in ("Workflow", "WorkflowTemplate"):
-        raise ManifestError(f"not supported by the local runner: kind {kind} (it runs a Workflow or a WorkflowTemplate)")
+        check.problem(f"not supported by the local runner: kind {kind} (it runs a Workflow or a WorkflowTemplate)",
+                      NOT_EMULATED)
+        return Validation(None, check.problems)
     metadata = manifest.get("metadata") or {}
     spec = check.fields(manifest.get("spec"), "spec", SPEC_FIELDS, SPEC_IGNORED)
     if not spec:
-        raise ManifestError("\n".join(check.problems) or "the manifest has no spec")
+        if not check.problems:
+            check.problem("the manifest has no spec")
+        return Validation(None, check.problems, check.warnings)
 
     parameters = _workflow_parameters(spec.get("arguments") or {}, check)
     volumes = _volumes(spec, check)
@@ -210,6 +172,8 @@ def load_workflow(manifest: dict[str, Any]) -> Workflow:
     elif entrypoint not in templates:
         check.problem(f"spec.entrypoint '{entrypoint}' names no template (templates: {', '.join(templates)})")
 
+    workflow_metadata = check.fields(spec.get("workflowMetadata") or {}, "spec.workflowMetadata",
+                                     {"labels", "annotations"})
     default_retry = spec.get("retryStrategy")
     if default_retry is not None:
         _retry_strategy(default_retry, "spec.retryStrategy", check)
@@ -225,8 +189,8 @@ def load_workflow(manifest: dict[str, Any]) -> Workflow:
         name=metadata.get("name") if kind == "Workflow" else None,
         generate_name=metadata.get("generateName") or (f"{metadata['name']}-" if kind == "WorkflowTemplate" and metadata.get("name") else None),
         namespace=metadata.get("namespace") or "default",
-        labels=dict(metadata.get("labels") or {}),
-        annotations=dict(metadata.get("annotations") or {}),
+        labels={**(metadata.get("labels") or {}), **(workflow_metadata.get("labels") or {})},
+        annotations={**(metadata.get("annotations") or {}), **(workflow_metadata.get("annotations") or {})},
         service_account=spec.get("serviceAccountName") or "default",
         entrypoint=entrypoint or "",
         parameters=parameters,
@@ -255,11 +219,7 @@ def load_workflow(manifest: dict[str, Any]) -> Workflow:
             check.problem(f"entrypoint template '{entrypoint}' needs input parameter(s) {', '.join(missing)}, "
                           "which a workflow cannot pass; give them defaults")
 
-    if check.problems:
-        count = len(check.problems)
-        raise ManifestError(f"the workflow cannot run ({count} problem{'s' if count > 1 else ''}):\n  - "
-                            + "\n  - ".join(check.problems))
-    return workflow
+    return Validation(workflow, check.problems, check.warnings)
 
 
 def _positive(value: Any, where: str, check: _Checker) -> int | None:
@@ -325,7 +285,8 @@ def _volume(raw: dict[str, Any], where: str, volumes: dict[str, str], check: _Ch
 def _template(raw: dict[str, Any], check: _Checker, volumes: dict[str, str]) -> Template:
     name = raw["name"]
     where = f"template '{name}'"
-    check.fields(raw, where, TEMPLATE_FIELDS, TEMPLATE_IGNORED)
+    # A JobSet `resource` is emulated (workflows/runner/jobset.py); any other is refused below, by name.
+    check.fields(raw, where, TEMPLATE_FIELDS | {"resource"}, TEMPLATE_IGNORED)
     inputs_raw = raw.get("inputs") or {}
     check.fields(inputs_raw, f"{where} inputs", {"parameters"})
     inputs = []
@@ -353,9 +314,14 @@ def _template(raw: dict[str, Any], check: _Checker, volumes: dict[str, str]) -> 
     for volume in raw.get("volumes") or []:
         _volume(volume, f"{where} volumes", local_volumes, check)
 
-    has = [key for key in ("container", "dag") if key in raw]
-    others = [key for key in ("steps", "script", "resource", "suspend", "containerSet", "data", "http", "plugin")
+    has = [key for key in ("container", "dag", "resource") if key in raw]
+    others = [key for key in ("steps", "script", "suspend", "containerSet", "data", "http", "plugin")
               if key in raw]
+    if has == ["resource"] and not others:
+        problem = jobset_not_emulated(raw)
+        if problem:
+            check.unsupported(problem, where)
+        return Template(name, "resource" if not problem else "unsupported", raw, inputs, outputs)
     if others:
         # fields() already reported them; nothing more to build
         return Template(name, "unsupported", raw, inputs, outputs)
@@ -480,6 +446,8 @@ def _task(dag_name: str, raw: dict[str, Any], check: _Checker) -> Task | None:
     if with_items is not None and not isinstance(with_items, list):
         check.problem(f"{where}: withItems must be a list")
         with_items = None
+    if with_items == []:
+        with_items = None  # Argo: an empty withItems is no fan-out; the task runs once (ShouldExpand)
     when = raw.get("when")
     return Task(
         name=name, template=raw["template"], raw=raw, arguments=arguments, depends=depends,
@@ -523,13 +491,27 @@ def _check_dag(workflow: Workflow, template: Template, check: _Checker) -> None:
             task.ancestors |= {dep} | tasks[dep].ancestors
     for task in reversed(_topological(tasks)):
         task.path_length = 1 + max((tasks[d].path_length for d in task.dependents), default=0)
-    if template.targets:
-        for target in template.targets:
-            if target not in tasks:
-                check.problem(f"{where}: target '{target}' is not a task of this dag")
+    for target in template.targets or []:
+        if "{{" in target:  # a parameterised target: its references are checked, its value at run time
+            for ref in references(target):
+                reason = _target_reference_problem(workflow, template, ref)
+                if reason:
+                    check.reference(f"{where} target", ref, reason)
+        elif target not in tasks:
+            check.problem(f"{where}: target '{target}' is not a task of this dag (tasks: {', '.join(tasks)})")
 
     for task in tasks.values():
         _check_task(workflow, template, task, check)
+
+
+def _target_reference_problem(workflow: Workflow, dag: Template, ref: str) -> str | None:
+    if ref.startswith("inputs.parameters."):
+        name = ref.removeprefix("inputs.parameters.")
+        return None if name in dag.input_names() else (
+            f"dag template '{dag.name}' has no input parameter '{name}' (inputs: {', '.join(dag.input_names()) or 'none'})")
+    if ref.startswith("workflow."):
+        return workflow_reference_problem(workflow, ref)
+    return "a dag's target can use workflow variables and the dag's inputs"
 
 
 def _find_cycle(tasks: dict[str, Task]) -> list[str] | None:
@@ -591,10 +573,10 @@ def _check_task(workflow: Workflow, dag: Template, task: Task, check: _Checker) 
         for ref in references(text):
             reason = task_reference_problem(workflow, dag, task, ref)
             if reason:
-                check.problem(f"{where}: cannot resolve {{{{{ref}}}}}: {reason}")
+                check.reference(where, ref, reason)
 
     target = workflow.templates.get(task.template)
-    if target is None or target.kind not in ("container", "dag"):
+    if target is None or target.kind not in ("container", "dag", "resource"):
         return
     declared = set(target.input_names())
     for param in target.inputs:
@@ -614,7 +596,7 @@ def _check_task(workflow: Workflow, dag: Template, task: Task, check: _Checker) 
 def task_reference_problem(workflow: Workflow, dag: Template, task: Task, ref: str) -> str | None:
     """Why `{{ref}}` cannot resolve in the fields of `task`, or None if it can."""
     if ref.startswith("="):
-        return "not supported by the local runner: expression tags {{=...}}"
+        return NotEmulated("not supported by the local runner: expression tags {{=...}}")
     if ref == "item" or ref.startswith("item."):
         if not task.expands:
             return f"task '{task.name}' has no withItems, withParam or withSequence, so there is no item"
@@ -639,7 +621,7 @@ def task_reference_problem(workflow: Workflow, dag: Template, task: Task, ref: s
             return None
         for unsupported in UNSUPPORTED_TASK_VARIABLES:
             if rest == unsupported or rest.startswith(unsupported + "."):
-                return f"not supported by the local runner: tasks.{other}.{unsupported}"
+                return NotEmulated(f"not supported by the local runner: tasks.{other}.{unsupported}")
         if rest.startswith("outputs.parameters."):
             output = rest.removeprefix("outputs.parameters.")
             template = workflow.templates.get(dag.tasks[other].template)
@@ -665,32 +647,62 @@ def workflow_reference_problem(workflow: Workflow, ref: str) -> str | None:
     if ref.startswith("workflow.labels.") or ref.startswith("workflow.annotations."):
         return None
     if ref in ("workflow.status", "workflow.failures", "workflow.duration") or ref.startswith("workflow.outputs."):
-        return f"not supported by the local runner: {{{{{ref}}}}} (exit-handler and global-output variables)"
+        return NotEmulated(f"not supported by the local runner: {{{{{ref}}}}} (exit-handler and global-output variables)")
     return "unknown workflow variable"
+
+
+def run_fields(template_raw: dict[str, Any]) -> dict[str, Any]:
+    """The fields of a template that are substituted and run: not its name and inputs, nor the cluster-only
+    fields that are ignored (a `metrics` block may use `{{status}}`, which exists only on the cluster)."""
+    return {key: value for key, value in template_raw.items()
+            if key not in ("name", "inputs") and key not in TEMPLATE_IGNORED}
 
 
 def _check_container_references(workflow: Workflow, template: Template, check: _Checker) -> None:
     if template.kind != "container":
         return
     where = f"template '{template.name}'"
-    body = {key: value for key, value in template.raw.items() if key not in ("name", "inputs")}
-    for text in strings_in(body):
+    for text in strings_in(run_fields(template.raw)):
         for ref in references(text):
             reason = template_reference_problem(workflow, template, ref)
             if reason:
-                check.problem(f"{where}: cannot resolve {{{{{ref}}}}}: {reason}")
+                check.reference(where, ref, reason)
+    # Argo's controller emits metrics once the node ends (ignored locally), so they also see the
+    # node's own outputs and status; a typo there is still a wiring error.
+    for text in strings_in(template.raw.get("metrics") or {}):
+        for ref in references(text):
+            reason = metric_reference_problem(workflow, template, ref)
+            if reason:
+                check.reference(f"{where} metrics", ref, reason)
     for param in template.inputs:
-        for text in (param.value, param.default):
-            if text and "{{" in text:
-                for ref in references(text):
+        for given in (param.value, param.default):
+            if given and "{{" in given:
+                for ref in references(given):
                     if ref.startswith("workflow.") and not workflow_reference_problem(workflow, ref):
                         continue
                     check.problem(f"{where}: input parameter '{param.name}' cannot resolve {{{{{ref}}}}}")
 
 
+METRIC_VARIABLES = ("status", "duration", "exitCode")
+
+
+def metric_reference_problem(workflow: Workflow, template: Template, ref: str) -> str | None:
+    """Why `{{ref}}` cannot resolve in a template's metrics: they see what the template sees, and
+    also its own output parameters and how the node ended."""
+    if ref.startswith("outputs.parameters."):
+        name = ref.removeprefix("outputs.parameters.")
+        if name not in template.output_names():
+            return (f"template '{template.name}' has no output parameter '{name}' "
+                    f"(outputs: {', '.join(template.output_names()) or 'none'})")
+        return None
+    if ref in METRIC_VARIABLES or ref.startswith("resourcesDuration."):
+        return None
+    return template_reference_problem(workflow, template, ref)
+
+
 def template_reference_problem(workflow: Workflow, template: Template, ref: str) -> str | None:
     if ref.startswith("="):
-        return "not supported by the local runner: expression tags {{=...}}"
+        return NotEmulated("not supported by the local runner: expression tags {{=...}}")
     if ref.startswith("inputs.parameters."):
         name = ref.removeprefix("inputs.parameters.")
         if name not in template.input_names():
@@ -706,7 +718,7 @@ def template_reference_problem(workflow: Workflow, template: Template, ref: str)
     if ref.startswith("tasks.") or ref.startswith("steps."):
         return "a container template cannot see other tasks; pass the value as an input parameter"
     if ref.startswith("inputs.artifacts.") or ref.startswith("outputs."):
-        return f"not supported by the local runner: {{{{{ref}}}}}"
+        return NotEmulated(f"not supported by the local runner: {{{{{ref}}}}}")
     return "unknown variable"
 
 

@@ -24,8 +24,8 @@ _EXIT_CODE = re.compile(r"exit code (\d+)")
 EXIT_HINTS = {
     ("memory-gate", 3): "the memory gate closed: the estimate does not fit the GPUs (RUN/gate/estimate.json); "
                         "add GPUs, shrink batch or sequence length, or resubmit with -p gate_mode=warn",
-    ("aggregate", 4): "score regression against the previous run beyond regression_threshold "
-                      "(RUN/summary/summary.md)",
+    ("verdict", 4): "score regression against the previous run beyond regression_threshold; the new "
+                    "scores are published (RUN/summary/summary.md)",
 }
 GENERIC_EXIT_HINTS = {2: "bad input: the step's log names the argument and the valid values"}
 
@@ -77,7 +77,7 @@ class NodeTree:
 
     @classmethod
     def of(cls, workflow: dict[str, Any]) -> NodeTree:
-        nodes = dict(((workflow.get("status") or {}).get("nodes") or {}))
+        nodes = dict((workflow.get("status") or {}).get("nodes") or {})
         name = (workflow.get("metadata") or {}).get("name")
         root = name if name in nodes else next(
             (node_id for node_id, node in nodes.items() if not node.get("boundaryID")), None)

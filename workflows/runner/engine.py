@@ -13,6 +13,7 @@ the worst phase of the tasks it depends on.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
@@ -32,10 +33,11 @@ from workflows.argo.durations import parse_duration
 from workflows.argo.errors import ArgoError, ExpressionError, ManifestError, UnresolvedReference
 from workflows.argo.expr import DependsRef, evaluate_when
 from workflows.argo.phase import COMPLETED, FAILED_OR_ERROR, Phase, depends_result
-from workflows.argo.subst import item_label, item_scope, substitute, substitute_deep
-from workflows.argo.validate import Task, Template, Workflow, load_workflow
+from workflows.argo.subst import item_label, item_scope, pure_reference, substitute, substitute_deep
+from workflows.argo.validate import Task, Template, Workflow, load_workflow, run_fields
 from workflows.runner.errors import RunnerError
 from workflows.runner.events import RunListener
+from workflows.runner.jobset import LocalJobSet
 from workflows.runner.nodes import Attempt, DagNode, PodNode, RunResult, TaskNode, describe_failure, short_labels
 from workflows.runner.process import AttemptResult, LocalProcess, PrepareError, default_python, prepare
 from workflows.runner.retry import decide, retry_limit
@@ -186,7 +188,11 @@ class Engine:
         self.started = _now()
         if self.workflow.active_deadline_seconds:
             self.deadline = self.started + self.workflow.active_deadline_seconds
-        root = self._root()
+        try:
+            root = self._root()
+        except BaseException:
+            self.lock.release()
+            raise
         self.listener.workflow_started(self)
         try:
             idle = 0
@@ -246,8 +252,9 @@ class Engine:
         dag.phase = RUNNING
         dag.started = _now()
         if template.targets:
-            needed = set(template.targets)
-            for target in template.targets:
+            dag.targets = self._targets(dag)
+            needed = set(dag.targets)
+            for target in dag.targets:
                 needed |= template.tasks[target].ancestors
             dag.needed = needed
         for spec in _ordered(template.tasks):
@@ -255,6 +262,17 @@ class Engine:
             dag.tasks[spec.name] = node
             dag.order.append(node)
             self.all_tasks.append(node)
+
+    def _targets(self, dag: DagNode) -> list[str]:
+        """`dag.target`, substituted (it may be a parameter) and checked against the DAG's tasks."""
+        scope = {**self.scope, **{f"inputs.parameters.{k}": v for k, v in dag.inputs.items()}}
+        where = f"dag '{dag.template.name}' target"
+        targets = substitute(" ".join(dag.template.targets or []), scope, where).split()
+        unknown = [name for name in targets if name not in dag.template.tasks]
+        if unknown:
+            raise ManifestError(f"{where}: '{' '.join(unknown)}' is not a task of this dag "
+                                f"(tasks: {', '.join(dag.template.tasks)})")
+        return targets
 
     def _waiting_retries(self) -> bool:
         return any(pod.retry_at is not None for pod in self.ready)
@@ -316,12 +334,14 @@ class Engine:
     # --- reconciling the DAGs ------------------------------------------------------------------------
 
     def _reconcile(self, dag: DagNode) -> None:
+        while dag.waiting_dags and (dag.stopped_by is not None or dag.has_room()):
+            self._start_dag(dag.waiting_dags.pop(0))
         for task in dag.order:
             if task.phase == PENDING:
                 self._maybe_start_task(dag, task)
             if task.phase == RUNNING:
                 for child in task.children:
-                    if isinstance(child, DagNode) and not child.fulfilled:
+                    if isinstance(child, DagNode) and child.phase == RUNNING:
                         self._reconcile(child)
                 self._maybe_finish_task(task)
         if dag.fulfilled:
@@ -333,6 +353,8 @@ class Engine:
             return  # something can still start (deps are fulfilled only after running tasks finish)
         dag.phase, dag.message = self._assess(dag)
         dag.finished = _now()
+        if dag.parent is not None:
+            dag.parent.running_dags -= 1
         if dag.task is not None:
             self.listener.dag_ended(dag)
 
@@ -409,7 +431,24 @@ class Engine:
                     scope[f"{prefix}.exitCode"] = str(pod.exit_code)
                 for output, value in pod.outputs.items():
                     scope[f"{prefix}.outputs.parameters.{output}"] = value
+        scope.update({key: value for key, (value, _) in self._outputs_never_produced(dag, task).items()})
         return scope
+
+    def _outputs_never_produced(self, dag: DagNode, task: TaskNode) -> dict[str, tuple[str, str | None]]:
+        """The outputs of the Skipped or Omitted ancestors of `task`, as Argo v4.1 resolves them
+        (docs/enhanced-depends-logic.md, "Output references from Skipped or Omitted tasks";
+        workflow/controller/scope.go addSkippedNodeOutputsToScope): reference -> (value, producer), where
+        producer is None when the producer declares a `valueFrom.default` (the value), else the producer's
+        name: an absent optional, "" inside a longer string, unsupplied as a whole argument."""
+        found: dict[str, tuple[str, str | None]] = {}
+        for name in task.spec.ancestors:
+            other = dag.tasks[name]
+            if other.phase not in (SKIPPED, OMITTED) or other.spec.expands:
+                continue
+            for output in other.template.outputs:
+                key = f"tasks.{name}.outputs.parameters.{output.name}"
+                found[key] = (output.default, None) if output.default is not None else ("", name)
+        return found
 
     def _explain(self, dag: DagNode, task: TaskNode) -> Callable[[str], str | None]:
         def explain(ref: str) -> str | None:
@@ -459,9 +498,10 @@ class Engine:
             local.update(item_scope(item))
         template = task.template
         if template.kind == "dag":
-            child: PodNode | DagNode = DagNode(key, display, template, task, index, item, parent=dag,
-                                               fresh_upstream=self._fresh(dag, task))
-            child.prefix = key + "."
+            nested = DagNode(key, display, template, task, index, item, parent=dag,
+                             fresh_upstream=self._fresh(dag, task))
+            nested.prefix = key + "."
+            child: PodNode | DagNode = nested
         else:
             child = PodNode(key, display, template, task, index, item, dag=dag)
             child.log_path = self.workdir / "logs" / f"{_log_name(key)}.log"
@@ -476,8 +516,15 @@ class Engine:
                     child.phase, child.message = SKIPPED, f"when '{condition}' evaluated false"
                     self._child_ended(child)
                     return
-            arguments = {name: substitute(value, local, f"{where} argument '{name}'", explain)
-                         for name, value in spec.arguments.items()}
+            absent = {key: producer for key, (_, producer) in self._outputs_never_produced(dag, task).items()
+                      if producer is not None}
+            arguments = {}
+            for name, value in spec.arguments.items():
+                ref = pure_reference(value)
+                if ref in absent:
+                    self._check_absent_has_default(template, name, ref, absent[ref], where)
+                    continue  # unsupplied: the input's own default applies
+                arguments[name] = substitute(value, local, f"{where} argument '{name}'", explain)
             child.inputs = self._inputs(template, arguments, where, self.scope)
         except (UnresolvedReference, ExpressionError, ManifestError) as error:
             child.phase, child.message = ERROR, str(error)
@@ -485,10 +532,38 @@ class Engine:
             self._on_failure(dag, task, ERROR)
             return
         if isinstance(child, DagNode):
-            self._init_dag(child)
-            self.listener.dag_started(child)
+            dag.waiting_dags.append(child)
+            while dag.waiting_dags and (dag.stopped_by is not None or dag.has_room()):
+                self._start_dag(dag.waiting_dags.pop(0))
             return
         self._queue_pod(child)
+
+    @staticmethod
+    def _check_absent_has_default(template: Template, name: str, ref: str, producer: str, where: str) -> None:
+        param = next((p for p in template.inputs if p.name == name), None)
+        if param is not None and param.value is None and param.default is None:
+            raise ManifestError(f"{where}: inputs.parameters.{name}: argument {{{{{ref}}}}} references an absent "
+                                f"optional: task '{producer}' was skipped or omitted and its output declares no "
+                                "valueFrom.default, and the input has no default")
+
+    def _start_dag(self, child: DagNode) -> None:
+        """A nested DAG invocation starts, or is omitted when its parent stopped (failFast)."""
+        parent = child.parent
+        assert parent is not None
+        if parent.stopped_by is not None:
+            child.phase, child.message = OMITTED, f"not started: fail-fast after {parent.stopped_by}"
+            self.listener.dag_ended(child)
+            return
+        try:
+            self._init_dag(child)
+        except ArgoError as error:
+            child.phase, child.message = ERROR, str(error)
+            self.listener.dag_ended(child)
+            if child.task is not None:
+                self._on_failure(parent, child.task, ERROR)
+            return
+        parent.running_dags += 1
+        self.listener.dag_started(child)
 
     def _inputs(self, template: Template, arguments: dict[str, str], where: str,
                 scope: Mapping[str, str]) -> dict[str, str]:
@@ -519,7 +594,7 @@ class Engine:
         return scope
 
     def _resolved_template(self, pod: PodNode, retries: int) -> dict[str, Any]:
-        raw = {key: value for key, value in pod.template.raw.items() if key not in ("name", "inputs")}
+        raw = run_fields(pod.template.raw)
         if "retryStrategy" not in raw and self.workflow.default_retry is not None:
             raw["retryStrategy"] = self.workflow.default_retry
         return substitute_deep(raw, self._pod_scope(pod, retries), f"template '{pod.template.name}' of task '{pod.display}'")
@@ -591,28 +666,34 @@ class Engine:
                 pod.message = f"not started: fail-fast after {next(d.stopped_by for d in chain if d.stopped_by)}"
                 self.listener.pod_ended(pod)
                 continue
-            if any(dag.template.parallelism is not None and dag.running_pods >= dag.template.parallelism
-                   for dag in chain):
+            if not pod.dag.has_room():
                 continue
             self.ready.remove(pod)
-            self._start_attempt(pod, chain)
+            self._start_attempt(pod)
 
-    def _start_attempt(self, pod: PodNode, chain: list[DagNode]) -> None:
+    def _start_attempt(self, pod: PodNode) -> None:
         number = len(pod.attempts)
         pod.retry_at = None
+        group: LocalJobSet | None = None
         try:
             resolved = self._resolved_template(pod, number)
-            spec = prepare(pod.template, resolved, workdir=self.workdir, cwd=self.options.cwd, base_env=self.base_env,
-                           secret_env_names=self.workflow.secret_env_names, volume_kinds=self.workflow.volumes,
-                           pod_key=f"{_log_name(pod.key)}-{number}", python=self.options.python)
-            spec.deadline_s, spec.deadline_reason = self._attempt_deadline(pod, resolved, spec.deadline_s)
+            if pod.template.kind == "resource":
+                group = self._local_jobset(pod, resolved, number)
+                argv, deadline = [f"JobSet {group.plan.name}"], group.deadline_s
+            else:
+                spec = prepare(pod.template, resolved, workdir=self.workdir, cwd=self.options.cwd,
+                               base_env=self.base_env, secret_env_names=self.workflow.secret_env_names,
+                               volume_kinds=self.workflow.volumes, pod_key=f"{_log_name(pod.key)}-{number}",
+                               python=self.options.python)
+                spec.deadline_s, spec.deadline_reason = self._attempt_deadline(pod, resolved, spec.deadline_s)
+                argv, deadline = spec.argv, spec.deadline_s
         except (RunnerError, ArgoError, PrepareError, ValueError) as error:
             now = _now()
             pod.attempts.append(Attempt(number, now, now, ERROR, None, str(error)))
             pod.started = pod.started or now
             self._pod_done(pod, ERROR, str(error))
             return
-        if spec.deadline_s is not None and spec.deadline_s <= 0:
+        if deadline is not None and deadline <= 0:
             now = _now()
             message = "timeout exceeded before the attempt could start"
             pod.attempts.append(Attempt(number, now, now, FAILED, None, message))
@@ -623,22 +704,35 @@ class Engine:
         pod.started = pod.started or now
         pod.attempts.append(Attempt(number, now))
         self._mark_started(pod, now)
-        limit = retry_limit(resolved.get("retryStrategy") or None)
+        limit = retry_limit(resolved.get("retryStrategy"))
         total = "∞" if limit is None else str(limit + 1)
         header = (f"\n==== {pod.display}: attempt {number + 1}/{total} at "
                   f"{datetime.now().strftime('%Y-%m-%d %H:%M:%S')} (tunebench run, workflow {self.name})\n")
-        process = LocalProcess(spec, pod.log_path or self.workdir / "logs" / "pod.log", header,
-                               self.options.kill_grace_s,
-                               on_start=lambda leader, key=pod.key: self.state.process_started(key, leader))
+        process = group.with_header(header) if group is not None else LocalProcess(
+            spec, pod.log_path or self.workdir / "logs" / "pod.log", header, self.options.kill_grace_s,
+            on_start=functools.partial(self.state.process_started, pod.key))
         pod.running = process
         self.running.add(pod)
-        for dag in chain:
-            dag.running_pods += 1
+        pod.dag.running_pods += 1
         self._mark_ran(pod)
         pod.resolved = resolved
-        self.listener.pod_started(pod, number + 1, spec.argv)
+        self.listener.pod_started(pod, number + 1, argv)
         thread = threading.Thread(target=self._run_attempt, args=(pod, process), name=f"pod-{pod.key}", daemon=True)
         thread.start()
+
+    def _local_jobset(self, pod: PodNode, resolved: dict[str, Any], number: int) -> LocalJobSet:
+        """The JobSet of a `resource` template as a group of local processes, one per node (runner/jobset.py)."""
+        def start_node(node: dict[str, Any], key: str, volume_kinds: dict[str, str], log: Path) -> LocalProcess:
+            spec = prepare(pod.template, node, workdir=self.workdir, cwd=self.options.cwd, base_env=self.base_env,
+                           secret_env_names=self.workflow.secret_env_names,
+                           volume_kinds={**self.workflow.volumes, **volume_kinds}, pod_key=key, python=self.options.python)
+            return LocalProcess(spec, log, f"\n==== {pod.display}: {key}\n", self.options.kill_grace_s,
+                                on_start=lambda leader: self.state.process_started(key, leader))
+
+        active = resolved.get("activeDeadlineSeconds")
+        deadline = self._attempt_deadline(pod, resolved, float(active) if active is not None else None)
+        return LocalJobSet(resolved, start_node, pod.log_path or self.workdir / "logs" / "pod.log",
+                           f"{_log_name(pod.key)}-{number}", self.workdir, deadline)
 
     def _run_attempt(self, pod: PodNode, process: LocalProcess) -> None:
         try:
@@ -680,8 +774,7 @@ class Engine:
     def _finish_attempt(self, pod: PodNode, result: AttemptResult, final: bool = False) -> None:
         self.running.discard(pod)
         self.state.process_ended(pod.key)
-        for dag in self._chain(pod):
-            dag.running_pods -= 1
+        pod.dag.running_pods -= 1
         pod.running = None
         attempt = pod.attempts[-1]
         attempt.started, attempt.finished = result.started, result.finished
@@ -693,8 +786,9 @@ class Engine:
             return
         if not final and not self.interrupted:
             resolved = pod.resolved or self._resolved_template(pod, len(pod.attempts) - 1)
-            decision = decide(resolved.get("retryStrategy") or None, f"template '{pod.template.name}' retryStrategy",
-                              len(pod.attempts) - 1, result, pod.nominal_elapsed)
+            decision = decide(resolved.get("retryStrategy"), f"template '{pod.template.name}' retryStrategy",
+                              len(pod.attempts) - 1, result, pod.nominal_elapsed,
+                              self.base_env.get("TRANSIENT_ERROR_PATTERN"))
             delay = decision.delay
             if decision.note:
                 pod.message = f"{result.message} ({decision.note})"
@@ -710,7 +804,7 @@ class Engine:
                 return
         self._pod_done(pod, result.status, result.message)
 
-    def _pod_done(self, pod: PodNode, phase: str, message: str) -> None:
+    def _pod_done(self, pod: PodNode, phase: Phase, message: str) -> None:
         pod.phase, pod.finished = phase, _now()
         if message or phase != SUCCEEDED:
             pod.message = pod.message if pod.message and message and pod.message.startswith(message) else message
@@ -746,7 +840,7 @@ class Engine:
                 phase, message = SUCCEEDED, ""
         self._task_done(task, phase, message, notify_failure=task.spec.expands or isinstance(task.children[0], DagNode))
 
-    def _task_done(self, task: TaskNode, phase: str, message: str, notify_failure: bool = True) -> None:
+    def _task_done(self, task: TaskNode, phase: Phase, message: str, notify_failure: bool = True) -> None:
         task.phase, task.message = phase, message
         task.finished = task.finished or _now()
         task.started = task.started or task.finished
@@ -754,7 +848,7 @@ class Engine:
         if phase in FAILED_OR_ERROR and notify_failure:
             self._on_failure(task.dag, task, phase)
 
-    def _on_failure(self, dag: DagNode, task: TaskNode, phase: str) -> None:
+    def _on_failure(self, dag: DagNode, task: TaskNode, phase: Phase) -> None:
         """failFast: an unhandled failure stops new tasks in this DAG; running ones finish."""
         if not dag.template.fail_fast or dag.stopped_by is not None:
             return
@@ -764,7 +858,7 @@ class Engine:
         dag.stopped_task = task
         self.listener.fail_fast(dag, task)
 
-    def _failure_handled(self, dag: DagNode, task: TaskNode, phase: str) -> bool:
+    def _failure_handled(self, dag: DagNode, task: TaskNode, phase: Phase) -> bool:
         """Does the manifest expect this failure: continueOn, or a dependent whose depends accepts it?"""
         if task.spec.continues_on(phase):
             return True
@@ -782,7 +876,7 @@ class Engine:
                     return True
         return False
 
-    def _assess(self, dag: DagNode) -> tuple[str, str]:
+    def _assess(self, dag: DagNode) -> tuple[Phase, str]:
         if dag.stopped_by is not None:
             if dag.stopped_task is not None:
                 task = dag.stopped_task
@@ -790,9 +884,9 @@ class Engine:
                 return phase, describe_failure(task)
             return FAILED, dag.stopped_by
         tasks = dag.tasks
-        branch: dict[str, str] = {}
+        branch: dict[str, Phase] = {}
 
-        def phase_of(name: str) -> str:
+        def phase_of(name: str) -> Phase:
             if name in branch:
                 return branch[name]
             task = tasks[name]
@@ -804,7 +898,7 @@ class Engine:
             branch[name] = result
             return result
 
-        targets = dag.template.targets or [t.name for t in dag.order if not t.spec.dependents]
+        targets = dag.targets or [t.name for t in dag.order if not t.spec.dependents]
         for name in targets:
             phase = phase_of(name)
             if phase in FAILED_OR_ERROR and not tasks[name].spec.continues_on(phase):

@@ -83,9 +83,19 @@ class DagNode(Node):
         self.order: list[TaskNode] = []
         self.stopped_by: str | None = None  # fail-fast: the failure that stopped new tasks
         self.stopped_task: TaskNode | None = None
-        self.running_pods = 0
+        self.running_pods = 0  # its own pods running now (not those of the DAGs it invokes)
+        self.running_dags = 0  # nested DAG invocations of its tasks in progress
+        self.waiting_dags: list[DagNode] = []  # nested DAG invocations held back by its parallelism
         self.needed: set[str] | None = None
+        self.targets: list[str] | None = None  # dag.target, substituted
         self.prefix = ""
+
+
+    def has_room(self) -> bool:
+        """Argo's DAG `parallelism` counts the DAG's active children: its own pods and the nested DAG
+        invocations of its tasks, each of those counting once whatever runs inside it."""
+        limit = self.template.parallelism
+        return limit is None or self.running_pods + self.running_dags < limit
 
 
 class TaskNode:
@@ -114,7 +124,7 @@ class TaskNode:
 @dataclass
 class RunResult:
     workflow_name: str
-    phase: str
+    phase: Phase
     message: str
     workdir: Path
     started: float

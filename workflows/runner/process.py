@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import re
 import shlex
@@ -28,17 +27,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from workflows.argo.phase import Phase
 from workflows.argo.validate import Template, uses_python
 from workflows.runner.survivors import ProcessIdentity, identify
-from workflows.runner.threads import thread_env
+from workflows.runner.threads import thread_count, thread_env
 from workflows.runner.workdir import open_log, real_dir
 from workflows.runner.written import changed_files, named_folders
 
 SUPERVISOR = str(Path(__file__).with_name("supervisor.py"))
 
-SUCCEEDED = "Succeeded"
-FAILED = "Failed"
-ERROR = "Error"
+SUCCEEDED, FAILED, ERROR = Phase.SUCCEEDED, Phase.FAILED, Phase.ERROR
 
 
 class PrepareError(Exception):
@@ -63,7 +61,7 @@ class PodSpec:
 
 @dataclass
 class AttemptResult:
-    status: str  # Succeeded | Failed | Error
+    status: Phase  # Succeeded | Failed | Error
     exit_code: int | None
     message: str
     started: float
@@ -160,23 +158,19 @@ def prepare(template: Template, resolved: dict[str, Any], *, workdir: Path, cwd:
                    unmap=mapper.reverse())
 
 
-_CPU = re.compile(r"^(\d+(?:\.\d+)?)(m?)$")
-
-
 def resource_field_value(container: dict[str, Any], ref: dict[str, Any]) -> str:
-    """The downward API's `limits.cpu` / `requests.cpu` of this container: whole cores, rounded up, at least 1
-    (a thread count for OMP_NUM_THREADS); without one, this machine's cores, as a pod gets its node's."""
+    """The downward API's `limits.cpu` / `requests.cpu` of this container as a thread count, sized as
+    threads.py sizes OMP_NUM_THREADS; without a CPU stated, this machine's cores (a pod gets its node's)."""
     resource = str(ref.get("resource", ""))
     kind, _, name = resource.partition(".")
     if name != "cpu" or kind not in ("limits", "requests"):
         raise PrepareError(f"env from resourceFieldRef '{resource}': the local runner knows limits.cpu and requests.cpu")
     resources = container.get("resources") or {}
-    quantity = str((resources.get(kind) or {}).get("cpu") or (resources.get("limits") or {}).get("cpu") or "")
-    match = _CPU.match(quantity)
-    if not match:
-        return str(os.cpu_count() or 1)
-    cores = float(match.group(1)) / (1000 if match.group(2) else 1)
-    return str(max(1, math.ceil(cores)))
+    try:
+        count = thread_count({kind: resources.get(kind)}, f"container {container.get('name', '')}".strip())
+    except ValueError as error:
+        raise PrepareError(str(error)) from None
+    return str(count or os.cpu_count() or 1)
 
 
 def _default(value_from: dict[str, Any]) -> str | None:
@@ -215,10 +209,10 @@ class LocalProcess:
             log.write(self.header.encode())
             log.write(("$ " + shlex.join(self.spec.argv) + "\n").encode())
             reason = unstartable(self.spec.argv[0], self.spec.env, self.spec.cwd)
-            if reason is not None:
+            if reason is not None:  # a container whose command cannot start fails (it is not an Error)
                 message = f"could not start {self.spec.argv[0]!r}: {reason}"
                 log.write(f"tunebench run: {message}\n".encode())
-                return AttemptResult(ERROR, None, message, started, time.time())
+                return AttemptResult(FAILED, None, message, started, time.time())
             supervised = [sys.executable, "-I", "-S", SUPERVISOR, "--grace", str(self.kill_grace_s),
                           "--parent", str(os.getpid()), "--", *self.spec.argv]
             try:
@@ -228,7 +222,7 @@ class LocalProcess:
             except OSError as error:
                 message = f"could not start {self.spec.argv[0]!r}: {error.strerror or error}"
                 log.write(f"tunebench run: {message}\n".encode())
-                return AttemptResult(ERROR, None, message, started, time.time())
+                return AttemptResult(FAILED, None, message, started, time.time())
             if self.on_start is not None:
                 self.on_start(identify(self.process.pid))
             if self.killed_reason is not None:  # killed while starting
@@ -253,10 +247,11 @@ class LocalProcess:
         if self.killed_reason is not None:
             code = 128 - returncode if returncode < 0 else returncode
             return AttemptResult(FAILED, code, self.killed_reason, started, finished)
-        if returncode < 0:
+        if returncode < 0:  # a container killed by a signal exits 128+n and is Failed, as any non-zero exit
             signum = -returncode
             name = signal.Signals(signum).name if signum in signal.Signals._value2member_map_ else str(signum)
-            return AttemptResult(ERROR, 128 + signum, f"killed by signal {name}", started, finished, signaled=True)
+            return AttemptResult(FAILED, 128 + signum, f"killed by signal {name} (exit code {128 + signum})",
+                                 started, finished, signaled=True)
         if returncode != 0:
             return AttemptResult(FAILED, returncode, f"exit code {returncode}", started, finished)
         outputs: dict[str, str] = {}

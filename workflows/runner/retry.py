@@ -1,13 +1,16 @@
 """Argo's retryStrategy as a decision: after a failed attempt, retry (after how long) or stop, and why.
 
-`limit` (attempts = limit + 1; absent = unlimited), `retryPolicy` (Always, OnFailure — the default,
-or Always when an expression is set —, OnError, OnTransientError), `expression` over `lastRetry`,
-and `backoff` (duration, factor, cap, maxDuration). Delays are nominal (unscaled) seconds: the
+`limit` (attempts = limit + 1; absent = unlimited, so `retryStrategy: {}` retries until it
+succeeds), `retryPolicy` (Always, OnFailure — the default, or Always when an expression is set —,
+OnError, OnTransientError: a Failed or Error attempt whose message matches `$TRANSIENT_ERROR_PATTERN`,
+the only transient errors a local process can have), `expression` over `lastRetry`, and `backoff`
+(duration, factor, cap, maxDuration). Delays are nominal (unscaled) seconds: the
 caller scales the wait, while maxDuration is checked against nominal time so that a scaled run
 takes the same decisions.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,7 +37,7 @@ def retry_limit(strategy: dict[str, Any] | None) -> int | None:
 
 
 def decide(strategy: dict[str, Any] | None, where: str, retries_done: int, result: AttemptResult,
-           nominal_elapsed: float) -> RetryDecision:
+           nominal_elapsed: float, transient_pattern: str | None = None) -> RetryDecision:
     if strategy is None:
         return RetryDecision(None)
     limit = retry_limit(strategy)
@@ -46,7 +49,7 @@ def decide(strategy: dict[str, Any] | None, where: str, retries_done: int, resul
         "Always": status in (Phase.FAILED, Phase.ERROR),
         "OnFailure": status == Phase.FAILED,
         "OnError": status == Phase.ERROR,
-        "OnTransientError": status == Phase.ERROR and result.signaled,
+        "OnTransientError": status in (Phase.FAILED, Phase.ERROR) and _transient(result.message, transient_pattern),
     }.get(policy, False)
     if not allowed:
         return RetryDecision(None)
@@ -76,3 +79,12 @@ def decide(strategy: dict[str, Any] | None, where: str, retries_done: int, resul
         if nominal_elapsed + delay > max_duration:
             return RetryDecision(None, f"backoff maxDuration {backoff['maxDuration']} reached")
     return RetryDecision(delay)
+
+
+def _transient(message: str, pattern: str | None) -> bool:
+    if not pattern:
+        return False
+    try:
+        return re.search(pattern, message) is not None
+    except re.error:
+        return False

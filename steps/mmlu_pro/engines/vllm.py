@@ -1,6 +1,8 @@
 """The vLLM engine: batched offline calls of CHUNK_SIZE questions, tensor parallel, optional LoRA adapter."""
 from __future__ import annotations
 
+import os
+
 from steps.common import StepInputError
 from steps.mmlu_pro.engines.base import STOP_STRINGS, Generation, GenerationSettings, resolve_model, token_counter
 
@@ -12,6 +14,10 @@ _LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
 # vLLM's running batch (256 sequences is its long-standing max_num_seqs default) and costs
 # only one drain of the batch's tail per chunk: a subject of 1,000+ questions is 4-6 calls.
 CHUNK_SIZE = 256
+# Explicit, not vLLM's defaults of the day: the seed of its sampler (decoding is greedy, but the
+# seed is part of a reproducible run) and the share of each GPU's memory it preallocates.
+SEED = 0
+GPU_MEMORY_UTILIZATION = 0.90
 
 
 class VllmEngine:
@@ -20,6 +26,7 @@ class VllmEngine:
     sort_by_length = False  # continuous batching: no padding to save
 
     def __init__(self, model: str, revision: str | None, settings: GenerationSettings):
+        os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")  # read when vllm is imported
         try:
             import vllm
         except ImportError:
@@ -37,7 +44,7 @@ class VllmEngine:
             self._lora_request = None
         self._llm = vllm.LLM(model=ref.base, tokenizer=ref.tokenizer, revision=None if ref.adapter else revision,
                              tensor_parallel_size=settings.tensor_parallel, max_model_len=settings.max_model_len,
-                             **lora)
+                             seed=SEED, gpu_memory_utilization=GPU_MEMORY_UTILIZATION, **lora)
         self._sampling = vllm.SamplingParams
         self._count = token_counter(self._llm.get_tokenizer())
 

@@ -1,6 +1,7 @@
-"""After a run: the aggregate's score table, how fine-tuning changed the answers, and where
-summary.md and scores.png are. Reads the files steps.aggregate and steps.eval_mmlu_pro write;
-anything missing or unexpected is skipped, never an error."""
+"""What `tunebench run` prints after a run of the pipeline: the aggregate's score table, how
+fine-tuning changed the answers, and where summary.md, scores.png and trend.png are. Reads the files
+steps.aggregate and steps.eval_mmlu_pro write; anything missing or unexpected is skipped, never
+an error (a workflow that is not this pipeline prints nothing here)."""
 from __future__ import annotations
 
 import json
@@ -9,16 +10,14 @@ from typing import Any
 
 from rich.console import Console
 
-from workflows.runner.nodes import RunResult
 
-
-def summary_dir(result: RunResult) -> Path | None:
+def summary_dir(workdir: Path, run_name: str) -> Path | None:
     """RUN/summary of this run: `<volume>/runs/<workflow name>/summary` on whichever volume holds it."""
-    volumes = result.workdir / "volumes"
+    volumes = workdir / "volumes"
     if not volumes.is_dir():
         return None
     for volume in sorted(volumes.iterdir()):
-        candidate = volume / "runs" / result.workflow_name / "summary"
+        candidate = volume / "runs" / run_name / "summary"
         if (candidate / "summary.md").exists() or (candidate / "summary.json").exists():
             return candidate
     return None
@@ -48,8 +47,9 @@ def first_pattern_shares(summary_folder: Path) -> list[tuple[str, str, int, int]
     return shares
 
 
-def print_summary(result: RunResult, console: Console) -> Path | None:
-    folder = summary_dir(result)
+def print_run_summary(workdir: Path, run_name: str, console: Console) -> Path | None:
+    """After `tunebench run` (its workdir and run name): the scores, if this run wrote them."""
+    folder = summary_dir(workdir, run_name)
     if folder is None:
         return None
     markdown = folder / "summary.md"
@@ -69,4 +69,7 @@ def print_summary(result: RunResult, console: Console) -> Path | None:
     plot = folder / "scores.png"
     if plot.exists():
         console.print(f"plot:    {plot}", highlight=False, markup=False)
+    trend = folder / "trend.png"   # from the second run of a model on (aggregate draws it)
+    if trend.exists():
+        console.print(f"trend:   {trend}", highlight=False, markup=False)
     return folder

@@ -1,0 +1,342 @@
+"""Multi-node training as a JobSet (jobset.x-k8s.io/v1alpha2), created and watched by an Argo `resource` template.
+
+`train.nodes > 1` replaces the train pod by a JobSet of one replicated Job of `nodes`
+pods (an Indexed Job), each running `python -m steps.train` with exactly the train pod's
+container, volumes, /dev/shm, env, placement and PriorityClass (taken from the built
+train template, never restated here). The rendezvous is node 0's stable DNS name
+(`network.enableDNSHostnames`), the node rank the pod's JOB_COMPLETION_INDEX.
+
+Failure semantics:
+- any other failure of a node fails its Job (`backoffLimit: 0`), and JobSet restarts the
+  whole group (`failurePolicy.maxRestarts`); each node resumes from the newest checkpoint;
+- the step's bad-input and verdict exit codes fail the Job at once (`podFailurePolicy` →
+  `FailJob`), and that Job failure reason fails the JobSet (→ `FailJobSet`), no restart;
+- a node past `train.timeout` fails its Job (`DeadlineExceeded`) and the JobSet (JobSet
+  v0.12 has no JobSet-wide deadline; the Argo template's own deadline bounds the restarts);
+- the workflow's exit handler deletes the JobSet when the workflow did not succeed.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+from hera.workflows import DAG, Container, Parameter, Resource
+
+from workflows.config import PipelineConfig, VolumeSpec
+from workflows.templates import HF_CACHE_VOLUME, WORKSPACE_VOLUME
+
+API_VERSION = "jobset.x-k8s.io/v1alpha2"
+KIND = "JobSet"
+TEMPLATE = "train-jobset"
+DELETE_TEMPLATE = "delete-train-jobset"
+DELETE_ACTION = "delete"
+EXIT_HANDLER = "exit-handler"
+NAME = "{{workflow.name}}-train"
+REPLICATED_JOB = "node"
+CONTAINER = "train"
+MASTER_PORT = 29500
+SUCCESS_CONDITION = "status.terminalState == Completed"
+FAILURE_CONDITION = "status.terminalState == Failed"
+# steps' exit codes that no restart changes (bad input, a closed gate, a regression); 1 and
+# signals (a lost peer, an OOM kill, a preemption) restart the group.
+VERDICT_EXIT_CODES = (2, 3, 4)
+# Job failure reasons (batch/v1) that fail the JobSet instead of restarting it.
+FAIL_JOBSET_REASONS = ("PodFailurePolicy", "DeadlineExceeded")
+WORKFLOW_LABEL = "workflows.argoproj.io/workflow"
+# How Argo names the claim of a volumeClaimTemplate: the pods of the JobSet mount that claim.
+ARGO_CLAIM_NAME = "{{workflow.name}}-"
+
+
+# What the workflow's service account does with JobSets, and nothing more: the executor of the
+# `apply` template runs `kubectl apply` (get, then create or patch) and polls the JobSet with
+# `kubectl get` for its conditions; the exit handler's `kubectl delete`.
+RBAC_RULE: dict[str, Any] = {"apiGroups": ["jobset.x-k8s.io"], "resources": ["jobsets"],
+                             "verbs": ["create", "delete", "get", "patch"]}
+
+
+def rank0_host(name: str = NAME) -> str:
+    """Node 0's stable name: JobSet's pod hostname `<jobset>-<replicated job>-<job index>-<pod index>`
+    under the JobSet's headless service (subdomain = the JobSet's name)."""
+    return f"{name}-{REPLICATED_JOB}-0-0.{name}"
+
+
+def _claim(name: str, spec: VolumeSpec) -> dict[str, Any]:
+    claim = spec.existing_claim if spec.existing_claim is not None else ARGO_CLAIM_NAME + name
+    return {"name": name, "persistentVolumeClaim": {"claimName": claim}}
+
+
+def _pod_volumes(cfg: PipelineConfig, own: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    volumes = [_claim(WORKSPACE_VOLUME, cfg.cluster.workspace)]
+    if cfg.cluster.hf_cache is not None:
+        volumes.append(_claim(HF_CACHE_VOLUME, cfg.cluster.hf_cache))
+    return volumes + own
+
+
+def _node_container(cfg: PipelineConfig, container: dict[str, Any]) -> dict[str, Any]:
+    """The train container as one node of the group: its rendezvous flags, and GPUs as a literal."""
+    node = copy.deepcopy(container)
+    node["name"] = CONTAINER
+    # Kubernetes expands $(VAR) in args from the container's env; the Job controller adds JOB_COMPLETION_INDEX.
+    node["args"] = [*node.get("args", []), "--nodes", str(cfg.train.nodes), "--node-rank", "$(JOB_COMPLETION_INDEX)",
+                    "--master-addr", "$(MASTER_ADDR)", "--master-port", "$(MASTER_PORT)"]
+    node["env"] = [*node.get("env", []), {"name": "MASTER_ADDR", "value": rank0_host()},
+                   {"name": "MASTER_PORT", "value": str(MASTER_PORT)}]
+    resources = node.setdefault("resources", {})
+    for bound in ("limits", "requests"):
+        resources.setdefault(bound, {})[cfg.train.gpu_resource] = str(cfg.train.gpus)
+    return node
+
+
+def _labels(cfg: PipelineConfig) -> dict[str, str]:
+    # The workflow label makes `argo logs` show every node's pod with the workflow's.
+    return {"app.kubernetes.io/name": "tunebench", "tunebench/pipeline": cfg.name, WORKFLOW_LABEL: "{{workflow.name}}"}
+
+
+def jobset_manifest(cfg: PipelineConfig, train_template: dict[str, Any],
+                    pod_security_context: dict[str, Any] | None) -> dict[str, Any]:
+    """The JobSet of `cfg.train.nodes` pods, from the built train template (an Argo template dict)."""
+    nodes = cfg.train.nodes
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",  # podFailurePolicy requires it; JobSet restarts the group instead
+        "serviceAccountName": cfg.cluster.service_account,
+        "containers": [_node_container(cfg, train_template["container"])],
+        "volumes": _pod_volumes(cfg, train_template.get("volumes", [])),
+    }
+    for field in ("nodeSelector", "tolerations", "affinity", "priorityClassName"):
+        if train_template.get(field):
+            pod_spec[field] = copy.deepcopy(train_template[field])
+    if pod_security_context:
+        pod_spec["securityContext"] = pod_security_context
+    job_spec = {
+        "completionMode": "Indexed",
+        "parallelism": nodes,
+        "completions": nodes,
+        "backoffLimit": 0,
+        "activeDeadlineSeconds": cfg.train.timeout,
+        "podFailurePolicy": {"rules": [{
+            "action": "FailJob",
+            "onExitCodes": {"containerName": CONTAINER, "operator": "In", "values": list(VERDICT_EXIT_CODES)},
+        }]},
+        "template": {"metadata": {"labels": _labels(cfg)}, "spec": pod_spec},
+    }
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": {"name": NAME, "labels": _labels(cfg)},
+        "spec": {
+            "network": {"enableDNSHostnames": True, "publishNotReadyAddresses": True},
+            "successPolicy": {"operator": "All"},
+            "failurePolicy": {
+                "maxRestarts": cfg.train.max_restarts,
+                "rules": [{"name": "no-restart-after-a-verdict-or-the-deadline", "action": "FailJobSet",
+                           "onJobFailureReasons": list(FAIL_JOBSET_REASONS)}],
+            },
+            "replicatedJobs": [{"name": REPLICATED_JOB, "replicas": 1,
+                                "template": {"metadata": {"labels": _labels(cfg)}, "spec": job_spec}}],
+        },
+    }
+
+
+def _manifest_text(manifest: dict[str, Any]) -> str:
+    return yaml.safe_dump(manifest, sort_keys=False, default_flow_style=False, width=1000)
+
+
+def _template_dict(container: Container) -> dict[str, Any]:
+    return container._build_template().model_dump(by_alias=True, exclude_none=True)
+
+
+def train_jobset(cfg: PipelineConfig, train: Container, pod_security_context: dict[str, Any] | None) -> Resource:
+    """The `resource` template that applies the JobSet and waits for its terminal state; same inputs as `train`."""
+    built = _template_dict(train)
+    # The restarts happen inside the JobSet; this deadline bounds all of them together.
+    deadline = cfg.train.timeout * (cfg.train.max_restarts + 1)
+    return Resource(
+        name=TEMPLATE,
+        action="apply",
+        set_owner_reference=True,
+        success_condition=SUCCESS_CONDITION,
+        failure_condition=FAILURE_CONDITION,
+        manifest=_manifest_text(jobset_manifest(cfg, built, pod_security_context)),
+        inputs=[Parameter(name=param["name"]) for param in built.get("inputs", {}).get("parameters", [])],
+        active_deadline_seconds=deadline,
+    )
+
+
+def delete_jobset() -> Resource:
+    manifest = {"apiVersion": API_VERSION, "kind": KIND, "metadata": {"name": NAME}}
+    return Resource(name=DELETE_TEMPLATE, action=DELETE_ACTION, flags=["--ignore-not-found"],
+                    manifest=_manifest_text(manifest))
+
+
+def exit_handler() -> DAG:
+    """Deletes the JobSet when the workflow did not succeed (stopped, failed, past its deadline): no GPUs stay held."""
+    delete = delete_jobset()
+    with DAG(name=EXIT_HANDLER) as dag:
+        delete(name="delete-jobset", when="{{workflow.status}} != Succeeded")
+    return dag
+
+
+# --- checking what the resource templates apply ---------------------------------------------------------------
+
+def resource_manifest_problems(document: dict[str, Any]) -> list[str]:
+    """Each `apply`/`create` resource template's manifest against its CRD's shipped schema (strict), as lint
+    reports it; a manifest of a kind without a shipped schema is named, not passed silently."""
+    from workflows import crd
+
+    problems = []
+    for template in document.get("spec", {}).get("templates", []):
+        resource = template.get("resource")
+        if not resource or resource.get("action") not in ("apply", "create"):
+            continue
+        where = f"template '{template['name']}' manifest"
+        try:
+            manifest = yaml.safe_load(resource.get("manifest") or "")
+        except yaml.YAMLError as error:
+            problems.append(f"{where}: not YAML ({' '.join(str(error).split())})")
+            continue
+        try:
+            problems += [f"{where}: {problem}" for problem in crd.validate(manifest)]
+        except crd.NoSchema as error:
+            problems.append(f"{where}: {error}")
+    return problems
+
+
+# --- the resource template's conditions, as Argo's executor evaluates them --------------------------------
+
+def condition_holds(condition: str, resource: dict[str, Any]) -> bool:
+    """Argo's successCondition/failureCondition: comma-separated `path op value` requirements, all of
+    which must hold (Argo parses them as a label selector and reads each path from the resource's JSON).
+    Supported ops: `==`, `=`, `!=`; a missing path is the empty string, as Argo's gjson lookup gives."""
+    for requirement in (part.strip() for part in condition.split(",")):
+        for op in ("!=", "==", "="):
+            if op in requirement:
+                path, expected = (side.strip() for side in requirement.split(op, 1))
+                break
+        else:
+            raise ValueError(f"condition {condition!r}: {requirement!r} is not `path == value` or `path != value`")
+        value: Any = resource
+        for key in path.split("."):
+            value = value.get(key) if isinstance(value, dict) else None
+        actual = "" if value is None else str(value)
+        if (actual == expected) != (op != "!="):
+            return False
+    return True
+
+
+# --- reading a JobSet back: what the local runner emulates ----------------------------------------------------
+
+@dataclass(frozen=True)
+class JobSetPlan:
+    """What the local group needs from the manifest."""
+
+    name: str
+    nodes: int
+    pod_spec: dict[str, Any]
+    max_restarts: int
+    fail_exit_codes: frozenset[int]
+    fail_on_deadline: bool
+    deadline_s: float | None
+    success_condition: str
+    failure_condition: str
+
+
+def _first(items: Any, where: str) -> dict[str, Any]:
+    if not isinstance(items, list) or len(items) != 1 or not isinstance(items[0], dict):
+        raise ValueError(f"{where}: the local runner emulates exactly one")
+    return items[0]
+
+
+def _fail_exit_codes(job: dict[str, Any], container: str) -> frozenset[int]:
+    codes: set[int] = set()
+    for rule in (job.get("podFailurePolicy") or {}).get("rules") or []:
+        on_exit = rule.get("onExitCodes")
+        if rule.get("action") != "FailJob" or not on_exit:
+            continue
+        if on_exit.get("operator") != "In" or on_exit.get("containerName") not in (None, container):
+            raise ValueError("podFailurePolicy: the local runner emulates FailJob rules `onExitCodes` with operator In")
+        codes.update(int(code) for code in on_exit.get("values") or [])
+    return frozenset(codes)
+
+
+def plan(template: dict[str, Any]) -> JobSetPlan:
+    """The group a `resource` template describes; ValueError naming what is not emulated."""
+    resource = template.get("resource") or {}
+    if resource.get("action") != "apply":
+        raise ValueError(f"action {resource.get('action')!r}: the local runner emulates `apply` of a JobSet")
+    manifest = yaml.safe_load(resource.get("manifest") or "") or {}
+    if (manifest.get("apiVersion"), manifest.get("kind")) != (API_VERSION, KIND):
+        raise ValueError(f"a {manifest.get('kind')!r} ({manifest.get('apiVersion')}) manifest: the local runner "
+                         f"emulates only {KIND} ({API_VERSION})")
+    for key in ("successCondition", "failureCondition"):
+        if not resource.get(key):
+            raise ValueError(f"no {key}: the runner would not know when the JobSet is done")
+    spec = manifest.get("spec") or {}
+    replicated = _first(spec.get("replicatedJobs"), "spec.replicatedJobs")
+    if int(replicated.get("replicas", 1)) != 1:
+        raise ValueError("spec.replicatedJobs[0].replicas: the local runner emulates one Job")
+    job = (replicated.get("template") or {}).get("spec") or {}
+    nodes = int(job.get("parallelism", 1))
+    if int(job.get("completions", nodes)) != nodes or job.get("completionMode") != "Indexed":
+        raise ValueError("the Job must be Indexed with completions = parallelism (one pod per node)")
+    pod_spec = (job.get("template") or {}).get("spec") or {}
+    container = _first(pod_spec.get("containers"), "the pod's containers")
+    failure_policy = spec.get("failurePolicy") or {}
+    fail_reasons: set[str] = set()
+    for rule in failure_policy.get("rules") or []:
+        if rule.get("action") != "FailJobSet":
+            raise ValueError(f"failurePolicy rule action {rule.get('action')!r}: the local runner emulates FailJobSet")
+        fail_reasons.update(rule.get("onJobFailureReasons") or [])
+    fail_codes = _fail_exit_codes(job, container.get("name", ""))
+    deadline = job.get("activeDeadlineSeconds")
+    return JobSetPlan(
+        name=str((manifest.get("metadata") or {}).get("name", "jobset")), nodes=nodes, pod_spec=pod_spec,
+        max_restarts=int(failure_policy.get("maxRestarts", 0)),
+        fail_exit_codes=fail_codes if "PodFailurePolicy" in fail_reasons else frozenset(),
+        fail_on_deadline="DeadlineExceeded" in fail_reasons,
+        deadline_s=float(deadline) if deadline is not None else None,
+        success_condition=resource["successCondition"], failure_condition=resource["failureCondition"])
+
+
+def not_emulated(template: dict[str, Any]) -> str | None:
+    """Why the runner cannot run this `resource` template, or None when it can."""
+    try:
+        plan(template)
+    except (ValueError, TypeError, yaml.YAMLError) as error:
+        return f"resource template '{template.get('name')}': {error}"
+    return None
+
+
+def _deletes_a_jobset(template: dict[str, Any] | None) -> bool:
+    resource = (template or {}).get("resource") or {}
+    if resource.get("action") != DELETE_ACTION:
+        return False
+    try:
+        manifest = yaml.safe_load(resource.get("manifest") or "") or {}
+    except yaml.YAMLError:
+        return False
+    return isinstance(manifest, dict) and (manifest.get("apiVersion"), manifest.get("kind")) == (API_VERSION, KIND)
+
+
+def without_jobset_cleanup(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The manifest without an exit handler that only deletes JobSets: locally every node of a group has
+    stopped when its task ends, so there is nothing left to delete. Any other exit handler is kept (the
+    runner refuses it by name)."""
+    spec = manifest.get("spec") if isinstance(manifest, dict) else None
+    if not isinstance(spec, dict) or not spec.get("onExit"):
+        return manifest
+    templates = {t.get("name"): t for t in spec.get("templates") or [] if isinstance(t, dict)}
+    handler = templates.get(spec["onExit"])
+    if _deletes_a_jobset(handler):
+        cleanup = {spec["onExit"]}
+    elif handler is not None and "dag" in handler:
+        used = {task.get("template") for task in handler["dag"].get("tasks") or []}
+        if not used or not all(_deletes_a_jobset(templates.get(name)) for name in used):
+            return manifest
+        cleanup = {spec["onExit"], *used}
+    else:
+        return manifest
+    stripped = {**manifest, "spec": {key: value for key, value in spec.items() if key != "onExit"}}
+    stripped["spec"]["templates"] = [t for t in spec["templates"] if t.get("name") not in cleanup]
+    return stripped
