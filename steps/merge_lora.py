@@ -18,6 +18,7 @@ from typing import Annotated, Any
 import typer
 
 from steps.common import StepFailure, StepInputError, read_json, step_errors, step_main, write_json_atomic
+from steps.torch_threads import match_interop_threads
 from steps.training.axolotl_config import load_yaml_config
 from steps.training.launch import require_axolotl
 from steps.training.logs import step_logger
@@ -73,6 +74,7 @@ def load_check(model_dir: Path) -> None:
 def axolotl_merge(config: Path, adapter_dir: Path) -> None:
     """What `axolotl merge-lora CONFIG --lora-model-dir DIR` does, in this interpreter."""
     os.environ.setdefault("AXOLOTL_DO_NOT_TRACK", "1")
+    match_interop_threads()
     from axolotl.cli.merge_lora import do_cli
     from axolotl.utils import set_misc_env, set_pytorch_cuda_alloc_conf
 
@@ -120,9 +122,8 @@ def merge_lora(config: Path, lora_model_dir: Path | None = None) -> int:
     LOG.info("running axolotl merge-lora %s --lora-model-dir %s", config, adapter_dir)
     try:
         axolotl_merge(config, adapter_dir)
-    except Exception as error:  # noqa: BLE001 - Axolotl's own failure, reported as its CLI would exit
-        LOG.error("axolotl merge-lora failed: %s: %s", type(error).__name__, error)
-        return EXIT_FAILURE
+    except Exception as error:  # noqa: BLE001 - Axolotl's own failure: exit 1, as its CLI would
+        raise StepFailure(f"axolotl merge-lora {config} failed: {type(error).__name__}: {error}") from error
     problems = model_folder_problems(merged)
     if problems:
         raise MergeCheckError(f"axolotl merge-lora finished but {merged} is incomplete: {'; '.join(problems)}")
