@@ -200,3 +200,69 @@ def test_stopping_the_run_stops_every_node(tmp_path):
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+# --- a real torch group: torchrun's static rendezvous and gloo collectives, one node killed --------------------
+
+DDP_NODE = """
+import os, pathlib, sys, time
+import torch, torch.distributed as dist
+ws = pathlib.Path(sys.argv[1])  # the volume's mount path, which the runner maps to its local folder
+dist.init_process_group('gloo')
+rank = dist.get_rank()
+attempt = int((ws / 'attempt').read_text()) if (ws / 'attempt').exists() else 0
+for step in range(40):
+    total = torch.ones(1) * (rank + 1)
+    dist.all_reduce(total)  # blocks until every rank contributes: a dead peer must not hang it for ever
+    assert total.item() == 3.0
+    (ws / f'rank-{rank}.step').write_text(f'{attempt} {step} {os.getpid()}')
+    time.sleep(0.1 if attempt else 0.5)
+dist.destroy_process_group()
+if rank == 0:
+    (ws / 'attempt').write_text(str(attempt + 1))
+"""
+
+
+def test_a_torch_group_with_a_killed_node_restarts_and_finishes_without_hanging(tmp_path):
+    script = tmp_path / "ddp_node.py"
+    script.write_text(DDP_NODE)
+    template = jobset_template("pass", max_restarts=1)
+    manifest = yaml.safe_load(template["resource"]["manifest"])
+    container = manifest["spec"]["replicatedJobs"][0]["template"]["spec"]["template"]["spec"]["containers"][0]
+    container["command"] = ["python", "-m", "torch.distributed.run"]
+    container["args"] = ["--nnodes", "2", "--nproc_per_node", "1", "--node_rank", "$(JOB_COMPLETION_INDEX)",
+                         "--rdzv_backend", "static", "--rdzv_endpoint", "$(MASTER_ADDR):$(MASTER_PORT)",
+                         "--max_restarts", "0", str(script), "/workspace"]
+    template["resource"]["manifest"] = yaml.safe_dump(manifest)
+    manifest_path = tmp_path / "wf.yaml"
+    manifest_path.write_text(yaml.safe_dump(workflow([template], [task("train", "train-jobset")])))
+
+    import subprocess
+    import sys
+
+    workdir = tmp_path / "wd"
+    ws = workdir / "volumes" / "workspace"
+    code = ("import yaml; from pathlib import Path; from workflows.runner import RunOptions, run_workflow; "
+            f"r = run_workflow(yaml.safe_load(open({str(manifest_path)!r})), RunOptions(workdir=Path({str(workdir)!r}), "
+            f"cwd=Path({str(tmp_path)!r}), kill_grace_s=2.0)); raise SystemExit(0 if r.succeeded else 1)")
+    started = time.monotonic()
+    runner = subprocess.Popen([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1],
+                              env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # both ranks inside the training loop of the first group
+            steps = [ws / f"rank-{rank}.step" for rank in range(2)]
+            if all(path.exists() and int(path.read_text().split()[1]) >= 2 for path in steps):
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("the group never got going")
+        victim = int((ws / "rank-1.step").read_text().split()[2])
+        os.kill(victim, signal.SIGKILL)  # rank 1's process dies mid-training, as on a lost node
+        assert runner.wait(timeout=180) == 0
+    finally:
+        runner.kill()
+    assert time.monotonic() - started < 240
+    assert (ws / "attempt").read_text() == "1"  # the restarted group ran to the end
+    log = (workdir / "logs" / "train.log").read_text()
+    assert "restarting the group (1/1)" in log and "Completed: all 2 nodes succeeded" in log
