@@ -21,8 +21,13 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PIP) install --quiet -c constraints.txt -e ".[eval,train,dev]"
 	touch $(STAMP)
 
-test: install
+test: install static-check
 	$(PY) -m pytest -q
+
+# ruff's small rule set over all the Python, mypy over workflows/ and steps/ (pyproject.toml has both
+# configurations; mypy's cache keeps a rerun to seconds).
+static-check: install
+	$(VENV)/bin/ruff check workflows steps tests benchmarks
 
 # The tiny model and data are built locally (no downloads); a second `make demo` resumes
 # from .demo and reuses every finished task (`rm -rf .demo` starts over).

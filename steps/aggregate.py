@@ -1,11 +1,13 @@
 """Aggregate a run's MMLU-Pro results: per model and subject, overall, deltas, history, regressions.
 
 Reads `models.json` (from `plan_eval`) and every `<eval-dir>/<slug>/<subject>.summary.json`
-it implies; writes `summary.json`, `summary.md`, `scores.png` and, last, `summary.id` (see
-`steps.mmlu_pro.summary_file`); writes the run's rows to its own file in the history folder
+it implies; writes `summary.json`, `summary.md`, `scores.png` (every accuracy with a 95 %
+interval, every Δ with a paired interval and test: `steps.mmlu_pro.uncertainty`), `trend.png`
+once the history holds another run of a model, the Argo output parameters
+(`steps.mmlu_pro.node_outputs`) and, last, `summary.id` (see `steps.mmlu_pro.summary_file`); writes the run's rows to its own file in the history folder
 (`<history>/<run-id>.parquet`) and exits 4 when a subject fell by more than the threshold
 since the previous run of the same model, at the same revision, with the same settings
-(`--on-regression record` writes the regression into summary.json and exits 0, leaving the
+(and, unless `--no-require-significance`, significantly) (`--on-regression record` writes the regression into summary.json and exits 0, leaving the
 verdict to `steps.verdict`, as the DAG does). A missing or partial result is reported, never
 averaged away: overall, macro and every Δ compare the same questions only.
 """
@@ -28,7 +30,8 @@ from steps.common import (
     write_json_atomic,
     write_text_atomic,
 )
-from steps.mmlu_pro.history import Regression, check_run_id, record_run
+from steps.mmlu_pro.history import Drops, Regression, check_run_id, record_run
+from steps.mmlu_pro.node_outputs import write_aggregate_outputs
 from steps.mmlu_pro.report import plot_scores, render_markdown
 from steps.mmlu_pro.results import Score
 from steps.mmlu_pro.subjects import parse_subjects
@@ -40,6 +43,8 @@ from steps.mmlu_pro.summary_file import (
     new_summary_id,
     regression_message,
 )
+from steps.mmlu_pro.trend import TREND_PNG, plot_trend_beside
+from steps.mmlu_pro.uncertainty import add_uncertainty, question_outcomes, with_outcomes
 
 # Provenance copied from the first subject summary of a model.
 _PROVENANCE = ("model_revision", "engine", "extract", "dataset", "dataset_revision", "settings_hash")
@@ -191,13 +196,15 @@ def history_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def _inputs(run_id: str, subjects: list[str], models: list[dict[str, str]], threshold: float) -> dict[str, Any]:
-    return {"run_id": run_id, "subjects": subjects, "models": models, "regression_threshold": threshold}
+def _inputs(run_id: str, subjects: list[str], models: list[dict[str, str]], threshold: float,
+            require_significance: bool) -> dict[str, Any]:
+    return {"run_id": run_id, "subjects": subjects, "models": models, "regression_threshold": threshold,
+            "regression_requires_significance": require_significance}
 
 
 def aggregate(eval_dir: Path, models_file: Path, subjects: list[str], out_dir: Path, run_id: str,
               history: Path | None = None, threshold: float = 0.02,
-              now: datetime | None = None) -> tuple[dict[str, Any], list[Regression]]:
+              now: datetime | None = None, require_significance: bool = True) -> tuple[dict[str, Any], list[Regression]]:
     if not 0 <= threshold <= 1:
         raise StepInputError(f"--regression-threshold {threshold} must be between 0 and 1 (an accuracy difference)")
     if history:
@@ -209,18 +216,26 @@ def aggregate(eval_dir: Path, models_file: Path, subjects: list[str], out_dir: P
     outputs[-1].unlink(missing_ok=True)
     models = load_models(models_file)
     time = (now or datetime.now(timezone.utc)).isoformat(timespec="seconds")
-    read = {"models": Path(models_file)} | {f"{m['slug']}/{s}": Path(eval_dir) / m["slug"] / f"{s}.summary.json"
-                                             for m in models for s in subjects}
-    summary_id = new_summary_id(_inputs(run_id, subjects, models, threshold), read)
+    read = {"models": Path(models_file)} | {f"{m['slug']}/{s}{suffix}": Path(eval_dir) / m["slug"] / f"{s}{suffix}"
+                                             for m in models for s in subjects for suffix in (".summary.json", ".jsonl")}
+    summary_id = new_summary_id(_inputs(run_id, subjects, models, threshold, require_significance), read)
     summary = summarize(run_id, subjects, models, Path(eval_dir), time, threshold)
-    regressions = record_run(Path(history), history_rows(summary), run_id, threshold) if history else []
-    summary["regressions"] = [r.as_dict() for r in regressions]
+    outcomes = question_outcomes(summary, Path(eval_dir))
+    add_uncertainty(summary, outcomes)
+    drops = (record_run(Path(history), with_outcomes(history_rows(summary), outcomes), run_id, threshold,
+                        require_significance) if history else Drops([], []))
+    summary["regression_requires_significance"] = require_significance
+    summary["regressions"] = [r.as_dict() for r in drops.regressions]
+    summary["drops_not_significant"] = [r.as_dict() for r in drops.not_significant]
     summary["summary_id"] = summary_id
     write_json_atomic(out_dir / SUMMARY_JSON, summary)
     write_text_atomic(out_dir / SUMMARY_MD, render_markdown(summary))
     plot_scores(summary, out_dir / SCORES_PNG)
+    if history:
+        plot_trend_beside(Path(history), summary, out_dir / TREND_PNG)
+    write_aggregate_outputs(out_dir, summary)
     write_text_atomic(out_dir / SUMMARY_ID, summary_id)
-    return summary, regressions
+    return summary, drops.regressions
 
 
 @step_errors
@@ -240,10 +255,13 @@ def aggregate_command(
     on_regression: Annotated[Literal["fail", "record"], typer.Option(
         help="fail: exit 4 on a regression; record: only write it into summary.json and exit 0, for "
              "`steps.verdict` to fail the run once the scores are published (what the DAG does).")] = "fail",
+    require_significance: Annotated[bool, typer.Option(
+        help="A drop beyond the threshold is a regression only when significant as well (two-sided p < 0.05: "
+             "McNemar exact over the same questions, Fisher exact without per-question records).")] = True,
 ) -> None:
     """Collect the run's per-subject results into a summary, a table and a chart; check for regressions."""
     summary, regressions = aggregate(eval_dir, models, parse_subjects(subjects), out_dir, run_id,
-                                     history, regression_threshold)
+                                     history, regression_threshold, require_significance=require_significance)
     print(render_markdown(summary))
     if regressions and on_regression == "fail":
         print(f"error: {regression_message(summary)}", file=sys.stderr)

@@ -58,8 +58,9 @@ def load_failure(what: str, error: BaseException) -> Exception:
 # --- writing outputs -------------------------------------------------------------------------
 
 def _kind_of(mode: int) -> str:
-    kinds = ((stat.S_ISREG, "a file"), (stat.S_ISDIR, "a directory"), (stat.S_ISLNK, "a symlink"), (stat.S_ISCHR, "a character device"),
-             (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"))
+    kinds = ((stat.S_ISREG, "a file"), (stat.S_ISDIR, "a directory"), (stat.S_ISLNK, "a symlink"),
+             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO"),
+             (stat.S_ISSOCK, "a socket"))
     return next((name for test, name in kinds if test(mode)), "not a regular file")
 
 
@@ -73,10 +74,8 @@ def check_output_file(target: str | os.PathLike[str]) -> Path:
     target = Path(target)
     try:
         mode = target.lstat().st_mode
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # absent, or under a file: that is reported below
         mode = None
-    except NotADirectoryError:
-        mode = None  # a parent is a file: reported below
     if mode is not None and not stat.S_ISREG(mode):
         raise StepInputError(f"{target} is {_kind_of(mode)}; an output must be a regular file or a new path, "
                              "so it is not replaced")
@@ -237,7 +236,7 @@ def step_errors(command: F) -> F:
             fail(_os_error_message(error), EXIT_FAILURE)
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError, FileExistsError) as error:
             fail(_os_error_message(error), EXIT_BAD_INPUT)
-        except OSError as error:  # a full disk, an I/O error: the environment's, worth a retry
+        except OSError as error:  # a full disk, an I/O error: not the input's fault
             fail(_os_error_message(error), EXIT_FAILURE)
     return run  # type: ignore[return-value]
 

@@ -18,6 +18,7 @@ from steps.mmlu_pro.engines import Engine, GenerationSettings, load_engine
 from steps.mmlu_pro.engines.base import STOP_STRINGS, model_revision
 from steps.mmlu_pro.engines.vllm import CHUNK_SIZE as VLLM_CHUNK_SIZE
 from steps.mmlu_pro.extract import EXTRACT_MODES
+from steps.mmlu_pro.node_outputs import write_eval_outputs
 from steps.mmlu_pro.prompt import DEFAULT_SHOTS, PROMPT_VERSION, PromptBuilder
 from steps.mmlu_pro.results import apply_extraction, read_records, settings_hash, subject_summary, write_records
 from steps.mmlu_pro.subjects import check_subject
@@ -154,6 +155,7 @@ def evaluate(
         engine=engine, model_revision=resolved_model, dataset=dataset, dataset_revision=data.revision,
         extract=extract, limit=limit or None, settings=scored_settings, settings_hash=settings_hash(scored_settings))
     write_json_atomic(summary_path(out_dir, subject), summary)
+    write_eval_outputs(out_dir, subject, summary)   # the template's output parameters and Prometheus gauge
     log(f"{subject}: {summary['correct']}/{summary['n']} correct, accuracy {summary['accuracy']:.4f}")
     return summary
 

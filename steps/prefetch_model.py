@@ -12,24 +12,24 @@ from __future__ import annotations
 
 import json
 import math
-import os
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from steps.common import StepInputError, TransientFailure, fail, load_failure, write_json_atomic, write_text_atomic
+from steps.common import StepInputError, load_failure, write_json_atomic, write_text_atomic
 
 # What vLLM and transformers read; other formats' copies of the weights would only take space.
 IGNORED_FILES = ("*.pth", "*.pt", "original/*", "*.gguf", "*.onnx", "*.h5", "*.msgpack", "*.ot",
                  "flax_model*", "tf_model*", "*.tflite", "*.mlmodel")
+HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")
 GIB = 2**30
 # merge-lora holds the base model in bf16, the merged copy of each weight as it is saved, and the
 # load check of the result: twice the bf16 weights, plus the interpreter, torch and Axolotl.
 MERGE_BF16_COPIES = 2
 MERGE_OVERHEAD_GIB = 2
 MERGE_MIN_GIB = 4
-VOLUME_HELP = "see docs/cluster.md, 'Volume ownership'"
 
 
 def merge_memory(parameters: int) -> str:
@@ -71,9 +71,8 @@ def _hub_errors(what: str, call: Any) -> Any:
         raise StepInputError(f"{what}: no such repo on the hub (a private one needs HF_TOKEN)") from None
     except errors.RevisionNotFoundError:
         raise StepInputError(f"{what}: no such revision in the repo") from None
-    except PermissionError as error:
-        raise StepInputError(f"{what}: cannot write the HF cache {os.environ.get('HF_HOME', '')} as uid "
-                             f"{os.getuid()} ({error.strerror}: {error.filename}); {VOLUME_HELP}") from None
+    except PermissionError:
+        raise  # the cache volume's owner fixes it, not a retry: step_errors says so in one line
     except (errors.HfHubHTTPError, OSError) as error:
         raise load_failure(what, error) from None
 
@@ -85,6 +84,8 @@ def fetch_model(model: str, revision: str | None = None) -> dict[str, Any]:
         if not (local / "config.json").is_file():
             raise StepInputError(f"--model {model}: no config.json in this directory")
         return {"model": model, "local": True, "path": str(local)}
+    if not HUB_ID.fullmatch(model):
+        raise StepInputError(f"--model {model}: no such directory, and not a hub repo id (ORG/NAME)")
     from huggingface_hub import snapshot_download
 
     wanted = revision or "main"
@@ -98,11 +99,7 @@ def fetch_dataset(dataset: str, revision: str | None = None) -> dict[str, Any]:
     """The MMLU-Pro dataset loaded once the way eval loads it, so eval pods find it offline."""
     from steps.mmlu_pro.data import load_splits
 
-    try:
-        splits, resolved = load_splits(dataset, revision or None)
-    except PermissionError as error:
-        raise StepInputError(f"--dataset {dataset}: cannot write the HF cache as uid {os.getuid()} "
-                             f"({error.strerror}: {error.filename}); {VOLUME_HELP}") from None
+    splits, resolved = load_splits(dataset, revision or None)
     return {"dataset": dataset, "revision": resolved, "rows": {name: len(rows) for name, rows in splits.items()}}
 
 
@@ -134,20 +131,15 @@ def prefetch_model_command(
         help="Write the merge-lora pod's memory (e.g. 12Gi), sized from --model's parameters, to this file.")] = None,
 ) -> None:
     """Fill the shared HF cache once, so the pods after this step can run with HF_HUB_OFFLINE=1."""
-    try:
-        wanted = parse_models(models)
-        if merge_memory_out is not None and not model.strip():
-            raise StepInputError("--merge-memory-out needs --model (the base model it sizes the merge for)")
-        record = prefetch(wanted, model.strip() or None, revision.strip() or None,
-                          dataset.strip() or None, dataset_revision.strip() or None)
-        if merge_memory_out is not None:
-            parameters = model_parameters(record["model"]["path"])
-            record["model"].update(parameters=parameters, merge_memory=merge_memory(parameters))
-            write_text_atomic(merge_memory_out, record["model"]["merge_memory"])
-    except StepInputError as error:
-        fail(str(error))
-    except TransientFailure as error:
-        fail(str(error), code=1)
+    wanted = parse_models(models)
+    if merge_memory_out is not None and not model.strip():
+        raise StepInputError("--merge-memory-out needs --model (the base model it sizes the merge for)")
+    record = prefetch(wanted, model.strip() or None, revision.strip() or None,
+                      dataset.strip() or None, dataset_revision.strip() or None)
+    if merge_memory_out is not None:
+        parameters = model_parameters(record["model"]["path"])
+        record["model"].update(parameters=parameters, merge_memory=merge_memory(parameters))
+        write_text_atomic(merge_memory_out, record["model"]["merge_memory"])
     write_json_atomic(out, record)
     fetched = [m["model"] for m in record["models"]] + ([record["model"]["model"]] if "model" in record else [])
     print(f"prefetched {len(fetched)} model(s){' and the dataset' if 'dataset' in record else ''}: "

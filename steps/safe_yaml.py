@@ -101,7 +101,7 @@ def _one_line(error: yaml.YAMLError) -> str:
         if error.context:
             where = error.context_mark
             elsewhere = where is not None and (where.line, where.column) != (mark.line, mark.column)
-            parts.append(error.context + (f" at line {where.line + 1}" if elsewhere else ""))
+            parts.append(error.context + (f" at line {where.line + 1}" if where is not None and elsewhere else ""))
         if error.problem:
             parts.append(error.problem)
         return f"line {mark.line + 1}, column {mark.column + 1}: " + " ".join("; ".join(parts).split())
@@ -124,8 +124,9 @@ def load_yaml(text: str | bytes, source: str, all_documents: bool = False) -> An
         loader = _BoundedLoader(text)  # its reader refuses control characters here
         while loader.check_node():
             node = loader.get_node()
-            _expanded_size(node)
-            documents.append(loader.construct_document(node))
+            if node is not None:
+                _expanded_size(node)
+            documents.append(loader.construct_document(node) if node is not None else None)
     except _DuplicateKey as error:
         raise YamlInputError(f"{source}: {_one_line(error)}; each key may appear once per mapping") from None
     except yaml.YAMLError as error:

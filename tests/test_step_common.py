@@ -4,6 +4,7 @@ what is not a regular file (issue 11 item 7) or to write through a permission pr
 traceback (issue 10 item 9)."""
 from __future__ import annotations
 
+import ast
 import importlib
 import json
 import os
@@ -175,3 +176,13 @@ def test_item7_tunebench_outputs_that_are_directories_are_one_line(tmp_path, arg
     result = CliRunner().invoke(tunebench, argv)
     assert result.exit_code == 2, result.output
     assert result.stderr.count("\n") == 1 and f"{tmp_path / 'out'} is a directory" in result.stderr
+
+
+@pytest.mark.parametrize("module_name", STEP_MODULES)
+def test_issue12_no_import_shadows_a_step_command(module_name):
+    """`<module>_command` is the module's typer entry point; an imported helper of that name (train's
+    Axolotl command line) would replace it, or be replaced by it."""
+    tree = ast.parse((PROJECT_ROOT / "steps" / f"{module_name}.py").read_text())
+    bound = [alias.asname or alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+             for alias in node.names]
+    assert f"{module_name}_command" not in bound

@@ -14,9 +14,11 @@ new scores on the card; `verdict` then fails the run on it (see steps/verdict.py
 """
 from __future__ import annotations
 
-from hera.workflows import DAG, Container, CronWorkflow, Parameter, Resource, Task, Workflow, WorkflowTemplate
+from hera.workflows import (DAG, Container, Counter, CronWorkflow, Gauge, Label, Parameter, Resource, Task, Workflow,
+                            WorkflowTemplate)
 from hera.workflows.models import PodGC, PodSecurityContext, TTLStrategy, VolumeClaimGC, WorkflowMetadata, WorkflowTemplateRef
 
+from steps.mmlu_pro import node_outputs
 from workflows.config import PipelineConfig
 from workflows.jobset import EXIT_HANDLER, exit_handler, train_jobset
 from workflows.params import WorkflowParam, benchmark_params, by_name, pipeline_params
@@ -194,13 +196,34 @@ def plan_eval(cfg: PipelineConfig) -> Container:
     ).container(cfg)
 
 
+def _output(name: str) -> str:
+    return "{{outputs.parameters." + name + "}}"
+
+
+def eval_metrics() -> list[Gauge]:
+    """The accuracy of each model × subject as a Prometheus gauge, emitted when its eval task succeeds
+    (Argo's custom metrics are per template node, and each eval node is one model × subject)."""
+    return [Gauge(
+        name="tunebench_mmlu_pro_accuracy",
+        help="MMLU-Pro accuracy of one model on one subject, from the latest eval task",
+        labels=[Label(key="model", value=input_ref("label")), Label(key="role", value=input_ref("role")),
+                Label(key="subject", value=input_ref("subject")),
+                Label(key="revision", value=_output(node_outputs.EVAL_MODEL_REVISION)),
+                Label(key="settings_hash", value=_output(node_outputs.EVAL_SETTINGS_HASH)),
+                Label(key="questions", value=_output(node_outputs.EVAL_QUESTIONS))],
+        when="{{status}} == Succeeded",
+        realtime=False, value=_output(node_outputs.EVAL_ACCURACY),
+    )]
+
+
 # prefetch-eval filled the cache: no pod of the fan-out downloads (or locks) anything there.
 EVAL_ENV = {"HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1"}
 
 
 def eval_mmlu_pro(cfg: PipelineConfig) -> Container:
     ev = cfg.eval
-    return StepTemplate(
+    outputs_dir = node_outputs.eval_outputs_dir(f"{EVAL_DIR}/{input_ref('slug')}", input_ref("subject"))
+    template = StepTemplate(
         name="eval-mmlu-pro", module="eval_mmlu_pro", image=cfg.cluster.images.eval,
         inputs=("model", "role", "label", "slug", "subject", "engine", "limit", "dataset", "dataset_revision"),
         args=(
@@ -212,24 +235,44 @@ def eval_mmlu_pro(cfg: PipelineConfig) -> Container:
             "--max-model-len", str(ev.max_model_len), "--batch-size", str(ev.batch_size),
             "--tensor-parallel", str(max(ev.gpus_per_task, 1)),
         ),
+        outputs={name: f"{outputs_dir}/{name}" for name in node_outputs.EVAL_OUTPUTS},
         gpus=ev.gpus_per_task, shm_size=ev.shm_size, placement=ev, cpu=ev.cpu, memory=ev.memory,
         retry=NETWORK_RETRY, timeout_seconds=ev.timeout, env=EVAL_ENV,
     ).container(cfg)
+    template.metrics = eval_metrics()
+    return template
+
+
+def aggregate_metrics(cfg: PipelineConfig) -> list[Counter]:
+    """Counts the regressions aggregate found (it writes them even when it exits 4; Argo reads
+    output parameters of a failed container too)."""
+    regressions = _output(node_outputs.REGRESSIONS)
+    return [Counter(
+        name="tunebench_mmlu_pro_regressions",
+        help="Subjects whose MMLU-Pro accuracy regressed against the previous run of the same model revision",
+        labels=[Label(key="pipeline", value=cfg.name)],
+        when=f"{regressions} > 0", value=regressions,
+    )]
 
 
 def aggregate(cfg: PipelineConfig) -> Container:
-    return StepTemplate(
+    outputs_dir = node_outputs.aggregate_outputs_dir(SUMMARY_DIR)
+    template = StepTemplate(
         name="aggregate", module="aggregate", image=cfg.cluster.images.light,
         inputs=("subjects", "regression_threshold"),
         args=(
             "--eval-dir", EVAL_DIR, "--models", f"{PLAN_DIR}/models.json", "--subjects", input_ref("subjects"),
             "--out-dir", SUMMARY_DIR, "--run-id", "{{workflow.name}}",
             "--history", HISTORY_DIR, "--regression-threshold", input_ref("regression_threshold"),
+            "--require-significance" if cfg.eval.regression_requires_significance else "--no-require-significance",
             "--on-regression", "record",
         ),
-        outputs={SUMMARY_ID_OUTPUT: SUMMARY_ID_FILE},
+        outputs={SUMMARY_ID_OUTPUT: SUMMARY_ID_FILE,
+                 **{name: f"{outputs_dir}/{name}" for name in node_outputs.AGGREGATE_OUTPUTS}},
         cpu="1", memory="2Gi", hub_token=False, timeout_seconds=900,
     ).container(cfg)
+    template.metrics = aggregate_metrics(cfg)
+    return template
 
 
 def verdict(cfg: PipelineConfig) -> Container:

@@ -117,16 +117,15 @@ def check_pipeline(path: str | os.PathLike[str], schema: Path | None = None) -> 
         documents = read_documents(Path(path))
     except ConfigError:
         documents = []  # load_pipeline below reports it
+    report = Report()
     if is_argo_file(documents):
-        report = Report()
         argo = [doc for doc in documents if is_argo_document(doc)]
         report.sections += _manifest_sections(argo, schema, local_notes=True)
         return report
-    report = Report()
     config_section = Section(f"pipeline config {path}")
     report.sections.append(config_section)
     try:
-        cfg = load_pipeline(path)
+        cfg = load_pipeline(Path(path))
     except ConfigError as error:
         config_section.problems = [line.strip() for line in str(error).splitlines()[1:]] or [str(error)]
         return report

@@ -75,6 +75,8 @@ from workflows.runner.cli import run_command_with  # noqa: E402
 app.command("run", help="Run a pipeline's Workflow (or an Argo Workflow file) on this machine, task by task, as Argo would (resumable).")(run_command_with(after_run=print_run_summary))
 from steps.mmlu_pro.rescore import rescore_command  # noqa: E402
 app.command("rescore", help="Re-score saved MMLU-Pro outputs (ours or the reference's) with --extract tiger|strict.")(rescore_command)
+from steps.mmlu_pro.trend import history_command  # noqa: E402
+app.command("history", help="The re-benchmark history: a line per run with its 95% interval; --plot draws the trend.")(history_command)
 
 if __name__ == "__main__":
     app()

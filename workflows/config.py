@@ -2,17 +2,25 @@
 from __future__ import annotations
 
 import re
+import unicodedata
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from steps.mmlu_pro.subjects import SUBJECTS
 from steps.safe_yaml import YamlInputError, printable, read_yaml
 from workflows.cron import schedule_problem, timezone_problem
-from workflows.naming import image_reference_problem, is_dns_label
+from workflows.naming import (
+    image_reference_problem,
+    is_dns_label,
+    label_value_problem,
+    object_name_problem,
+    qualified_name_problem,
+    secret_key_problem,
+)
 
-LABEL_VALUE = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
 DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 QUANTITY = re.compile(r"^\d+(\.\d+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$")
 # Bounds a real run stays far inside; beyond them a value is a typo (or 1e30) that would only
@@ -24,6 +32,8 @@ MAX_TOKENS = 10_000_000
 MAX_ROWS = 10_000_000_000
 MAX_PARALLEL = 10_000
 MAX_UID = 2**31 - 1
+FREE_TEXT_FIELDS = frozenset({"description", "overrides"})  # prose, and Axolotl's own keys (chat templates...)
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 SHOWN_VALUE = 60  # characters of a bad value quoted back in an error
 MAX_PROBLEM_LINE = 400
 
@@ -38,9 +48,32 @@ class ConfigError(Exception):
     """A pipeline config a user must fix; the message lists each problem with its field path."""
 
 
+def _hidden_character(value: Any) -> str | None:
+    """The first control or bidi-override character in a value (its strings, keys and items), or None."""
+    if isinstance(value, str):
+        return next((char for char in value if unicodedata.category(char) == "Cc" or char in BIDI_CONTROLS), None)
+    if isinstance(value, dict):
+        return next(filter(None, (_hidden_character(part) for item in value.items() for part in item)), None)
+    if isinstance(value, (list, tuple)):
+        return next(filter(None, map(_hidden_character, value)), None)
+    return None
+
+
 class Strict(BaseModel):
     # allow_inf_nan: `.inf` and `.nan` are YAML floats, and no setting here means either.
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*")
+    @classmethod
+    def _printable(cls, value: Any, info: ValidationInfo) -> Any:
+        """Names, ids, paths and labels end up in argv, manifests and logs: a newline or escape has no place there."""
+        if info.field_name in FREE_TEXT_FIELDS:
+            return value
+        hidden = _hidden_character(value)
+        if hidden is not None:
+            raise ValueError(f"contains the control character {hidden!r}; only {', '.join(sorted(FREE_TEXT_FIELDS))} "
+                             "may hold free text")
+        return value
 
 
 def _seconds(value: int | str) -> int:
@@ -58,6 +91,22 @@ def _seconds(value: int | str) -> int:
     if seconds > MAX_DURATION_S:
         raise ValueError(f"a duration may be at most 366d ({MAX_DURATION_S} seconds)")
     return seconds
+
+
+def _refusing(problem_of: Callable[[str], str | None]) -> Callable[[str], str]:
+    """A validator from a `problem_of(value) -> why it is wrong, or None` check."""
+    def validate(value: str) -> str:
+        problem = problem_of(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+    return validate
+
+
+def _refusing_unless_none(problem_of: Callable[[str], str | None]) -> Callable[[str | None], str | None]:
+    """`_refusing` for an optional field: None stays None."""
+    check = _refusing(problem_of)
+    return lambda value: None if value is None else check(value)
 
 
 Duration = Annotated[int, Field(description="seconds, or a duration like '45m', '6h'")]
@@ -96,6 +145,15 @@ class Toleration(Strict):
     value: str | None = None
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
 
+    _key = field_validator("key")(_refusing_unless_none(qualified_name_problem))
+    _value = field_validator("value")(_refusing_unless_none(label_value_problem))
+
+    @model_validator(mode="after")
+    def _exists_takes_no_value(self) -> Toleration:
+        if self.operator == "Exists" and self.value:
+            raise ValueError("a toleration with operator Exists matches any value; remove value (or use Equal)")
+        return self
+
 
 class PodPlacement(Strict):
     """Where GPU pods may land: node labels that must match, and taints they tolerate."""
@@ -104,7 +162,8 @@ class PodPlacement(Strict):
     tolerations: list[Toleration] = []
     # GPU feature discovery's labels; a minimum, since cards of one class report different sizes.
     min_gpu_memory_mib: int | None = Field(
-        None, gt=0, le=MAX_GPU_MEMORY_GIB * 1024, description="nodes whose `nvidia.com/gpu.memory` label is at least this (node affinity)")
+        None, gt=0, le=MAX_GPU_MEMORY_GIB * 1024,
+        description="nodes whose `nvidia.com/gpu.memory` label is at least this (node affinity)")
     gpu_products: list[str] = Field(
         [], description="nodes whose `nvidia.com/gpu.product` label is one of these (node affinity)")
 
@@ -112,10 +171,19 @@ class PodPlacement(Strict):
     @classmethod
     def _label_values(cls, products: list[str]) -> list[str]:
         for product in products:
-            if len(product) > 63 or not LABEL_VALUE.fullmatch(product):
-                raise ValueError(f"'{product}' is not a node label value (at most 63 letters, digits, '-', '_', "
+            if not product or label_value_problem(product):
+                raise ValueError(f"{_shown(product)} is not a node label value (at most 63 letters, digits, '-', '_', "
                                  "'.'; e.g. NVIDIA-L40S, as `nvidia.com/gpu.product` shows it)")
         return products
+
+    @field_validator("node_selector")
+    @classmethod
+    def _labels(cls, labels: dict[str, str]) -> dict[str, str]:
+        for key, value in labels.items():
+            problem = qualified_name_problem(key) or label_value_problem(value)
+            if problem:
+                raise ValueError(f"node label {_shown(key)}: {problem}")
+        return labels
 
 
 class TrainSpec(PodPlacement):
@@ -134,6 +202,8 @@ class TrainSpec(PodPlacement):
     priority_class_value: int = Field(
         1000, ge=0, le=1_000_000_000, description="its value, when `tunebench render --kind prerequisites` creates it")
 
+    _resource = field_validator("gpu_resource")(_refusing(qualified_name_problem))
+    _priority_class = field_validator("priority_class_name")(_refusing_unless_none(object_name_problem))
     _quantities = field_validator("cpu", "memory", "shm_size", mode="before")(_quantity)
     _duration = field_validator("timeout", mode="before")(_seconds)
 
@@ -175,6 +245,8 @@ class EvalSpec(PodPlacement):
     shm_size: str = "8Gi"
     timeout: Duration = _seconds("6h")
     regression_threshold: float = Field(0.02, ge=0.0, le=1.0)
+    regression_requires_significance: bool = Field(
+        True, description="a drop beyond the threshold is a regression only when significant too (p < 0.05)")
 
     _quantities = field_validator("cpu", "memory", "shm_size", mode="before")(_quantity)
     _duration = field_validator("timeout", mode="before")(_seconds)
@@ -211,6 +283,8 @@ class ClaimTemplate(Strict):
     storage_class: str | None = None
     access_mode: Literal["ReadWriteOnce", "ReadWriteMany", "ReadWriteOncePod"] = "ReadWriteMany"
 
+    _storage_class = field_validator("storage_class")(_refusing_unless_none(object_name_problem))
+
     _quantity = field_validator("size", mode="before")(_quantity)
 
 
@@ -221,6 +295,8 @@ class VolumeSpec(Strict):
     claim_template: ClaimTemplate | None = None
     create_as: ClaimTemplate = Field(
         ClaimTemplate(), description="size, class and access mode `--kind prerequisites` gives an existing_claim")
+
+    _claim = field_validator("existing_claim")(_refusing_unless_none(object_name_problem))
 
     @model_validator(mode="after")
     def _exactly_one(self) -> VolumeSpec:
@@ -233,19 +309,16 @@ class SecretRef(Strict):
     name: str = "hf-token"
     key: str = "token"
 
+    _name = field_validator("name")(_refusing(object_name_problem))
+    _key = field_validator("key")(_refusing(secret_key_problem))
+
 
 class Images(Strict):
     light: str = "ghcr.io/tunebench/tunebench:0.1.0"
     train: str = "ghcr.io/tunebench/tunebench-train:0.1.0"
     eval: str = "ghcr.io/tunebench/tunebench-eval:0.1.0"
 
-    @field_validator("light", "train", "eval")
-    @classmethod
-    def _reference(cls, value: str) -> str:
-        problem = image_reference_problem(value)
-        if problem:
-            raise ValueError(problem)
-        return value
+    _references = field_validator("light", "train", "eval")(_refusing(image_reference_problem))
 
 
 class ClusterSpec(PodPlacement):
@@ -286,18 +359,10 @@ class ScheduleSpec(Strict):
         if not crons:
             raise ValueError("at least one cron expression is needed")
         for cron in crons:
-            problem = schedule_problem(cron)
-            if problem:
-                raise ValueError(problem)
+            _refusing(schedule_problem)(cron)
         return crons
 
-    @field_validator("timezone")
-    @classmethod
-    def _timezone(cls, value: str) -> str:
-        problem = timezone_problem(value)
-        if problem:
-            raise ValueError(problem)
-        return value
+    _timezone = field_validator("timezone")(_refusing(timezone_problem))
 
 
 class PipelineConfig(Strict):
@@ -334,6 +399,17 @@ class PipelineConfig(Strict):
             raise ValueError(
                 "schedule needs cluster.workspace.existing_claim: re-benchmark history lives on the "
                 "workspace volume, and a claim_template volume is new for every run"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _gate_fits_the_smallest_gpu_placed(self) -> PipelineConfig:
+        smallest = self.train.min_gpu_memory_mib or self.cluster.min_gpu_memory_mib
+        if smallest is not None and self.gate.gpu_memory_gib * 1024 > smallest:
+            raise ValueError(
+                f"gate.gpu_memory_gib {self.gate.gpu_memory_gib:g} is more than the smallest GPU the training "
+                f"placement admits (min_gpu_memory_mib {smallest} = {smallest / 1024:.1f} GiB): the gate would pass "
+                f"a run that does not fit there; set gate.gpu_memory_gib to at most {smallest / 1024:.1f}"
             )
         return self
 
@@ -401,7 +477,7 @@ def read_config_documents(path: str | Path) -> list[Any]:
 
 
 def load_pipeline(path: str | Path) -> PipelineConfig:
-    documents = read_config_documents(path)
+    documents = [document for document in read_config_documents(path) if document is not None]
     if len(documents) > 1:
         raise ConfigError(f"{path}: holds {len(documents)} YAML documents; a pipeline config is one")
     return parse_pipeline(documents[0] if documents else None, str(path))

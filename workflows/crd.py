@@ -81,7 +81,7 @@ def generate(crd_files: Iterable[Path], out_dir: Path = SCHEMA_DIR) -> list[Path
     return written
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _validator(api_version: str, kind: str, schema_dir: Path) -> Any:
     from jsonschema import Draft202012Validator
 

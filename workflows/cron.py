@@ -90,7 +90,7 @@ def schedule_problem(schedule: str) -> str | None:
     if len(fields) != len(_FIELDS):
         return (f"{schedule!r} has {len(fields)} field(s); a cron schedule has 5 fields "
                 "(minute hour day-of-month month day-of-week)")
-    for text, field in zip(fields, _FIELDS):
+    for text, field in zip(fields, _FIELDS, strict=True):
         try:
             ranges = [expr for expr in text.split(",") if expr]
             if not ranges:

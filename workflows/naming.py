@@ -9,9 +9,13 @@ import re
 DNS_LABEL_MAX = 63
 DNS_SUBDOMAIN_MAX = 253
 IMAGE_NAME_MAX = 255
+SECRET_KEY_MAX = 253
 
 DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 DNS_SUBDOMAIN = re.compile(rf"{DNS_LABEL.pattern}(\.{DNS_LABEL.pattern})*")
+# A label value, and the name part of a label key, taint key or extended resource name.
+LABEL_NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
+SECRET_KEY = re.compile(r"[-._a-zA-Z0-9]+")
 
 # The grammar of github.com/distribution/reference (what the kubelet and containerd parse).
 _ALPHANUMERIC = r"[a-z0-9]+"
@@ -33,6 +37,39 @@ def is_dns_label(value: str) -> bool:
 def is_dns_subdomain(value: str) -> bool:
     """Most object names (Workflows, templates, claims): DNS labels joined by '.', at most 253 characters."""
     return len(value) <= DNS_SUBDOMAIN_MAX and DNS_SUBDOMAIN.fullmatch(value) is not None
+
+
+def object_name_problem(value: str) -> str | None:
+    """Why `value` cannot name a Kubernetes object (claim, StorageClass, PriorityClass, Secret), or None."""
+    if is_dns_subdomain(value):
+        return None
+    return (f"{value!r} is not an object name: a DNS-1123 subdomain (lowercase letters, digits, '-' and '.', "
+            f"starting and ending alphanumeric, at most {DNS_SUBDOMAIN_MAX} characters)")
+
+
+def label_value_problem(value: str) -> str | None:
+    """Why `value` is not a label value (empty, or up to 63 of letters, digits, '-', '_', '.'), or None."""
+    if not value or (len(value) <= DNS_LABEL_MAX and LABEL_NAME.fullmatch(value)):
+        return None
+    return (f"{value!r} is not a label value: at most {DNS_LABEL_MAX} letters, digits, '-', '_' and '.', "
+            "starting and ending alphanumeric")
+
+
+def qualified_name_problem(value: str) -> str | None:
+    """Why `value` is not a label key, taint key or resource name (`[prefix/]name`, e.g. nvidia.com/gpu), or None."""
+    prefix, slash, name = value.rpartition("/")
+    if (len(name) <= DNS_LABEL_MAX and LABEL_NAME.fullmatch(name)
+            and (not slash or is_dns_subdomain(prefix))):
+        return None
+    return (f"{value!r} is not a qualified name: [DNS subdomain/]name, the name at most {DNS_LABEL_MAX} letters, "
+            "digits, '-', '_' and '.', e.g. nvidia.com/gpu.product")
+
+
+def secret_key_problem(value: str) -> str | None:
+    """Why `value` cannot be a key of a Secret, or None."""
+    if len(value) <= SECRET_KEY_MAX and SECRET_KEY.fullmatch(value):
+        return None
+    return f"{value!r} is not a Secret key: letters, digits, '-', '_' and '.', at most {SECRET_KEY_MAX}"
 
 
 def image_reference_problem(value: str) -> str | None:

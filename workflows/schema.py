@@ -101,7 +101,7 @@ def _model_of(annotation: Any) -> tuple[str, type[BaseModel]] | None:
     return None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _fields(model: type[BaseModel]) -> dict[str, Any]:
     return {(info.alias or name): info.annotation for name, info in model.model_fields.items()}
 

@@ -48,10 +48,13 @@ HF_CACHE_VOLUME = "hf-cache"
 SHM_VOLUME = "dshm"
 
 # A graceful node shutdown or a spot preemption ends the pod with SIGTERM (143), or SIGKILL
-# (137) when it outlives the grace period; Argo marks that pod Failed, not Error. An OOM-kill
-# is also 137, but Argo's message then says OOMKilled: with the same limits it fails again.
+# (137) when it outlives the grace period; Argo marks that pod Failed, not Error. A process
+# that dies of its peers' SIGTERM may exit 1, but the kubelet's message names the shutdown
+# (the message pattern of Argo's retry-conditional example). An OOM-kill is also 137, but
+# Argo's message then says OOMKilled: with the same limits it fails again.
 PREEMPTED = ("asInt(lastRetry.exitCode) == 143 || "
-             "(asInt(lastRetry.exitCode) == 137 && !(lastRetry.message contains 'OOMKilled'))")
+             "(asInt(lastRetry.exitCode) == 137 && !(lastRetry.message contains 'OOMKilled')) || "
+             "lastRetry.message matches 'imminent node shutdown|pod deleted'")
 # `backoff.cap` bounds each wait. Never `maxDuration`: Argo counts it from the first attempt's
 # start and also cuts a retried pod's deadline to it, so a long step would never be retried.
 

@@ -77,7 +77,9 @@ class MemoryTotals:
     optimizer: float
     activations: float
     logits: float
-    gathered_parameters: float  # the two largest FSDP units: one computing, the next prefetched
+    # FSDP/ZeRO-3: the two largest units gathered whole (one computing, the next prefetched); in
+    # full fine-tuning also their unsharded gradients, alive until the reduce-scatter has run.
+    gathered_parameters: float
 
     def component(self, name: str) -> float:
         return getattr(self, name)
@@ -106,7 +108,7 @@ def memory_totals(inventory: ModelInventory, setup: TrainingSetup) -> MemoryTota
         optimizer=sum(optimizer.bytes_for(shape, trainable_bytes) * copies for shape, copies in trainable),
         activations=activation_bytes(inventory.dims, setup),
         logits=logits_bytes(inventory, setup),
-        gathered_parameters=sum(two_largest),
+        gathered_parameters=sum(two_largest) * (2 if setup.method == "full" else 1),
     )
 
 

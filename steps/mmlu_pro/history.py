@@ -4,6 +4,9 @@ The history is a folder with one parquet file per run, `<run-id>.parquet`, holdi
 model × subject of that run. Each run writes only its own file (atomically; a retry of the
 run replaces it), so runs aggregating at the same time never overwrite each other's rows,
 and the history is every `*.parquet` in the folder read together.
+
+Each row also keeps the outcome of every question (`question_ids`, `question_correct`), so a
+later run of the same model is compared with it question by question (a paired test).
 """
 from __future__ import annotations
 
@@ -16,10 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from steps.common import StepInputError, atomic_path
+from steps.mmlu_pro.stats import ALPHA, Difference, paired_outcomes, unpaired_difference
 
 _FLOAT_TOLERANCE = 1e-9
 HISTORY_COLUMNS = ("time", "run", "model", "role", "source", "model_revision", "subject", "n", "correct",
-                   "accuracy", "settings_hash")
+                   "accuracy", "settings_hash", "question_ids", "question_correct")
 # Argo workflow names are lowercase letters, digits, '-' and '.'; anything else that is a
 # plain file name works too, but never a path or a hidden (temporary) file.
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -33,19 +37,29 @@ class Regression:
     previous_accuracy: float
     previous_run: str
     model_revision: str | None = None
+    difference: Difference | None = None   # this run minus the previous one, with its test
 
     @property
     def drop(self) -> float:
         return self.previous_accuracy - self.accuracy
 
+    @property
+    def significant(self) -> bool:
+        return self.difference is not None and self.difference.significant(ALPHA)
+
     def as_dict(self) -> dict[str, Any]:
         return {"model": self.model, "model_revision": self.model_revision, "subject": self.subject,
                 "accuracy": self.accuracy, "previous_accuracy": self.previous_accuracy,
-                "previous_run": self.previous_run, "drop": self.drop}
+                "previous_run": self.previous_run, "drop": self.drop,
+                "test": self.difference.as_dict() if self.difference else None, "significant": self.significant}
 
     def __str__(self) -> str:
+        test = ""
+        if self.difference is not None:
+            low, high = self.difference.interval.as_list()
+            test = f", 95% CI [{low:+.4f}, {high:+.4f}], {self.difference.test} p={self.difference.p_value:.3g}"
         return (f"{self.subject} ({self.model}: {self.previous_accuracy:.4f} in {self.previous_run} "
-                f"→ {self.accuracy:.4f}, −{self.drop:.4f})")
+                f"→ {self.accuracy:.4f}, −{self.drop:.4f}{test})")
 
 
 def check_run_id(run: str) -> str:
@@ -107,6 +121,7 @@ def write_run(directory: Path, run: str, rows: list[dict[str, Any]]) -> Path:
         ("time", pa.string()), ("run", pa.string()), ("model", pa.string()), ("role", pa.string()),
         ("source", pa.string()), ("model_revision", pa.string()), ("subject", pa.string()),
         ("n", pa.int64()), ("correct", pa.int64()), ("accuracy", pa.float64()), ("settings_hash", pa.string()),
+        ("question_ids", pa.list_(pa.string())), ("question_correct", pa.list_(pa.bool_())),
     ])
     table = pa.Table.from_pylist([{column: row.get(column) for column in HISTORY_COLUMNS} for row in rows], schema=schema)
     path = run_file(directory, run)
@@ -135,11 +150,47 @@ def _same_measurement(old: dict[str, Any], row: dict[str, Any]) -> bool:
             and old.get("n") == row["n"])
 
 
+def outcomes_of(row: dict[str, Any]) -> dict[str, bool] | None:
+    """Question id → answered correctly, from a history row (None when the row has no per-question record)."""
+    ids, correct = row.get("question_ids"), row.get("question_correct")
+    if ids is None or correct is None or len(ids) != len(correct) or len(ids) != row.get("n"):
+        return None
+    return dict(zip(ids, (bool(c) for c in correct), strict=True))
+
+
+def compare_rows(row: dict[str, Any], previous: dict[str, Any]) -> Difference | None:
+    """`row` minus `previous`: paired over the same questions when both keep their outcomes, else
+    as independent samples from the counts."""
+    new, old = outcomes_of(row), outcomes_of(previous)
+    if new is not None and old is not None and new.keys() == old.keys():
+        return paired_outcomes(new, old)
+    correct, n, previous_correct, previous_n = row.get("correct"), row.get("n"), previous.get("correct"), previous.get("n")
+    if not (isinstance(correct, int) and isinstance(n, int) and isinstance(previous_correct, int)
+            and isinstance(previous_n, int)):
+        return None
+    return unpaired_difference(correct, n, previous_correct, previous_n)
+
+
+@dataclass(frozen=True)
+class Drops:
+    """Subjects that fell by more than the threshold: regressions, and (when significance is
+    required) the drops a test does not tell apart from noise."""
+
+    regressions: list[Regression]
+    not_significant: list[Regression]
+
+
 def find_regressions(history: list[dict[str, Any]], current: list[dict[str, Any]], run: str,
-                     threshold: float) -> list[Regression]:
+                     threshold: float, require_significance: bool = False) -> list[Regression]:
     """Subjects whose accuracy fell by more than `threshold` since the latest earlier run of the
-    same model at the same revision, with the same settings, on the same number of questions."""
-    regressions = []
+    same model at the same revision, with the same settings, on the same number of questions
+    (and, with `require_significance`, significantly: two-sided p below 0.05)."""
+    return find_drops(history, current, run, threshold, require_significance).regressions
+
+
+def find_drops(history: list[dict[str, Any]], current: list[dict[str, Any]], run: str,
+               threshold: float, require_significance: bool) -> Drops:
+    drops = []
     for row in current:
         if row.get("model_revision") is None:
             continue   # nothing says which weights these were: no run is known to be the same model
@@ -149,13 +200,16 @@ def find_regressions(history: list[dict[str, Any]], current: list[dict[str, Any]
         previous = max(earlier, key=lambda old: (old.get("time") or "", old.get("run") or ""))
         # A tolerance, so that 0.40 → 0.38 is a drop of 0.02 and not of 0.020000000000000018.
         if previous["accuracy"] - row["accuracy"] > threshold + _FLOAT_TOLERANCE:
-            regressions.append(Regression(row["model"], row["subject"], row["accuracy"],
-                                          previous["accuracy"], previous["run"], row.get("model_revision")))
-    return regressions
+            drops.append(Regression(row["model"], row["subject"], row["accuracy"], previous["accuracy"],
+                                    previous["run"], row.get("model_revision"), compare_rows(row, previous)))
+    if not require_significance:
+        return Drops(drops, [])
+    return Drops([d for d in drops if d.significant], [d for d in drops if not d.significant])
 
 
-def record_run(directory: Path, rows: list[dict[str, Any]], run: str, threshold: float) -> list[Regression]:
+def record_run(directory: Path, rows: list[dict[str, Any]], run: str, threshold: float,
+               require_significance: bool = True) -> Drops:
     """Compare `rows` with the other runs in the history folder, then store them as the run's own file."""
-    regressions = find_regressions(read_history(directory), rows, run, threshold)
+    drops = find_drops(read_history(directory), rows, run, threshold, require_significance)
     write_run(directory, run, rows)
-    return regressions
+    return drops

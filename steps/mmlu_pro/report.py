@@ -24,11 +24,36 @@ def _score_cell(result: dict[str, Any] | None) -> str:
     if result is None:
         return "missing"
     mark = "" if result.get("complete", True) else "*"
-    return f"{result['accuracy']:.4f} ({result['correct']}/{result['n']}){mark}"
+    interval = result.get("interval")
+    shown = f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else ""
+    return f"{result['accuracy']:.4f}{shown} ({result['correct']}/{result['n']}){mark}"
 
 
 def _signed(value: float | None) -> str:
     return "–" if value is None else f"{value:+.4f}"
+
+
+def p_text(p_value: float) -> str:
+    return "p<0.001" if p_value < 0.001 else f"p={p_value:.3f}"
+
+
+def _delta_cell(value: float | None, paired: dict[str, Any] | None) -> str:
+    """Δ, its paired 95 % interval and McNemar's p; ▲/▼ when the interval excludes 0."""
+    if value is None or paired is None:
+        return _signed(value)
+    low, high = paired["interval"]
+    mark = " ▲" if low > 0 else " ▼" if high < 0 else ""
+    return f"{value:+.4f} [{low:+.3f}, {high:+.3f}] {p_text(paired['p_value'])}{mark}"
+
+
+def _drop_text(drop: dict[str, Any]) -> str:
+    test = drop.get("test")
+    detail = ""
+    if test:
+        low, high = test["interval"]
+        detail = f", Δ 95% CI [{low:+.3f}, {high:+.3f}], {test['test']} {p_text(test['p_value'])}"
+    return (f"{drop['model']} {drop['subject']} {drop['previous_accuracy']:.4f} → {drop['accuracy']:.4f} "
+            f"(previous run {drop['previous_run']}{detail})")
 
 
 def render_markdown(summary: dict[str, Any]) -> str:
@@ -37,19 +62,22 @@ def render_markdown(summary: dict[str, Any]) -> str:
     lines = [
         f"# MMLU-Pro results: {summary['run_id']}",
         "",
-        "Accuracy per subject (correct/questions). **Overall** is total correct over total questions, "
-        "as MMLU-Pro reports it; **macro** is the mean of the subject accuracies. "
-        "Δ is the fine-tuned model minus a baseline, in accuracy points (×100 for percentage points).",
+        ("Accuracy per subject (correct/questions). **Overall** is total correct over total questions, "
+         "as MMLU-Pro reports it; **macro** is the mean of the subject accuracies. "
+         "Δ is the fine-tuned model minus a baseline, in accuracy points (×100 for percentage points). "
+         "[low, high] is a 95 % interval: Wilson for an accuracy; for a Δ, paired over the same questions "
+         "(Newcombe), with McNemar's exact p; ▲/▼ mark a Δ whose interval lies above/below 0."),
         "",
         "| subject | " + " | ".join(columns) + " |",
         "|---|" + "---:|" * len(columns),
     ]
     for subject in summary["subjects"]:
         cells = [_score_cell(e["subjects"].get(subject)) for e in models]
-        cells += [_signed(d["subjects"].get(subject)) for d in deltas]
+        cells += [_delta_cell(d["subjects"].get(subject), (d.get("paired") or {}).get(subject)) for d in deltas]
         lines.append(f"| {subject} | " + " | ".join(cells) + " |")
     overall = [f"**{_score_cell(e['overall'] if e['subjects'] else None)}**" for e in models]
-    lines.append("| **overall** | " + " | ".join(overall + [f"**{_signed(d['overall'])}**" for d in deltas]) + " |")
+    lines.append("| **overall** | " + " | ".join(
+        overall + [f"**{_delta_cell(d['overall'], d.get('overall_paired'))}**" for d in deltas]) + " |")
     macro = ["–" if e["macro_accuracy"] is None else f"{e['macro_accuracy']:.4f}" for e in models]
     lines.append("| macro | " + " | ".join(macro + [_signed(d["macro"]) for d in deltas]) + " |")
     lines.append("")
@@ -66,11 +94,15 @@ def render_markdown(summary: dict[str, Any]) -> str:
         lines.append("**Missing results** (not in overall or macro): " + "; ".join(
             f"{m['model']} {m['subject']}" for m in summary["missing"]))
         lines.append("")
+    significantly = " and significantly (p < 0.05)" if summary.get("regression_requires_significance") else ""
     if summary["regressions"]:
-        lines.append(f"**Regressions** (fell by more than {summary['regression_threshold']:g} since the previous run "
-                     "of the same model revision with the same settings): "
-                     + "; ".join(f"{r['model']} {r['subject']} {r['previous_accuracy']:.4f} → {r['accuracy']:.4f} "
-                                 f"(previous run {r['previous_run']})" for r in summary["regressions"]))
+        lines.append(f"**Regressions** (fell by more than {summary['regression_threshold']:g}{significantly} since the "
+                     "previous run of the same model revision with the same settings): "
+                     + "; ".join(_drop_text(r) for r in summary["regressions"]))
+        lines.append("")
+    if summary.get("drops_not_significant"):
+        lines.append(f"Drops beyond {summary['regression_threshold']:g} that a test does not tell apart from noise "
+                     "(not regressions): " + "; ".join(_drop_text(r) for r in summary["drops_not_significant"]))
         lines.append("")
     for entry in models:
         lines.append(f"- {_cell_text(entry['label'])}: `{entry['model']}` revision `{entry['model_revision']}`, "
@@ -111,24 +143,37 @@ def plot_scores(summary: dict[str, Any], path: Path) -> Path:
                 axes.text(position + offset, 0.005, "n/a", ha="center", va="bottom", fontsize=7, rotation=90)
                 continue
             accuracy = result["accuracy"]
-            highest = max(highest, accuracy)
+            interval = result.get("interval")
+            top = interval[1] if interval else accuracy
+            highest = max(highest, top)
             axes.bar(position + offset, accuracy, width, color=colour, label=legend_label,
-                     hatch="//" if not result.get("complete", True) else None, edgecolor="white")
+                     hatch="//" if not result.get("complete", True) else None, edgecolor="white",
+                     yerr=[[accuracy - interval[0]], [interval[1] - accuracy]] if interval else None,
+                     error_kw={"ecolor": "#333333", "elinewidth": 0.8, "capsize": 2})
             legend_label = None
-            axes.text(position + offset, accuracy + 0.005, f"{accuracy:.3f}".lstrip("0"), ha="center",
+            axes.text(position + offset, top + 0.005, f"{accuracy:.3f}".lstrip("0"), ha="center",
                       va="bottom", fontsize=7)
     if groups[-1] == OVERALL:
         axes.axvline(len(groups) - 1.5, color="#999999", linestyle=":", linewidth=1)
     axes.set_xticks(range(len(groups)), groups, rotation=30 if len(groups) > 4 else 0, ha="right" if len(groups) > 4 else "center")
     axes.set_ylim(0, min(1.0, highest * 1.2 + 0.05))
-    axes.set_ylabel("accuracy")
+    axes.set_ylabel("accuracy (whiskers: 95% Wilson interval)")
     axes.set_title(f"MMLU-Pro accuracy, run {summary['run_id']}", pad=12 + 14 * _legend_rows(len(models), len(groups)))
     axes.grid(axis="y", alpha=0.3)
     axes.set_axisbelow(True)
     axes.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=_legend_columns(len(models), len(groups)),
                 fontsize=8, frameon=False)
     figure.tight_layout()
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png", dpi=150, bbox_inches="tight")
-    plt.close(figure)
+    save_png(figure, path, [_name(entry) for entry in models])
     return path
+
+
+def save_png(figure: Any, path: Path, series: list[str]) -> None:
+    """Write the figure atomically; the PNG's text metadata names its series (one per line), so a
+    program can tell what the chart shows without reading pixels."""
+    import matplotlib.pyplot as plt
+
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=150, bbox_inches="tight",
+                       metadata={"Software": "tunebench", "Series": "\n".join(series)})
+    plt.close(figure)

@@ -1,5 +1,5 @@
 """What `tunebench run` prints after a run of the pipeline: the aggregate's score table, how
-fine-tuning changed the answers, and where summary.md and scores.png are. Reads the files
+fine-tuning changed the answers, and where summary.md, scores.png and trend.png are. Reads the files
 steps.aggregate and steps.eval_mmlu_pro write; anything missing or unexpected is skipped, never
 an error (a workflow that is not this pipeline prints nothing here)."""
 from __future__ import annotations
@@ -69,4 +69,7 @@ def print_run_summary(workdir: Path, run_name: str, console: Console) -> Path | 
     plot = folder / "scores.png"
     if plot.exists():
         console.print(f"plot:    {plot}", highlight=False, markup=False)
+    trend = folder / "trend.png"   # from the second run of a model on (aggregate draws it)
+    if trend.exists():
+        console.print(f"trend:   {trend}", highlight=False, markup=False)
     return folder

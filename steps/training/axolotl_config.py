@@ -15,8 +15,8 @@ from typing import Any
 import yaml
 
 from steps.common import StepInputError, write_text_atomic
-from steps.training.distributed import CPU_PLACEMENT_BUDGET
 from steps.safe_yaml import YamlInputError, read_yaml
+from steps.training.distributed import CPU_PLACEMENT_BUDGET
 
 # The converted dataset has `question` and `answer` columns, which this Axolotl strategy reads.
 DATASET_TYPE = "alpaca_chat.load_qa"

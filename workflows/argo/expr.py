@@ -55,8 +55,8 @@ def tokenize(text: str, word_operators: bool) -> list[Token]:
         number = _NUMBER.match(text, i)
         if number:
             raw = number.group()
-            value: Any = float(raw) if any(c in raw for c in ".eE") else int(raw)
-            tokens.append(Token("num", value, i))
+            number_value: float | int = float(raw) if any(c in raw for c in ".eE") else int(raw)
+            tokens.append(Token("num", number_value, i))
             i = number.end()
             continue
         ident = _IDENT.match(text, i)

@@ -11,7 +11,7 @@ contexts, pod GC, TTL, ...) are accepted and ignored.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -114,7 +114,7 @@ class _Checker:
         self.problem(f"not supported by the local runner: {feature} in {where}" + (f" ({hint})" if hint else ""),
                      NOT_EMULATED)
 
-    def fields(self, data: Any, where: str, allowed: set[str], ignored: set[str] = frozenset()) -> dict[str, Any]:
+    def fields(self, data: Any, where: str, allowed: Collection[str], ignored: Collection[str] = frozenset()) -> dict[str, Any]:
         if not isinstance(data, dict):
             self.problem(f"{where}: expected a mapping, got {type(data).__name__}")
             return {}
@@ -667,13 +667,37 @@ def _check_container_references(workflow: Workflow, template: Template, check: _
             reason = template_reference_problem(workflow, template, ref)
             if reason:
                 check.reference(where, ref, reason)
+    # Argo's controller emits metrics once the node ends (ignored locally), so they also see the
+    # node's own outputs and status; a typo there is still a wiring error.
+    for text in strings_in(template.raw.get("metrics") or {}):
+        for ref in references(text):
+            reason = metric_reference_problem(workflow, template, ref)
+            if reason:
+                check.reference(f"{where} metrics", ref, reason)
     for param in template.inputs:
-        for text in (param.value, param.default):
-            if text and "{{" in text:
-                for ref in references(text):
+        for given in (param.value, param.default):
+            if given and "{{" in given:
+                for ref in references(given):
                     if ref.startswith("workflow.") and not workflow_reference_problem(workflow, ref):
                         continue
                     check.problem(f"{where}: input parameter '{param.name}' cannot resolve {{{{{ref}}}}}")
+
+
+METRIC_VARIABLES = ("status", "duration", "exitCode")
+
+
+def metric_reference_problem(workflow: Workflow, template: Template, ref: str) -> str | None:
+    """Why `{{ref}}` cannot resolve in a template's metrics: they see what the template sees, and
+    also its own output parameters and how the node ended."""
+    if ref.startswith("outputs.parameters."):
+        name = ref.removeprefix("outputs.parameters.")
+        if name not in template.output_names():
+            return (f"template '{template.name}' has no output parameter '{name}' "
+                    f"(outputs: {', '.join(template.output_names()) or 'none'})")
+        return None
+    if ref in METRIC_VARIABLES or ref.startswith("resourcesDuration."):
+        return None
+    return template_reference_problem(workflow, template, ref)
 
 
 def template_reference_problem(workflow: Workflow, template: Template, ref: str) -> str | None:

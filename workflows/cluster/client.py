@@ -13,7 +13,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 from urllib.parse import quote
 
 import requests
@@ -37,7 +37,7 @@ from workflows.naming import checked_namespace, checked_object_name
 from workflows.params import WorkflowParam, benchmark_params, pipeline_params
 from workflows.render import manifests
 
-Pipeline = Union[PipelineConfig, str, os.PathLike]  # a config, or the path of its YAML
+Pipeline = PipelineConfig | str | os.PathLike  # a config, or the path of its YAML
 
 FINISHED = ("Succeeded", "Failed", "Error")
 MAX_TRANSIENT_FAILURES = 5
@@ -274,8 +274,10 @@ class ArgoClient:
                 session.timeout = previous  # type: ignore[assignment]
 
     def _call(self, op: Operation, fn: Callable[..., Any], *args: Any, missing_ok: bool = False, **kwargs: Any) -> Any:
-        """`fn(*args, namespace=op.namespace, **kwargs)` with errors mapped; None when `missing_ok` and the object does
-        not exist. The namespace is checked (InvalidName) and escaped before anything is sent."""
+        """`fn(*args, namespace=op.namespace, **kwargs)` with errors mapped; None for a missing object if `missing_ok`.
+
+        The namespace is checked (InvalidName) and escaped before anything is sent.
+        """
         namespace = quote(checked_namespace(op.namespace), safe="")
         with self._mapped(op, missing_ok):
             return fn(*args, namespace=namespace, **kwargs)

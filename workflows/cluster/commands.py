@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -20,19 +20,19 @@ if TYPE_CHECKING:
 
     from workflows.cluster.client import ArgoClient
 
-ServerOpt = Annotated[Optional[str], typer.Option(
+ServerOpt = Annotated[str | None, typer.Option(
     "--server", help="Argo Server: host:port or URL (default: $ARGO_SERVER)", show_default=False)]
-NamespaceOpt = Annotated[Optional[str], typer.Option(
+NamespaceOpt = Annotated[str | None, typer.Option(
     "--namespace", "-n", help="namespace (default: cluster.namespace if the config sets it, else $ARGO_NAMESPACE, else argo)",
     show_default=False)]
-TokenOpt = Annotated[Optional[str], typer.Option(
+TokenOpt = Annotated[str | None, typer.Option(
     "--token", help="token, with or without 'Bearer ' (default: $ARGO_TOKEN; prefer the variable: a flag shows in "
     "`ps` and shell history)", show_default=False)]
 InsecureOpt = Annotated[bool, typer.Option(
     "--insecure-skip-verify", "-k", help="accept any TLS certificate (default: $ARGO_INSECURE_SKIP_VERIFY)")]
 WaitOpt = Annotated[bool, typer.Option("--wait", "-w", help="follow the workflow until it finishes; exit 1 if it fails")]
 PollOpt = Annotated[float, typer.Option("--poll-interval", min=0.01, help="seconds between status polls while waiting")]
-WaitTimeoutOpt = Annotated[Optional[float], typer.Option(
+WaitTimeoutOpt = Annotated[float | None, typer.Option(
     "--wait-timeout", min=0.01, help="stop following after this many seconds (the workflow keeps running)",
     show_default=False)]
 
@@ -116,7 +116,7 @@ def submit(
         "--from-template", help="submit from the applied WorkflowTemplate (tunebench apply) instead of the manifest")] = False,
     benchmark: Annotated[bool, typer.Option(
         "--benchmark", help="submit the benchmark-only template now (what the cron runs); implies --from-template")] = False,
-    parameter: Annotated[Optional[list[str]], typer.Option(
+    parameter: Annotated[list[str] | None, typer.Option(
         "--parameter", "-p", help="override a workflow parameter, NAME=VALUE (repeatable)", show_default=False)] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="only lint the Workflow: locally, then on the server")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="print only the workflow name")] = False,
@@ -180,9 +180,9 @@ def apply(
 
 
 def status(
-    name: Annotated[Optional[str], typer.Argument(
+    name: Annotated[str | None, typer.Argument(
         help="workflow name; omit to list recent workflows", show_default=False)] = None,
-    pipeline: Annotated[Optional[Path], typer.Option(
+    pipeline: Annotated[Path | None, typer.Option(
         "--pipeline", help="a pipeline config: its namespace, and only its runs and cron in the list",
         show_default=False)] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, help="workflows to list")] = 20,

@@ -77,7 +77,7 @@ class NodeTree:
 
     @classmethod
     def of(cls, workflow: dict[str, Any]) -> NodeTree:
-        nodes = dict(((workflow.get("status") or {}).get("nodes") or {}))
+        nodes = dict((workflow.get("status") or {}).get("nodes") or {})
         name = (workflow.get("metadata") or {}).get("name")
         root = name if name in nodes else next(
             (node_id for node_id, node in nodes.items() if not node.get("boundaryID")), None)

@@ -13,6 +13,7 @@ the worst phase of the tasks it depends on.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
@@ -497,9 +498,10 @@ class Engine:
             local.update(item_scope(item))
         template = task.template
         if template.kind == "dag":
-            child: PodNode | DagNode = DagNode(key, display, template, task, index, item, parent=dag,
-                                               fresh_upstream=self._fresh(dag, task))
-            child.prefix = key + "."
+            nested = DagNode(key, display, template, task, index, item, parent=dag,
+                             fresh_upstream=self._fresh(dag, task))
+            nested.prefix = key + "."
+            child: PodNode | DagNode = nested
         else:
             child = PodNode(key, display, template, task, index, item, dag=dag)
             child.log_path = self.workdir / "logs" / f"{_log_name(key)}.log"
@@ -708,7 +710,7 @@ class Engine:
                   f"{datetime.now().strftime('%Y-%m-%d %H:%M:%S')} (tunebench run, workflow {self.name})\n")
         process = group.with_header(header) if group is not None else LocalProcess(
             spec, pod.log_path or self.workdir / "logs" / "pod.log", header, self.options.kill_grace_s,
-            on_start=lambda leader, key=pod.key: self.state.process_started(key, leader))
+            on_start=functools.partial(self.state.process_started, pod.key))
         pod.running = process
         self.running.add(pod)
         pod.dag.running_pods += 1
@@ -802,7 +804,7 @@ class Engine:
                 return
         self._pod_done(pod, result.status, result.message)
 
-    def _pod_done(self, pod: PodNode, phase: str, message: str) -> None:
+    def _pod_done(self, pod: PodNode, phase: Phase, message: str) -> None:
         pod.phase, pod.finished = phase, _now()
         if message or phase != SUCCEEDED:
             pod.message = pod.message if pod.message and message and pod.message.startswith(message) else message
@@ -838,7 +840,7 @@ class Engine:
                 phase, message = SUCCEEDED, ""
         self._task_done(task, phase, message, notify_failure=task.spec.expands or isinstance(task.children[0], DagNode))
 
-    def _task_done(self, task: TaskNode, phase: str, message: str, notify_failure: bool = True) -> None:
+    def _task_done(self, task: TaskNode, phase: Phase, message: str, notify_failure: bool = True) -> None:
         task.phase, task.message = phase, message
         task.finished = task.finished or _now()
         task.started = task.started or task.finished
@@ -846,7 +848,7 @@ class Engine:
         if phase in FAILED_OR_ERROR and notify_failure:
             self._on_failure(task.dag, task, phase)
 
-    def _on_failure(self, dag: DagNode, task: TaskNode, phase: str) -> None:
+    def _on_failure(self, dag: DagNode, task: TaskNode, phase: Phase) -> None:
         """failFast: an unhandled failure stops new tasks in this DAG; running ones finish."""
         if not dag.template.fail_fast or dag.stopped_by is not None:
             return
@@ -856,7 +858,7 @@ class Engine:
         dag.stopped_task = task
         self.listener.fail_fast(dag, task)
 
-    def _failure_handled(self, dag: DagNode, task: TaskNode, phase: str) -> bool:
+    def _failure_handled(self, dag: DagNode, task: TaskNode, phase: Phase) -> bool:
         """Does the manifest expect this failure: continueOn, or a dependent whose depends accepts it?"""
         if task.spec.continues_on(phase):
             return True
@@ -874,7 +876,7 @@ class Engine:
                     return True
         return False
 
-    def _assess(self, dag: DagNode) -> tuple[str, str]:
+    def _assess(self, dag: DagNode) -> tuple[Phase, str]:
         if dag.stopped_by is not None:
             if dag.stopped_task is not None:
                 task = dag.stopped_task
@@ -882,9 +884,9 @@ class Engine:
                 return phase, describe_failure(task)
             return FAILED, dag.stopped_by
         tasks = dag.tasks
-        branch: dict[str, str] = {}
+        branch: dict[str, Phase] = {}
 
-        def phase_of(name: str) -> str:
+        def phase_of(name: str) -> Phase:
             if name in branch:
                 return branch[name]
             task = tasks[name]

@@ -124,7 +124,7 @@ class TaskNode:
 @dataclass
 class RunResult:
     workflow_name: str
-    phase: str
+    phase: Phase
     message: str
     workdir: Path
     started: float

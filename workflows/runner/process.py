@@ -61,7 +61,7 @@ class PodSpec:
 
 @dataclass
 class AttemptResult:
-    status: str  # Succeeded | Failed | Error
+    status: Phase  # Succeeded | Failed | Error
     exit_code: int | None
     message: str
     started: float
