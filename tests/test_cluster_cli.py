@@ -250,3 +250,20 @@ def test_item8_path_segments_are_escaped_even_past_the_name_check(stub, monkeypa
 def test_item8_valid_names_still_work(stub):
     assert run("status", "no-such-workflow.v2", "-n", "argo").exit_code == 1  # reached the server: 404
     assert stub.calls("GET", "/api/v1/workflows/argo/no-such-workflow.v2")
+
+
+@pytest.mark.parametrize(("content", "expected"), [
+    (b"name: caf\xe9\n", "not UTF-8 text"),
+    (b"name: a\nname: b\n", "duplicate key 'name'"),
+    (b"x: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n" + b"".join(
+        b"x%d: &a%d [%s]\n" % (i, i, b", ".join([b"*a" if i == 1 else b"*a%d" % (i - 1)] * 10)) for i in range(1, 9)),
+     "expands to more than"),
+])
+@pytest.mark.parametrize("command", [("submit",), ("submit", "--dry-run"), ("apply",), ("status", "--pipeline")])
+def test_item10_hostile_config_files_never_reach_the_server(stub, tmp_path, command, content, expected):
+    config = tmp_path / "hostile.yaml"
+    config.write_bytes(content)
+    result = run(*command, config)
+    assert result.exit_code == 2 and expected in result.stderr, result.output
+    assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.output
+    assert stub.requests == []

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 import yaml
+from test_config import billion_laughs
 from typer.testing import CliRunner
 
 from workflows.cli import app
@@ -33,10 +34,7 @@ RANDOM_CASES = 70
 PER_COMMAND_S = 10.0
 TOTAL_S = 60.0  # the whole fuzz run; about 15 s on one core
 
-BILLION_LAUGHS = "\n".join(
-    [f"  a0: &a0 [{', '.join(['lol'] * 9)}]"]
-    + [f"  a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
-)
+BILLION_LAUGHS = billion_laughs(indent="  ")
 
 
 def _edit(old: str, new: str, regex: bool = False) -> Callable[[str], str]:
@@ -63,8 +61,7 @@ INVALID_CONFIGS: dict[str, Callable[[str], str | bytes]] = {
     "gpu-memory-400-digits": _edit(r"gpu_memory_gib: [0-9.]+", "gpu_memory_gib: " + "9" * 400,
                                    regex=True),
     "non-utf8": lambda text: text.replace("benchmarked on MMLU-Pro math", "caf\u00e9").encode("latin-1"),
-    "alias-bomb": lambda text: text.replace("  overrides: {}\n", "  overrides:\n" + BILLION_LAUGHS.replace(
-        "\n  ", "\n    ").replace("  a0:", "    a0:", 1) + "\n"),
+    "alias-bomb": _edit("  overrides: {}\n", "  overrides:\n" + billion_laughs(indent="    ") + "\n"),
     "recursive-alias": _edit("  overrides: {}\n", "  overrides: &loop {again: *loop}\n"),
     "namespace-path": _edit("  namespace: argo\n", '  namespace: "../../x?y#"\n'),
     "timeout-beyond-a-year": _edit("  timeout: 8h\n", "  timeout: 99999999d\n"),
