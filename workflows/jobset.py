@@ -160,7 +160,10 @@ class JobSetTraining:
     def tasks(self, depends: str, arguments: dict[str, str]) -> Task:
         """`train-request` (takes the train task's arguments), then `train` (the JobSet); returns `train`."""
         request = self.request(name=REQUEST_TASK, depends=depends, arguments=arguments)
-        return self.jobset(name="train", depends=request.name)
+        assert isinstance(request, Task)  # a template called inside a DAG makes a Task
+        trained = self.jobset(name="train", depends=request.name)
+        assert isinstance(trained, Task)
+        return trained
 
 
 def train_jobset(cfg: PipelineConfig, train: StepTemplate, pod_security_context: dict[str, Any] | None

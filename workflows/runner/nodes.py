@@ -8,6 +8,7 @@ from typing import Any
 from workflows.argo.phase import FAILED_OR_ERROR, FULFILLED, Phase
 from workflows.argo.subst import as_param_string
 from workflows.argo.validate import Task, Template
+from workflows.runner.jobset import LocalJobSet
 from workflows.runner.process import LocalProcess, volume_dir
 
 PENDING, RUNNING, SUCCEEDED = Phase.PENDING, Phase.RUNNING, Phase.SUCCEEDED
@@ -59,7 +60,7 @@ class PodNode(Node):
         self.reused = False
         self.fingerprint = ""
         self.retry_at: float | None = None
-        self.running: LocalProcess | None = None
+        self.running: LocalProcess | LocalJobSet | None = None
         self.nominal_elapsed = 0.0  # attempts plus unscaled backoff, for backoff.maxDuration
         self.sequence = 0
         self.log_path: Path | None = None
