@@ -89,6 +89,7 @@ def test_every_node_starts_together_with_its_index_and_node_0_at_localhost(tmp_p
     assert "Completed: all 3 nodes succeeded" in log.read_text()
     for index in range(3):  # each node's own log, as `argo logs` shows each pod
         assert "==== train:" in (log.parent / f"{log.stem}.node-{index}.log").read_text()
+    assert json.loads((result.workdir / "state.json").read_text())["processes"] == {}  # nothing left for a resume to stop
 
 
 def test_a_node_killed_mid_run_restarts_the_whole_group_which_then_finishes(tmp_path):
