@@ -14,7 +14,7 @@ import steps.train as train_step
 from steps.common import StepInputError
 from steps.training import launch
 from steps.training.axolotl_config import MULTI_GPU_DDP_TIMEOUT_S, PipelineSettings, TrainPaths, build_final_config
-from steps.training.distributed import CPU_DISTRIBUTED_ENV, CPU_PLACEMENT_BUDGET, Rendezvous, TrainRequest, rendezvous
+from steps.training.distributed import CPU_PLACEMENT_BUDGET, Rendezvous, TrainRequest, rendezvous
 
 
 @pytest.fixture
@@ -144,7 +144,7 @@ def test_only_node_0_writes_the_run_folder_and_every_node_resumes_from_the_same_
     assert node_config["resume_from_checkpoint"] == str(complete)
     assert not Path(command[command.index("train") + 1]).exists()  # its temporary folder is gone
     assert command[command.index("--node_rank") + 1] == "1"
-    assert env["ACCELERATE_USE_CPU"] == CPU_DISTRIBUTED_ENV["ACCELERATE_USE_CPU"]
+    assert (env["ACCELERATE_USE_CPU"], env["ACCELERATE_TORCH_DEVICE"]) == ("true", "cpu")
 
     # Node 0 writes the final config and removes the partial checkpoint; the missing adapter of this
     # fake launch fails its check, so no done.json claims a finished run.

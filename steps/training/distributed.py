@@ -26,10 +26,13 @@ RDZV_ID_PREFIX = "tunebench-"
 # available"); a `max_memory` with only a CPU budget makes Axolotl place the model on the
 # CPU instead. The budget bounds placement, it allocates nothing.
 CPU_PLACEMENT_BUDGET = "1024GiB"
-# Without it, transformers' TrainingArguments builds a non-distributed state on a CPU and
-# each node trains alone on the whole dataset (same output folder, no error); with it the
-# Trainer joins the group over gloo.
-CPU_DISTRIBUTED_ENV = {"ACCELERATE_USE_CPU": "true"}
+# ACCELERATE_USE_CPU: without it, transformers' TrainingArguments builds a non-distributed
+# state on a CPU and each node trains alone on the whole dataset (same output folder, no
+# error); with it the Trainer joins the group over gloo.
+# ACCELERATE_TORCH_DEVICE: accelerate names a gloo process's device `cpu:0`, and the Trainer
+# loads a checkpoint's optimizer state with that as map_location, which torch.load cannot
+# restore ("don't know how to restore data location ... cpu:0"): every resume would fail.
+CPU_DISTRIBUTED_ENV = {"ACCELERATE_USE_CPU": "true", "ACCELERATE_TORCH_DEVICE": "cpu"}
 
 
 @dataclass(frozen=True)
