@@ -171,6 +171,18 @@ def test_an_exit_handler_that_only_deletes_the_jobset_has_nothing_to_do_locally(
     assert without_jobset_cleanup(other) == other  # any other exit handler stays, and is refused by name
 
 
+def test_a_node_that_cannot_start_is_the_tasks_error_in_one_line(tmp_path, monkeypatch):
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    template = jobset_template("pass")
+    manifest = yaml.safe_load(template["resource"]["manifest"])
+    container = manifest["spec"]["replicatedJobs"][0]["template"]["spec"]["template"]["spec"]["containers"][0]
+    container["env"].append({"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": "hf-token", "key": "token"}}})
+    template["resource"]["manifest"] = yaml.safe_dump(manifest)
+    result = _run(tmp_path, template)
+    assert not result.succeeded
+    assert pods(result)["train"]["message"].startswith("env HF_TOKEN comes from Secret 'hf-token'")
+
+
 def test_args_expand_like_the_kubelet():
     env = {"JOB_COMPLETION_INDEX": "1"}
     assert expand_var_refs("--node-rank=$(JOB_COMPLETION_INDEX)", env) == "--node-rank=1"

@@ -34,7 +34,7 @@ from typing import Any
 
 from workflows.argo.phase import Phase
 from workflows.jobset import condition_holds, plan
-from workflows.runner.process import FAILED, SUCCEEDED, AttemptResult, LocalProcess
+from workflows.runner.process import ERROR, FAILED, SUCCEEDED, AttemptResult, LocalProcess, PrepareError
 from workflows.runner.workdir import open_log
 
 LOCALHOST = "127.0.0.1"
@@ -162,6 +162,8 @@ class LocalJobSet:
             timer.start()
         try:
             return self._run()
+        except PrepareError as error:  # a node cannot start as configured (a required secret is missing...)
+            return AttemptResult(ERROR, None, str(error), time.time(), time.time())
         finally:
             if timer is not None:
                 timer.cancel()
