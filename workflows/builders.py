@@ -14,13 +14,13 @@ new scores on the card; `verdict` then fails the run on it (see steps/verdict.py
 """
 from __future__ import annotations
 
-from hera.workflows import (DAG, Container, Counter, CronWorkflow, Gauge, Label, Parameter, Resource, Task, Workflow,
+from hera.workflows import (DAG, Container, Counter, CronWorkflow, Gauge, Label, Parameter, Task, Workflow,
                             WorkflowTemplate)
 from hera.workflows.models import PodGC, PodSecurityContext, TTLStrategy, VolumeClaimGC, WorkflowMetadata, WorkflowTemplateRef
 
 from steps.mmlu_pro import node_outputs
 from workflows.config import PipelineConfig
-from workflows.jobset import EXIT_HANDLER, exit_handler, train_jobset
+from workflows.jobset import EXIT_HANDLER, JobSetTraining, exit_handler, train_jobset
 from workflows.params import WorkflowParam, benchmark_params, by_name, pipeline_params
 from workflows.templates import (
     HISTORY_DIR,
@@ -90,6 +90,10 @@ def memory_gate(cfg: PipelineConfig) -> Container:
 
 
 def train(cfg: PipelineConfig) -> Container:
+    return train_step(cfg).container(cfg)
+
+
+def train_step(cfg: PipelineConfig) -> StepTemplate:
     spec = cfg.train
     # The configured count is the literal; `-p gpus=N` reaches the pod through podSpecPatch.
     return StepTemplate(
@@ -103,7 +107,7 @@ def train(cfg: PipelineConfig) -> Container:
         gpus=spec.gpus, patched_resources={spec.gpu_resource: "gpus"},
         shm_size=spec.shm_size, placement=spec, priority_class=spec.priority_class_name,
         cpu=spec.cpu, memory=spec.memory, retry=INFRASTRUCTURE_RETRY, timeout_seconds=spec.timeout,
-    ).container(cfg)
+    )
 
 
 def merge_lora(cfg: PipelineConfig) -> Container:
@@ -337,13 +341,13 @@ def _aggregate_task(template: Container, params: dict[str, WorkflowParam], depen
     )
 
 
-def _train_jobset(cfg: PipelineConfig) -> Resource | None:
+def _train_jobset(cfg: PipelineConfig) -> JobSetTraining | None:
     """Across nodes, the JobSet that replaces the train pod. Built outside the Workflow's context: the
     train container it is made from must not become a template of its own."""
     if cfg.train.nodes == 1:
         return None
     security = _pod_security(cfg)
-    return train_jobset(cfg, train(cfg), security.model_dump(by_alias=True, exclude_none=True) if security else None)
+    return train_jobset(cfg, train_step(cfg), security.model_dump(by_alias=True, exclude_none=True) if security else None)
 
 
 def _summary_id(scored: Task) -> str:
@@ -356,13 +360,13 @@ def _verdict_task(template: Container, scored: Task, depends: str) -> Task:
     return template(name="verdict", depends=depends, arguments={"summary_id": _summary_id(scored)})
 
 
-def _pipeline_dag(cfg: PipelineConfig, params: dict[str, WorkflowParam], jobset: Resource | None) -> None:
+def _pipeline_dag(cfg: PipelineConfig, params: dict[str, WorkflowParam], jobset: JobSetTraining | None) -> None:
     p = {name: param.ref for name, param in params.items()}
     multi_node = jobset is not None
     if multi_node:
         exit_handler()
     templates = {
-        "convert": convert_dataset(cfg), "gate": memory_gate(cfg), "train": jobset or train(cfg),
+        "convert": convert_dataset(cfg), "gate": memory_gate(cfg), **({"train": train(cfg)} if jobset is None else {}),
         "merge": merge_lora(cfg), "upload": upload(cfg), "plan": plan_eval(cfg),
         "aggregate": aggregate(cfg), "publish": publish_scores(cfg), "verdict": verdict(cfg),
         "prefetch_base": prefetch_base_model(cfg), "prefetch_eval": prefetch_eval(cfg),
@@ -379,9 +383,12 @@ def _pipeline_dag(cfg: PipelineConfig, params: dict[str, WorkflowParam], jobset:
             "gpu_memory_gib": p["gpu_memory_gib"], "mode": p["gate_mode"]})
         base_fetched = templates["prefetch_base"](name="prefetch-base-model", arguments={
             "model": p["base_model"], "revision": p["base_model_revision"]})
-        trained = templates["train"](name="train", depends=f"{convert.name} && {gate.name} && {base_fetched.name}", arguments={
+        train_depends = f"{convert.name} && {gate.name} && {base_fetched.name}"
+        train_arguments = {
             "base_model": p["base_model"], "base_model_revision": p["base_model_revision"],
-            "axolotl_config": p["axolotl_config"], "overrides": p["axolotl_overrides"], "gpus": p["gpus"]})
+            "axolotl_config": p["axolotl_config"], "overrides": p["axolotl_overrides"], "gpus": p["gpus"]}
+        trained = jobset.tasks(train_depends, train_arguments) if jobset is not None else \
+            templates["train"](name="train", depends=train_depends, arguments=train_arguments)
         merged = templates["merge"](name="merge-lora", depends=trained.name, arguments={
             "memory": f"{{{{tasks.{base_fetched.name}.outputs.parameters.merge-memory}}}}"})
         published_model = {"repo_id": p["hub_repo"], "base_model": p["base_model"],

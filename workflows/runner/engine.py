@@ -613,7 +613,7 @@ class Engine:
         active = resolved.get("activeDeadlineSeconds")
         deadline = self._attempt_deadline(pod, resolved, float(active) if active is not None else None)
         return LocalJobSet(resolved, start_node, pod.log_path or self.workdir / "logs" / "pod.log",
-                           f"{log_name(pod.key)}-{number}", self.workdir, deadline)
+                           f"{log_name(pod.key)}-{number}", self.workdir, deadline, self.state.process_ended)
 
     def _run_attempt(self, pod: PodNode, process: AttemptRunner) -> None:
         try:
