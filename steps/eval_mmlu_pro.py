@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from steps.common import StepInputError, TransientFailure, load_failure, step_errors, step_main, write_json_atomic
+from steps.contract import subject_results_file, subject_summary_file
 from steps.mmlu_pro.data import load_subject
 from steps.mmlu_pro.engines import Engine, GenerationSettings, load_engine
 from steps.mmlu_pro.engines.base import STOP_STRINGS, model_revision
@@ -28,11 +29,11 @@ EngineFactory = Callable[[str, str, "str | None", GenerationSettings], Engine]
 
 
 def records_path(out_dir: Path, subject: str) -> Path:
-    return Path(out_dir) / f"{subject}.jsonl"
+    return Path(out_dir) / subject_results_file(subject)
 
 
 def summary_path(out_dir: Path, subject: str) -> Path:
-    return Path(out_dir) / f"{subject}.summary.json"
+    return Path(out_dir) / subject_summary_file(subject)
 
 
 def _log(message: str) -> None:

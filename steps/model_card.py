@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 from huggingface_hub import ModelCardData
 
+from steps.contract import REPO_ID
 from steps.mmlu_pro.summary_file import read_summary
 from steps.training.axolotl_config import DATASET_TYPE
 
@@ -165,7 +166,7 @@ def load_summary(path: Path, summary_id: str | None = None) -> tuple[Scores | No
 
 
 def _is_hub_id(name: str | None) -> bool:
-    return bool(name) and re.fullmatch(r"[\w.-]+/[\w.-]+", name) is not None and not Path(name).exists()
+    return name is not None and REPO_ID.fullmatch(name) is not None and not Path(name).exists()
 
 
 def _link(name: str, kind: str = "") -> str:

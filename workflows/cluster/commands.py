@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from steps.contract import rebenchmark_cron_name
 from workflows.cli_common import PipelineArg
 
 if TYPE_CHECKING:
@@ -224,7 +225,7 @@ def _list(client: ArgoClient, cfg: Any, namespace: str, limit: int, console: Con
     if cfg is not None and cfg.schedule is not None:
         cron = client.get_cron(cfg)
         if cron is None:
-            console.print(f"cron {cfg.name}-rebenchmark: not applied (tunebench apply {cfg.name})", markup=False)
+            console.print(f"cron {rebenchmark_cron_name(cfg.name)}: not applied (tunebench apply {cfg.name})", markup=False)
         else:
             spec, state = cron.get("spec") or {}, cron.get("status") or {}
             schedules = ", ".join(spec.get("schedules") or ([spec["schedule"]] if spec.get("schedule") else []))
