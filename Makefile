@@ -9,7 +9,7 @@ export AXOLOTL_DO_NOT_TRACK ?= 1
 export WANDB_MODE ?= disabled
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install test demo lint-configs render constraints crds clean
+.PHONY: install test demo demo-trend lint-configs render constraints crds clean
 
 install: $(STAMP)
 
@@ -35,6 +35,13 @@ demo: install
 	$(PY) -m steps.tiny_assets --out build/demo-assets
 	$(VENV)/bin/tunebench run configs/pipelines/smoke.yaml --workdir .demo
 
+# A second run on a copy of the demo's volumes (history included), as a second run on one
+# cluster: without state.json the runner starts a new workflow; it prints trend.png's path.
+demo-trend: demo
+	rm -rf .demo-2 && cp -a .demo .demo-2 && rm .demo-2/state.json
+	$(VENV)/bin/tunebench run configs/pipelines/smoke.yaml --workdir .demo-2
+	$(VENV)/bin/tunebench history .demo-2/volumes/workspace/history/mmlu-pro --subject math
+
 render: install
 	$(VENV)/bin/tunebench render configs/pipelines/gemma2-2b-acereason-math.yaml --kind all
 
@@ -50,4 +57,4 @@ constraints:
 	  $(PIP) freeze --exclude-editable | grep -v '^tunebench' | sed 's/+cpu$$//'; } > constraints.txt
 
 clean:
-	rm -rf $(VENV) .demo build *.egg-info
+	rm -rf $(VENV) .demo .demo-2 build *.egg-info

@@ -25,6 +25,7 @@ def _options(argv: list[str]) -> dict[str, str]:
 
 def _eval(options: dict[str, str]) -> None:
     from steps.common import write_json_atomic
+    from steps.mmlu_pro.node_outputs import write_eval_outputs
     from steps.mmlu_pro.results import subject_summary
 
     correct, n = json.loads(os.environ["STAND_IN_SCORES"])[options["role"]][options["subject"]]
@@ -34,6 +35,7 @@ def _eval(options: dict[str, str]) -> None:
                               model_revision=MODEL_REVISION, dataset=options["dataset"], dataset_revision="data-1",
                               extract="tiger", limit=None, settings={}, settings_hash="settings-1")
     write_json_atomic(Path(options["out-dir"]) / f"{options['subject']}.summary.json", summary)
+    write_eval_outputs(Path(options["out-dir"]), options["subject"], summary)   # the template's output parameters
 
 
 def _upload(options: dict[str, str]) -> None:

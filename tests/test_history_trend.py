@@ -113,3 +113,21 @@ def test_the_local_runner_names_the_trend_plot_after_the_run(tmp_path):
     (folder / "trend.png").write_bytes(b"png")
     print_run_summary(tmp_path, "smoke-abc", console)
     assert f"trend:   {folder / 'trend.png'}" in console.export_text()
+
+
+def test_history_files_without_per_question_columns_still_read_and_compare_by_counts(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from steps.mmlu_pro.history import find_drops, read_history
+
+    folder = tmp_path / "history"
+    folder.mkdir()
+    old = _row("old", 1, "org/a", "math", 540, n=1351)
+    pq.write_table(pa.Table.from_pylist([old]), folder / "old.parquet")   # the layout before question_ids
+    [row] = read_history(folder)
+    assert row["question_ids"] is None and row["correct"] == 540
+    current = _row("new", 8, "org/a", "math", 430, n=1351)
+    [regression] = find_drops([row], [current], "new", 0.02, require_significance=True).regressions
+    assert regression.difference.test == "Fisher exact" and regression.difference.p_value < 0.001
+    assert _history_cli(str(folder)).exit_code == 0

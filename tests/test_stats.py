@@ -81,3 +81,12 @@ def test_unpaired_difference_uses_fisher_exact_and_newcombe_without_correlation(
     assert difference.interval.low == pytest.approx(-0.171426, abs=1e-6)
     assert difference.interval.high == pytest.approx(0.073396, abs=1e-6)
     assert unpaired_difference(1, 0, 1, 4) is None
+
+
+def test_scipy_is_a_declared_dependency_of_the_image_aggregate_runs_in(project_root):
+    """The light image installs the project's own dependencies only (no extras)."""
+    import tomllib
+
+    dependencies = tomllib.loads((project_root / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert any(d.split(">")[0].split("=")[0].strip() == "scipy" for d in dependencies)
+    assert "-c constraints.txt ." in (project_root / "containers" / "light.Dockerfile").read_text()

@@ -72,7 +72,8 @@ def _cli_run(manifest: dict, workdir: Path, *params: str) -> subprocess.Complete
 
 def test_item1_a_regression_publishes_the_new_scores_and_the_workflow_ends_failed(tmp_path):
     workdir = tmp_path / "run"
-    _earlier_run(workdir, "local/tiny-llama-smoke", accuracy=0.6)   # now 0.30 and 0.35
+    # now 0.30 and 0.35: beyond the threshold and significant on 20 questions (Fisher p < 0.001)
+    _earlier_run(workdir, "local/tiny-llama-smoke", accuracy=0.95)
     result = _cli_run(_pipeline(), workdir)
     assert result.returncode == 1, result.stdout + result.stderr
     timeline = json.loads((workdir / "timeline.json").read_text())
@@ -128,7 +129,7 @@ def test_item1_the_cron_rebenchmark_fails_on_a_regression(tmp_path):
     cfg = load_pipeline(SMOKE)
     benchmark = next(m for m in manifests(cfg, "template") if m["spec"]["entrypoint"] == "benchmark")
     workdir = tmp_path / "run"
-    _earlier_run(workdir, cfg.eval.baselines[0], accuracy=0.6)
+    _earlier_run(workdir, cfg.eval.baselines[0], accuracy=0.95)   # now 0.20 and 0.25: significant
     result = run(stand_in(benchmark, SCORES), workdir, cwd=PROJECT_ROOT)
     assert not result.succeeded and result.phase == "Failed"
     assert {task: phase for task, phase in phases(result).items() if task in ("aggregate", "verdict")} == {

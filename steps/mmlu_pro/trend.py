@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -105,6 +105,15 @@ def plot_trend(points: list[Point], path: Path, title: str = "MMLU-Pro accuracy 
     rows = -(-len(subjects) // columns) if subjects else 1
     figure, grid = plt.subplots(rows, columns, figsize=(5.5 * columns, 3.6 * rows), squeeze=False, sharey=True)
     colours = plt.get_cmap("tab10")
+    # Models measured in the same run share a time: shift each a little so whiskers do not hide each other.
+    times = [t for t in (_time(p) for p in points) if t is not None]
+    span = (max(times) - min(times)) if times else timedelta(0)
+    step = max(span, timedelta(minutes=10)) * (0.6 / 100)
+
+    def at(point: Point, number: int) -> datetime | None:
+        moment = _time(point)
+        return None if moment is None else moment + step * (number - (len(models) - 1) / 2)
+
     for index, subject in enumerate(subjects):
         axes = grid[index // columns][index % columns]
         for number, model in enumerate(models):
@@ -117,8 +126,7 @@ def plot_trend(points: list[Point], path: Path, title: str = "MMLU-Pro accuracy 
             for point in [*series, None]:
                 notes = _changes(previous, point) if point is not None else ["end"]
                 if notes and segment:
-                    times = [_time(p) for p in segment]
-                    axes.errorbar(times, [p.accuracy for p in segment],
+                    axes.errorbar([at(p, number) for p in segment], [p.accuracy for p in segment],
                                   yerr=[[p.accuracy - (p.low or 0.0) for p in segment],
                                         [(p.high or 0.0) - p.accuracy for p in segment]],
                                   color=colour, marker="o", markersize=4, linewidth=1.2, capsize=2,
@@ -127,9 +135,9 @@ def plot_trend(points: list[Point], path: Path, title: str = "MMLU-Pro accuracy 
                 if point is None:
                     break
                 if notes:
-                    axes.plot([_time(point)], [point.accuracy], marker="o", markersize=9, markerfacecolor="none",
+                    axes.plot([at(point, number)], [point.accuracy], marker="o", markersize=9, markerfacecolor="none",
                               markeredgecolor=colour, linestyle="none")
-                    axes.annotate(", ".join(notes), (_time(point), point.accuracy), textcoords="offset points",
+                    axes.annotate(", ".join(notes), (at(point, number), point.accuracy), textcoords="offset points",
                                   xytext=(-6, 8), ha="right", fontsize=6, color=colour)
                 segment.append(point)
                 previous = point

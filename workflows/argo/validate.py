@@ -686,15 +686,17 @@ def _check_container_references(workflow: Workflow, template: Template, check: _
 METRIC_VARIABLES = ("status", "duration", "exitCode")
 
 
+def _undeclared(template: Template, kind: str, name: str, declared: list[str]) -> str | None:
+    if name in declared:
+        return None
+    return f"template '{template.name}' has no {kind} parameter '{name}' ({kind}s: {', '.join(declared) or 'none'})"
+
+
 def metric_reference_problem(workflow: Workflow, template: Template, ref: str) -> str | None:
     """Why `{{ref}}` cannot resolve in a template's metrics: they see what the template sees, and
     also its own output parameters and how the node ended."""
     if ref.startswith("outputs.parameters."):
-        name = ref.removeprefix("outputs.parameters.")
-        if name not in template.output_names():
-            return (f"template '{template.name}' has no output parameter '{name}' "
-                    f"(outputs: {', '.join(template.output_names()) or 'none'})")
-        return None
+        return _undeclared(template, "output", ref.removeprefix("outputs.parameters."), template.output_names())
     if ref in METRIC_VARIABLES or ref.startswith("resourcesDuration."):
         return None
     return template_reference_problem(workflow, template, ref)
@@ -704,11 +706,7 @@ def template_reference_problem(workflow: Workflow, template: Template, ref: str)
     if ref.startswith("="):
         return NotEmulated("not supported by the local runner: expression tags {{=...}}")
     if ref.startswith("inputs.parameters."):
-        name = ref.removeprefix("inputs.parameters.")
-        if name not in template.input_names():
-            return (f"template '{template.name}' has no input parameter '{name}' "
-                    f"(inputs: {', '.join(template.input_names()) or 'none'})")
-        return None
+        return _undeclared(template, "input", ref.removeprefix("inputs.parameters."), template.input_names())
     if ref.startswith("workflow."):
         return workflow_reference_problem(workflow, ref)
     if ref in ("pod.name", "retries", "node.name"):
