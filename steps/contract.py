@@ -20,6 +20,7 @@ EXIT_FAILURE = 1        # not the input's fault; the network and hub cases are r
 EXIT_BAD_INPUT = 2
 EXIT_GATE_CLOSED = 3    # the memory estimate does not fit the GPUs (estimate_memory --mode fail)
 EXIT_REGRESSION = 4     # a score fell beyond the threshold (verdict, aggregate --on-regression fail)
+EXIT_INTERRUPTED = 130  # tunebench's own commands, stopped by Ctrl-C (128 + SIGINT, as a shell reports it)
 # A step's verdict on its input: rerunning (a retry, a restarted JobSet) changes nothing.
 VERDICT_EXIT_CODES = (EXIT_BAD_INPUT, EXIT_GATE_CLOSED, EXIT_REGRESSION)
 
