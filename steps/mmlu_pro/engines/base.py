@@ -28,8 +28,12 @@ class Generation:
 
 class Engine(Protocol):
     name: str
+
     # Prompts per call to `generate`; results are saved after each call. None: all at once.
-    chunk_size: int | None
+    # Read-only here, so an engine whose chunks are always bounded may say `int`.
+    @property
+    def chunk_size(self) -> int | None: ...
+
     # Whether prompts should reach `generate` longest first: an engine that pads each batch to its
     # longest prompt wastes less on batches of similar lengths; vLLM schedules tokens itself.
     sort_by_length: bool

@@ -56,7 +56,9 @@ class HFEngine:
         if ref.adapter:
             from peft import PeftModel
 
-            self._model = PeftModel.from_pretrained(self._model, ref.adapter)
+            # A PeftModel forwards generate, eval and device to the model it wraps; transformers'
+            # annotation of from_pretrained names only its own classes.
+            self._model = PeftModel.from_pretrained(self._model, ref.adapter)  # type: ignore[assignment]
         self._model.eval()
         self._count = token_counter(self._tokenizer)
         self._torch = torch
@@ -75,7 +77,9 @@ class HFEngine:
         tokenizer = self._tokenizer
         inputs = tokenizer(prompts, return_tensors="pt", padding=True).to(self._model.device)
         with self._torch.inference_mode():
-            output = self._model.generate(
+            # transformers annotates generate's self as GenerativePreTrainedModel, which the class
+            # AutoModelForCausalLM.from_pretrained is typed to return does not name.
+            output = self._model.generate(  # type: ignore[misc]
                 **inputs, do_sample=False, temperature=None, top_p=None, top_k=None,
                 # Greedy continuations do not depend on how far the batch runs, so the batch
                 # runs to its longest limit and each row is cut to its own.
@@ -89,7 +93,8 @@ class HFEngine:
         ended = next((i for i, token in enumerate(tokens) if token in eos), None)
         if ended is not None:
             tokens = tokens[:ended]
-        text, stopped = cut_at_stop(self._tokenizer.decode(tokens, skip_special_tokens=True))
+        # decode of one sequence (a list of ids) is a str; transformers types it for batches too.
+        text, stopped = cut_at_stop(self._tokenizer.decode(tokens, skip_special_tokens=True))  # type: ignore[arg-type]
         return Generation(text=text, hit_token_limit=ended is None and not stopped and len(tokens) >= limit)
 
     def _eos_ids(self) -> set[int]:
