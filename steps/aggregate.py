@@ -30,8 +30,8 @@ from steps.common import (
     write_json_atomic,
     write_text_atomic,
 )
-from steps.contract import (SCORES_PNG, SUMMARY_ID, SUMMARY_JSON, SUMMARY_MD, TREND_PNG, subject_results_file,
-                            subject_summary_file)
+from steps.contract import (ROLE_BASELINE, ROLE_FINETUNED, SCORES_PNG, SUMMARY_ID, SUMMARY_JSON, SUMMARY_MD,
+                            TREND_PNG, subject_results_file, subject_summary_file)
 from steps.mmlu_pro.history import Drops, Regression, check_run_id, record_run
 from steps.mmlu_pro.node_outputs import write_aggregate_outputs
 from steps.mmlu_pro.report import plot_scores, render_markdown
@@ -166,12 +166,12 @@ def summarize(run_id: str, subjects: list[str], models: list[dict[str, str]], ev
     comparable = comparable_subjects(subjects, [results for results, _ in read])
     entries = [_model_entry(model, subjects, results, first, comparable)
                for model, (results, first) in zip(models, read, strict=True)]
-    baselines = [e for e in entries if e["role"] == "baseline"]
+    baselines = [e for e in entries if e["role"] == ROLE_BASELINE]
     return {
         "run_id": run_id, "time": time, "subjects": subjects, "regression_threshold": threshold,
         "comparable_subjects": comparable,
         "models": entries,
-        "deltas": [_delta(ft, base, comparable) for ft in entries if ft["role"] == "finetuned" for base in baselines],
+        "deltas": [_delta(ft, base, comparable) for ft in entries if ft["role"] == ROLE_FINETUNED for base in baselines],
         "missing": [{"model": e["label"], "subject": s} for e in entries for s in e["missing"]],
         "partial": [{"model": e["label"], "subject": s, "n": e["subjects"][s]["n"],
                      "n_questions": e["subjects"][s]["n_questions"]} for e in entries for s in e["partial"]],

@@ -170,6 +170,12 @@ def rebenchmark_cron_name(pipeline: str) -> str:
 
 
 # --- MMLU-Pro and the hub ----------------------------------------------------------------------
+# A model's role in a run (plan_eval's items, eval_mmlu_pro --role, the summary's entries).
+ROLE_BASELINE = "baseline"
+ROLE_FINETUNED = "finetuned"
+ROLES = (ROLE_BASELINE, ROLE_FINETUNED)
+ROLE_NAMES = {ROLE_BASELINE: "baseline", ROLE_FINETUNED: "fine-tuned"}  # as the report and the card print them
+
 # The 14 subjects, spelled as the dataset's `category` column spells them.
 SUBJECTS: tuple[str, ...] = (
     "biology",

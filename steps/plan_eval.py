@@ -13,7 +13,8 @@ from typing import Annotated, Any
 import typer
 
 from steps.common import StepInputError, step_errors, step_main, write_json_atomic
-from steps.contract import BASELINE_ITEMS, FINETUNED_ITEMS, FINETUNED_SLUG, PLANNED_MODELS, plan_file
+from steps.contract import (BASELINE_ITEMS, FINETUNED_ITEMS, FINETUNED_SLUG, PLANNED_MODELS, ROLE_BASELINE,
+                            ROLE_FINETUNED, plan_file)
 from steps.mmlu_pro.subjects import parse_subjects
 
 
@@ -40,14 +41,14 @@ def parse_baselines(value: str) -> list[str]:
 
 def plan(baselines: list[str], subjects: list[str], finetuned_model: str | None = None,
          finetuned_label: str | None = None) -> dict[str, list[dict[str, Any]]]:
-    models = [{"model": b, "slug": model_slug(b), "role": "baseline", "label": b} for b in baselines]
+    models = [{"model": b, "slug": model_slug(b), "role": ROLE_BASELINE, "label": b} for b in baselines]
     if finetuned_model:
-        models.append({"model": finetuned_model, "slug": FINETUNED_SLUG, "role": "finetuned",
+        models.append({"model": finetuned_model, "slug": FINETUNED_SLUG, "role": ROLE_FINETUNED,
                        "label": finetuned_label or finetuned_model})
     items = [{**model, "subject": subject} for model in models for subject in subjects]
     return {
-        BASELINE_ITEMS: [item for item in items if item["role"] == "baseline"],
-        FINETUNED_ITEMS: [item for item in items if item["role"] == "finetuned"],
+        BASELINE_ITEMS: [item for item in items if item["role"] == ROLE_BASELINE],
+        FINETUNED_ITEMS: [item for item in items if item["role"] == ROLE_FINETUNED],
         PLANNED_MODELS: models,
     }
 
