@@ -90,6 +90,8 @@ def _read_summary(path: Path) -> dict[str, Any] | None:
     wrong = [name for name, kind in _RESULT_FIELDS.items() if not _is_kind(fields.get(name), kind)]
     if not wrong and not 0 <= found["correct"] <= found["n"] <= found["n_questions"]:
         wrong = ["n", "correct", "n_questions"]
+    if not wrong and abs(found["accuracy"] - (found["correct"] / found["n"] if found["n"] else 0.0)) > 1e-9:
+        wrong = ["accuracy (not correct/n)"]
     if wrong:
         raise StepInputError(f"{path} is not a complete subject summary (bad or missing: {', '.join(wrong)}); {redo}")
     return found

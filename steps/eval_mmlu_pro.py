@@ -12,7 +12,15 @@ from typing import Annotated, Any
 
 import typer
 
-from steps.common import StepInputError, TransientFailure, load_failure, step_errors, step_main, write_json_atomic
+from steps.common import (
+    StepInputError,
+    TransientFailure,
+    check_output_file,
+    load_failure,
+    step_errors,
+    step_main,
+    write_json_atomic,
+)
 from steps.contract import ROLES, subject_results_file, subject_summary_file
 from steps.mmlu_pro.data import load_subject
 from steps.mmlu_pro.engines import Engine, GenerationSettings, load_engine
@@ -98,6 +106,8 @@ def evaluate(
     check_subject(subject)
     _check_settings(engine, extract, settings, limit)
     out_dir = Path(out_dir)
+    for output in (records_path(out_dir, subject), summary_path(out_dir, subject)):
+        check_output_file(output)  # now, not after hours of generation
     data = load_subject(dataset, subject, dataset_revision)
     questions = data.questions[:limit] if limit else data.questions
     try:

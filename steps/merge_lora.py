@@ -82,7 +82,11 @@ def _is_current(cfg: dict[str, Any], fingerprint: str) -> bool:
     record = merge_record_path(cfg)
     if not record.is_file() or model_folder_problems(merged_dir(cfg)):
         return False
-    return read_json(record).get("adapter_sha256") == fingerprint
+    try:
+        recorded = read_json(record)
+    except (ValueError, UnicodeDecodeError):  # torn by a killed pod: merge again
+        return False
+    return isinstance(recorded, dict) and recorded.get("adapter_sha256") == fingerprint
 
 
 def merge_lora(config: Path, lora_model_dir: Path | None = None) -> int:

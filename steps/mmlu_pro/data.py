@@ -57,7 +57,12 @@ def _read_rows(path: Path) -> list[dict[str, Any]]:
     if path.suffix == ".parquet":
         import pyarrow.parquet as pq
 
-        table = pq.ParquetFile(path).read()  # read_table goes through pyarrow.dataset, which imports pandas
+        import pyarrow as pa
+
+        try:
+            table = pq.ParquetFile(path).read()  # read_table goes through pyarrow.dataset, which imports pandas
+        except (pa.ArrowException, OSError) as error:
+            raise StepInputError(f"{path} cannot be read as parquet ({error})") from None
         _check_fields(table.column_names, str(path))
         return table.to_pylist()
     rows = read_jsonl(path)
