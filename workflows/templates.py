@@ -36,8 +36,8 @@ from hera.workflows.models import (
 from steps.contract import EXIT_FAILURE, HF_CACHE_MOUNT, SHM_MOUNT, WORKSPACE_MOUNT, run_folder
 from workflows.config import ClusterSpec, PipelineConfig, PodPlacement, VolumeSpec
 
+# RUN in docs/design.md: each submission (a new workflow name) gets its own run folder.
 RUN = run_folder(WORKSPACE_MOUNT, "{{workflow.name}}")
-RUN_DIR = RUN.root
 
 WORKSPACE_VOLUME = "workspace"
 HF_CACHE_VOLUME = "hf-cache"
