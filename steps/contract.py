@@ -31,6 +31,8 @@ SHM_MOUNT = "/dev/shm"
 RUNS_FOLDER = "runs"                   # WORKSPACE_MOUNT/runs/<workflow name> is a run's RUN
 HISTORY_FOLDER = "history/mmlu-pro"    # WORKSPACE_MOUNT/history/mmlu-pro/<run>.parquet
 HISTORY_DIR = join(WORKSPACE_MOUNT, HISTORY_FOLDER)
+# `tunebench run` keeps each volume in <workdir>/volumes/<volume name> (docs/local-runner.md).
+LOCAL_VOLUMES_FOLDER = "volumes"
 
 # --- folders and file names inside RUN ---------------------------------------------------------
 EVAL_FOLDER = "eval"                   # RUN/eval/<model slug>/<subject>...

@@ -10,17 +10,17 @@ from typing import Any
 
 from rich.console import Console
 
-from steps.contract import (EVAL_FOLDER, RUNS_FOLDER, SCORES_PNG, SUMMARY_FOLDER, SUMMARY_JSON, SUMMARY_MD, TREND_PNG,
-                            subject_summary_file)
+from steps.contract import (EVAL_FOLDER, LOCAL_VOLUMES_FOLDER, SCORES_PNG, SUMMARY_JSON, SUMMARY_MD, TREND_PNG,
+                            run_folder, subject_summary_file)
 
 
 def summary_dir(workdir: Path, run_name: str) -> Path | None:
     """RUN/summary of this run: `<volume>/runs/<workflow name>/summary` on whichever volume holds it."""
-    volumes = workdir / "volumes"
+    volumes = workdir / LOCAL_VOLUMES_FOLDER
     if not volumes.is_dir():
         return None
     for volume in sorted(volumes.iterdir()):
-        candidate = volume / RUNS_FOLDER / run_name / SUMMARY_FOLDER
+        candidate = Path(run_folder(str(volume), run_name).summary)
         if (candidate / SUMMARY_MD).exists() or (candidate / SUMMARY_JSON).exists():
             return candidate
     return None
