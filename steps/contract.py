@@ -16,7 +16,7 @@ from posixpath import join
 
 # --- exit codes: what the DAG's retry policies, `depends` and the status view rely on ---------
 EXIT_OK = 0
-EXIT_FAILURE = 1        # not the input's fault; the network and hub cases are retried
+EXIT_FAILURE = 1        # not the input's fault; the light and eval templates retry it (the network, the hub)
 EXIT_BAD_INPUT = 2
 EXIT_GATE_CLOSED = 3    # the memory estimate does not fit the GPUs (estimate_memory --mode fail)
 EXIT_REGRESSION = 4     # a score fell beyond the threshold (verdict, aggregate --on-regression fail)
@@ -82,7 +82,8 @@ def subject_outputs_folder(subject: str) -> str:
 
 @dataclass(frozen=True)
 class RunFolder:
-    """RUN's layout under `root` (a POSIX path: `RUN_DIR` in the manifests, a real folder locally)."""
+    """RUN's layout under `root` (a POSIX path: `{{workflow.name}}`'s run in the manifests, a real folder
+    locally); the folders no other module names are spelled only here."""
 
     root: str
 
@@ -95,7 +96,7 @@ class RunFolder:
 
     @property
     def train_parquet(self) -> str:
-        return self._at("data", TRAIN_PARQUET)
+        return join(self.data, TRAIN_PARQUET)
 
     @property
     def estimate(self) -> str:
@@ -111,11 +112,11 @@ class RunFolder:
 
     @property
     def final_axolotl_config(self) -> str:
-        return self._at("train", FINAL_AXOLOTL_CONFIG)
+        return join(self.train, FINAL_AXOLOTL_CONFIG)
 
     @property
     def merged_model(self) -> str:
-        return self._at("train", TRAIN_OUTPUT, MERGED_FOLDER)
+        return join(self.train, TRAIN_OUTPUT, MERGED_FOLDER)
 
     @property
     def upload(self) -> str:
@@ -127,11 +128,11 @@ class RunFolder:
 
     @property
     def plan(self) -> str:
-        return self._at("eval", "plan")
+        return join(self.eval, "plan")
 
     def plan_file(self, stem: str) -> str:
         """One of plan_eval's files (`BASELINE_ITEMS`, `FINETUNED_ITEMS`, `PLANNED_MODELS`)."""
-        return self._at("eval", "plan", plan_file(stem))
+        return join(self.plan, plan_file(stem))
 
     @property
     def summary(self) -> str:
@@ -139,11 +140,11 @@ class RunFolder:
 
     @property
     def summary_json(self) -> str:
-        return self._at(SUMMARY_FOLDER, SUMMARY_JSON)
+        return join(self.summary, SUMMARY_JSON)
 
     @property
     def summary_id(self) -> str:
-        return self._at(SUMMARY_FOLDER, SUMMARY_ID)
+        return join(self.summary, SUMMARY_ID)
 
 
 def run_folder(workspace: str, run_name: str) -> RunFolder:
@@ -158,7 +159,7 @@ PIPELINE_LABEL = "tunebench/pipeline"
 
 
 def pipeline_labels(pipeline: str) -> dict[str, str]:
-    """The labels every object of a pipeline carries (what `tunebench status` and RBAC select on)."""
+    """The labels every object of a pipeline carries, so `kubectl get -l` and the Argo UI find them all."""
     return {APP_LABEL: APP_NAME, PIPELINE_LABEL: pipeline}
 
 
