@@ -116,7 +116,7 @@ def _result(value: Any) -> Result | None:
 def _model_scores(entry: Any) -> ModelScores | None:
     if not isinstance(entry, dict) or not isinstance(entry.get("label"), str):
         return None
-    subjects = found if isinstance(found := entry.get("subjects"), dict) else {}
+    subjects: dict[str, Any] = entry["subjects"] if isinstance(entry.get("subjects"), dict) else {}
     per_subject = {str(name): result for name, value in subjects.items() if (result := _result(value)) is not None}
     overall = _result(entry.get("overall", entry.get("accuracy")))
     if overall is not None and overall.n == 0:  # no subject results at all: 0 correct of 0 is no score
@@ -130,7 +130,7 @@ def _model_scores(entry: Any) -> ModelScores | None:
 def _delta(entry: Any) -> Delta | None:
     if not isinstance(entry, dict) or not all(isinstance(entry.get(key), str) for key in ("model", "baseline")):
         return None
-    subjects = found if isinstance(found := entry.get("subjects"), dict) else {}
+    subjects: dict[str, Any] = entry["subjects"] if isinstance(entry.get("subjects"), dict) else {}
     return Delta(entry["model"], entry["baseline"],
                  {str(name): value for name, raw in subjects.items() if (value := _number(raw)) is not None},
                  _number(entry.get("overall")), _number(entry.get("macro")))
@@ -147,7 +147,7 @@ def parse_scores(summary: Any) -> Scores | None:
     if not models:
         return None
     models.sort(key=lambda m: m.role != ROLE_FINETUNED)
-    listed = found if isinstance(found := summary.get("subjects"), list) else []
+    listed: list[Any] = summary["subjects"] if isinstance(summary.get("subjects"), list) else []
     subjects = [str(s) for s in listed]
     subjects += sorted({s for m in models for s in m.subjects} - set(subjects))
     deltas = [d for d in map(_delta, summary.get("deltas") or []) if d is not None]

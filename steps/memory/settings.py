@@ -18,6 +18,7 @@ from steps.common import StepInputError
 from steps.memory.architectures import MAX_DIMENSION
 
 Method = Literal["full", "lora", "qlora"]
+Quantisation = Literal["none", "int8", "nf4"]
 Dtype = Literal["fp32", "bf16", "fp16"]
 Sharding = Literal["none", "zero1", "zero2", "zero3", "fsdp"]
 # How the loss meets the vocabulary: transformers' full fp32 cross entropy, Axolotl's
@@ -73,9 +74,6 @@ class AxolotlSettings(BaseModel):
     deepspeed: str | dict[str, Any] | None = None
 
 
-Quantisation = Literal["none", "int8", "nf4"]
-
-
 @dataclass(frozen=True)
 class TrainingSetup:
     method: Method
@@ -100,9 +98,8 @@ class TrainingSetup:
     fp32_unquantised: bool = False
 
     def with_method(self, method: Method) -> TrainingSetup:
-        quantisations: dict[Method, Quantisation] = {
-            "full": "none", "lora": "int8" if self.base_quantisation == "int8" else "none", "qlora": "nf4"}
-        quantisation = quantisations[method]
+        quantisation: Quantisation = ("none" if method == "full" else "nf4" if method == "qlora"
+                                      else "int8" if self.base_quantisation == "int8" else "none")
         return replace(self, method=method, base_quantisation=quantisation)
 
 
@@ -200,9 +197,9 @@ def _deepspeed_sharding(deepspeed: str | dict[str, Any], source: str) -> tuple[S
     def offloads(key: str) -> bool:
         return str(zero.get(key, {}).get("device", "none")) in ("cpu", "nvme")
 
-    moved = {"optimizer"} if offloads("offload_optimizer") else set()
-    moved |= {"weights", "adapter"} if offloads("offload_param") else set()
-    return _stage_sharding(int(zero.get("stage", 0))), frozenset(moved)
+    offloaded_parts = {"optimizer"} if offloads("offload_optimizer") else set()
+    offloaded_parts |= {"weights", "adapter"} if offloads("offload_param") else set()
+    return _stage_sharding(int(zero.get("stage", 0))), frozenset(offloaded_parts)
 
 
 def _stage_sharding(stage: int) -> Sharding:

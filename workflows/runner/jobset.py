@@ -28,13 +28,12 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from workflows.jobset import condition_holds, plan
+from workflows.argo.phase import Phase
 from workflows.runner.process import FAILED, SUCCEEDED, AttemptResult, LocalProcess
 from workflows.runner.workdir import open_log
 
@@ -136,7 +135,7 @@ class LocalJobSet:
                         threading.Thread(target=node.kill, args=(reason,), daemon=True).start()
         return results
 
-    def _verdict(self, status: dict[str, Any]) -> str | None:
+    def _verdict(self, status: dict[str, Any]) -> Phase | None:
         obj = {"status": status}
         if condition_holds(self.plan.failure_condition, obj):
             return FAILED
