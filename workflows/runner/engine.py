@@ -29,6 +29,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from steps.contract import LOCAL_VOLUMES_FOLDER
 from workflows.argo.dag import dag_phase, ordered
 from workflows.argo.durations import parse_duration
 from workflows.argo.errors import ArgoError, ExpressionError, ManifestError, UnresolvedReference
@@ -103,7 +104,7 @@ class Engine:
         self.lock = WorkdirLock(self.workdir)
         self.lock.acquire()
         try:
-            for folder in ("logs", "volumes"):
+            for folder in ("logs", LOCAL_VOLUMES_FOLDER):
                 real_dir(self.workdir / folder, self.workdir)
             self.state = RunState.open(self.workdir)
             self.name = self._workflow_name()
