@@ -60,3 +60,31 @@ def test_issue11_item7_history_plot_to_a_new_path_is_written(tmp_path):
     result = CliRunner().invoke(app, ["history", str(history), "--plot", str(tmp_path / "trend.png")])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "trend.png").read_bytes().startswith(b"\x89PNG")
+
+
+def _a_file(tmp_path: Path) -> Path:
+    (tmp_path / "file").write_text("keep me")
+    return tmp_path / "file"
+
+
+def _under_a_file_workdir(tmp_path: Path) -> Path:
+    return _a_file(tmp_path) / "work"
+
+
+def _a_fifo(tmp_path: Path) -> Path:
+    return _fifo(tmp_path / "fifo")
+
+
+@pytest.mark.parametrize(("make", "says"), [
+    (_a_file, "exists and is not a folder"), (_a_fifo, "exists and is not a folder"),
+    (_under_a_file_workdir, "cannot be created: Not a directory")])
+def test_issue11_item10_run_with_a_workdir_that_is_not_a_folder_is_one_line(tmp_path, make, says):
+    """`tunebench run --workdir FILE` ended in a FileExistsError / NotADirectoryError traceback."""
+    workdir = make(tmp_path)
+    manifest = Path(__file__).resolve().parents[1] / "configs" / "pipelines" / "smoke.yaml"
+    result = CliRunner().invoke(app, ["run", str(manifest), "--workdir", str(workdir)])
+    assert result.exit_code == 2, (result.output, result.exception)
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: --workdir {workdir}") and says in lines[0], result.output
+    if (tmp_path / "file").exists():
+        assert (tmp_path / "file").read_text() == "keep me"
