@@ -77,7 +77,7 @@ app.command("run", help="Run a pipeline's Workflow (or an Argo Workflow file) on
 from steps.mmlu_pro.rescore import rescore_command  # noqa: E402
 app.command("rescore", help="Re-score saved MMLU-Pro outputs (ours or the reference's) with --extract tiger|strict.")(rescore_command)
 from steps.mmlu_pro.trend import history_command  # noqa: E402
-app.command("history", help="The re-benchmark history: a line per run with its 95% interval; --plot draws the trend.")(history_command)
+app.command("history", help="The re-benchmark history: a line per run with its 95% interval; --plot draws the trend.")(step_errors(history_command))
 
 if __name__ == "__main__":
     app()

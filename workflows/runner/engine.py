@@ -56,7 +56,7 @@ from workflows.runner.retry import decide, retry_limit
 from workflows.runner.state import RunState, valid_object_name
 from workflows.runner.survivors import stop, survivors
 from workflows.runner.timeline import build_timeline
-from workflows.runner.workdir import WorkdirLock, real_dir
+from workflows.runner.workdir import WorkdirLock, make_workdir, real_dir
 from workflows.runner.written import missing
 
 PENDING, RUNNING, SUCCEEDED, FAILED = Phase.PENDING, Phase.RUNNING, Phase.SUCCEEDED, Phase.FAILED
@@ -100,7 +100,7 @@ class Engine:
         self.sequence = itertools.count()
         self.limit = self._global_limit()
         self.parameters = self._parameters()
-        self.workdir.mkdir(parents=True, exist_ok=True)
+        make_workdir(self.workdir)
         self.lock = WorkdirLock(self.workdir)
         self.lock.acquire()
         try:
