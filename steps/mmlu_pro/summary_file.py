@@ -16,12 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from steps.common import StepInputError
+from steps.contract import SUMMARY_JSON
 from steps.mmlu_pro.report import drop_text
-
-SUMMARY_JSON = "summary.json"
-SUMMARY_MD = "summary.md"
-SCORES_PNG = "scores.png"
-SUMMARY_ID = "summary.id"
 
 
 def file_digest(path: Path) -> str | None:
