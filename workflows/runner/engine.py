@@ -70,6 +70,7 @@ class RunOptions:
     parallelism: int | None = None
     parameters: dict[str, str] = field(default_factory=dict)
     resume: bool = True
+    new_run: bool = False   # a new workflow name in a workdir that holds a run, on the same volumes
     backoff_scale: float = 1.0
     kill_grace_s: float = 10.0
     env: Mapping[str, str] | None = None
@@ -151,7 +152,14 @@ class Engine:
                 raise RunnerError(
                     f"{self.workdir} holds the run '{stored}' of another workflow; use another --workdir "
                     "(or delete this one to start over)")
-            return stored
+            if not self.options.new_run:
+                return stored
+            if wanted:
+                raise RunnerError(
+                    f"--new-run: the workflow's metadata.name '{wanted}' is fixed, and {self.workdir} already holds "
+                    "its run (Argo refuses a second Workflow of one name too); give it metadata.generateName, "
+                    "or use another --workdir")
+            self.state.forget_nodes()
         name = wanted or f"{prefix}{_random_suffix()}"
         if not valid_object_name(name):
             field_name = "metadata.name" if wanted else "metadata.generateName"

@@ -82,6 +82,12 @@ class RunState:
         self.data["workflow"] = {"name": name, "origin": origin, "created": created}
         self.save()
 
+    def forget_nodes(self) -> None:
+        """Start a new run here: nothing of the earlier run's pods is reused (its processes are still
+        known, so that a leftover one is stopped before the new run starts)."""
+        with self._lock:
+            self.data["nodes"] = {}
+
     def node(self, key: str) -> dict[str, Any] | None:
         return self.data["nodes"].get(key)
 
