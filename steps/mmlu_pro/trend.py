@@ -38,6 +38,7 @@ class Point:
     low: float | None
     high: float | None
     settings_hash: str | None
+    regressed: bool = False   # reported as a regression in its run (never a later run's reference)
 
 
 def _point(row: dict[str, Any]) -> Point:
@@ -45,7 +46,7 @@ def _point(row: dict[str, Any]) -> Point:
     return Point(str(row.get("time") or ""), str(row.get("run") or ""), str(row["model"]), row.get("role"),
                  row.get("model_revision"), str(row["subject"]), int(row["n"]), int(row["correct"]),
                  float(row["accuracy"]), interval.low if interval else None, interval.high if interval else None,
-                 row.get("settings_hash"))
+                 row.get("settings_hash"), row.get("regressed") is True)
 
 
 def trend_points(rows: list[dict[str, Any]], model: str | None = None, subject: str | None = None) -> list[Point]:
@@ -64,7 +65,8 @@ def _short(revision: str | None) -> str:
 def format_point(point: Point) -> str:
     interval = f"[{point.low:.3f}, {point.high:.3f}]" if point.low is not None else ""
     return (f"{point.time}  {point.run}  {point.model}  rev {_short(point.model_revision)}  {point.subject}  "
-            f"{point.accuracy:.4f} {interval} ({point.correct}/{point.n})  settings {point.settings_hash}")
+            f"{point.accuracy:.4f} {interval} ({point.correct}/{point.n})  settings {point.settings_hash}"
+            + ("  regressed" if point.regressed else ""))
 
 
 def _time(point: Point) -> datetime | None:
