@@ -86,11 +86,12 @@ def _local_files(path: Path) -> tuple[str, list[Path]]:
     files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith((".", "_"))) \
         if path.is_dir() else [path]
     formats = {LOCAL_FORMATS.get(file.suffix.lower()) for file in files}
-    if len(formats) != 1 or None in formats:
+    known = {fmt for fmt in formats if fmt is not None}
+    if len(formats) != 1 or not known:
         found = ", ".join(sorted({file.suffix or file.name for file in files})) or "no files"
         raise StepInputError(f"--source {path}: cannot tell the file format from {found}; "
                              f"use one of {', '.join(sorted(LOCAL_FORMATS))} (a directory must hold one kind)")
-    return formats.pop(), files
+    return known.pop(), files
 
 
 def _open_local(path: Path, fields: FieldMapping) -> Source:

@@ -18,7 +18,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 
@@ -296,7 +296,7 @@ def upload_command(
 ) -> None:
     """Upload the merged model and its model card to the hub (token from HF_TOKEN) or a local folder;
     with --card-only, update just the card of an earlier upload once the scores exist."""
-    common = dict(axolotl_config=axolotl_config, dataset=dataset, dataset_revision=dataset_revision,
+    common: dict[str, Any] = dict(axolotl_config=axolotl_config, dataset=dataset, dataset_revision=dataset_revision,
                   base_model=base_model, summary=summary, summary_id=summary_id, retries=max(retries, 0),
                   target=target)
     is_private = parse_bool(private, "--private")

@@ -215,7 +215,8 @@ def _shm_volume(size: str | None) -> EmptyDirVolume:
     """NCCL, vLLM's workers and DataLoader workers exchange tensors through /dev/shm; the
     container default of 64 MiB makes multi-GPU jobs die with bus errors. The pod's own
     volume, sized per step, counted against the pod's memory limit."""
-    return EmptyDirVolume(name=SHM_VOLUME, mount_path=SHM_MOUNT, medium="Memory", size_limit=size)
+    return EmptyDirVolume(name=SHM_VOLUME, mount_path=SHM_MOUNT, medium="Memory",
+                          size_limit=size)  # type: ignore[arg-type]  # Hera's model parses the quantity string
 
 
 def _volume(name: str, spec: VolumeSpec) -> ExistingVolume | Volume:

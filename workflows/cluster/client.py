@@ -13,6 +13,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -20,6 +21,7 @@ import requests
 from hera.exceptions import HeraException
 from hera.workflows import models as m
 from hera.workflows.service import WorkflowsService
+from pydantic import BaseModel
 
 from workflows.cluster.errors import (
     NAMESPACE_MISSING,
@@ -42,7 +44,7 @@ Pipeline = PipelineConfig | str | os.PathLike  # a config, or the path of its YA
 FINISHED = ("Succeeded", "Failed", "Error")
 MAX_TRANSIENT_FAILURES = 5
 RETRY_TIMEOUT_S = 300.0
-_MODELS: dict[str, type] = {"Workflow": m.Workflow, "WorkflowTemplate": m.WorkflowTemplate, "CronWorkflow": m.CronWorkflow}
+_MODELS: dict[str, type[BaseModel]] = {"Workflow": m.Workflow, "WorkflowTemplate": m.WorkflowTemplate, "CronWorkflow": m.CronWorkflow}
 # What a list needs, like `argo list` asks for: no node statuses. `spec` stays because Hera's
 # Workflow model requires it.
 _LIST_FIELDS = ",".join(
@@ -176,7 +178,7 @@ def is_unchanged(kind: str, ours: dict[str, Any], theirs: dict[str, Any]) -> boo
 def load(pipeline: Pipeline) -> PipelineConfig:
     """A PipelineConfig as given, or loaded from a path (raises ConfigError)."""
     if isinstance(pipeline, (str, os.PathLike)):
-        return load_pipeline(pipeline)
+        return load_pipeline(Path(pipeline))
     return pipeline
 
 
@@ -476,7 +478,7 @@ class _Kind:
     """How the Argo Server API names one kind: its service methods, model, request bodies and their field."""
 
     methods: str  # `<verb>_<methods>` on WorkflowsService, e.g. get_workflow_template
-    model: type
+    model: type[BaseModel]
     create_request: type
     update_request: type
     lint_request: type

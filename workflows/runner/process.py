@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from workflows.argo.phase import Phase
 from workflows.argo.validate import Template, uses_python
@@ -69,6 +69,15 @@ class AttemptResult:
     outputs: dict[str, str] = field(default_factory=dict)
     signaled: bool = False  # killed by a signal the runner did not send
     written: list[str] = field(default_factory=list)  # see written.py; relative to the workdir
+
+
+class AttemptRunner(Protocol):
+    """One attempt of a pod, run in a worker thread: a local process, or a group of them (a JobSet)."""
+
+    def run(self) -> AttemptResult: ...
+
+    def kill(self, reason: str) -> None:
+        """Stop the attempt; called from another thread."""
 
 
 class PathMapper:
