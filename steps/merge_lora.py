@@ -18,6 +18,7 @@ from typing import Annotated, Any
 import typer
 
 from steps.common import StepFailure, StepInputError, read_json, step_errors, step_main, write_json_atomic
+from steps.contract import MERGED_FOLDER, MERGED_RECORD
 from steps.torch_threads import match_interop_threads
 from steps.training.axolotl_config import load_yaml_config
 from steps.training.launch import require_axolotl
@@ -35,12 +36,12 @@ class MergeCheckError(StepFailure):
 
 
 def merged_dir(cfg: dict[str, Any]) -> Path:
-    return Path(cfg["output_dir"]) / "merged"
+    return Path(cfg["output_dir"]) / MERGED_FOLDER
 
 
 def merge_record_path(cfg: dict[str, Any]) -> Path:
     """Beside `merged/`, not in it, so the uploaded folder holds only the model."""
-    return Path(cfg["output_dir"]) / "merged.json"
+    return Path(cfg["output_dir"]) / MERGED_RECORD
 
 
 def adapter_fingerprint(adapter_dir: Path) -> str:

@@ -22,6 +22,7 @@ from typing import Annotated, Any
 import typer
 
 from steps.common import EXIT_FAILURE, StepInputError, fail, write_json_atomic
+from steps.contract import FINAL_AXOLOTL_CONFIG
 from steps.training import checkpoints
 from steps.training.distributed import CPU_DISTRIBUTED_ENV, DEFAULT_MASTER_PORT, Rendezvous, TrainRequest, rendezvous
 from steps.training.axolotl_config import (
@@ -166,7 +167,7 @@ def train(config: Path, *, base_model: str, dataset: Path, run_dir: Path, gpus: 
         code = _launch(paths.config, chosen, processes, group, cuda_devices)
         return code if code != 0 else _finish(cfg, paths, resume)
     with tempfile.TemporaryDirectory(prefix="tunebench-train-") as scratch:
-        node_config = Path(scratch) / "axolotl.yaml"
+        node_config = Path(scratch) / FINAL_AXOLOTL_CONFIG
         write_final_config(cfg, node_config)
         return _launch(node_config, chosen, processes, group, cuda_devices)
 

@@ -18,15 +18,15 @@ from hera.workflows import (DAG, Container, Counter, CronWorkflow, Gauge, Label,
                             WorkflowTemplate)
 from hera.workflows.models import PodGC, PodSecurityContext, TTLStrategy, VolumeClaimGC, WorkflowMetadata, WorkflowTemplateRef
 
+from steps import contract
 from steps.mmlu_pro import node_outputs
 from workflows.config import PipelineConfig
 from workflows.jobset import EXIT_HANDLER, JobSetTraining, exit_handler, train_jobset
 from workflows.params import WorkflowParam, benchmark_params, by_name, pipeline_params
 from workflows.templates import (
-    HISTORY_DIR,
     INFRASTRUCTURE_RETRY,
     NETWORK_RETRY,
-    RUN_DIR,
+    RUN,
     StepTemplate,
     input_ref,
     workflow_volumes,
@@ -34,16 +34,16 @@ from workflows.templates import (
 
 PIPELINE_ENTRYPOINT = "pipeline"
 BENCHMARK_ENTRYPOINT = "benchmark"
-DATA_DIR = f"{RUN_DIR}/data"
-TRAIN_DIR = f"{RUN_DIR}/train"
-FINAL_AXOLOTL_CONFIG = f"{TRAIN_DIR}/axolotl.yaml"
-MERGED_MODEL_DIR = f"{TRAIN_DIR}/output/merged"
-EVAL_DIR = f"{RUN_DIR}/eval"
-PLAN_DIR = f"{EVAL_DIR}/plan"
-LOCAL_UPLOAD_DIR = f"{RUN_DIR}/upload"
-SUMMARY_DIR = f"{RUN_DIR}/summary"
-SUMMARY_FILE = f"{SUMMARY_DIR}/summary.json"
-SUMMARY_ID_FILE = f"{SUMMARY_DIR}/summary.id"
+DATA_DIR = RUN.data
+TRAIN_DIR = RUN.train
+FINAL_AXOLOTL_CONFIG = RUN.final_axolotl_config
+MERGED_MODEL_DIR = RUN.merged_model
+EVAL_DIR = RUN.eval
+PLAN_DIR = RUN.plan
+LOCAL_UPLOAD_DIR = RUN.upload
+SUMMARY_DIR = RUN.summary
+SUMMARY_FILE = RUN.summary_json
+SUMMARY_ID_FILE = RUN.summary_id
 SUMMARY_ID_OUTPUT = "summary-id"
 
 
@@ -83,7 +83,7 @@ def memory_gate(cfg: PipelineConfig) -> Container:
             "--axolotl-config", input_ref("axolotl_config"), "--overrides", input_ref("overrides"),
             "--gpus", input_ref("gpus"), "--gpu-memory-gib", input_ref("gpu_memory_gib"),
             "--sharding", cfg.gate.sharding, "--mode", input_ref("mode"),
-            "--out", f"{RUN_DIR}/gate/estimate.json",
+            "--out", RUN.estimate,
         ),
         cpu="1", memory="2Gi", retry=NETWORK_RETRY, timeout_seconds=600,
     ).container(cfg)
@@ -102,7 +102,7 @@ def train_step(cfg: PipelineConfig) -> StepTemplate:
         args=(
             "--config", input_ref("axolotl_config"), "--overrides", input_ref("overrides"),
             "--base-model", input_ref("base_model"), "--base-model-revision", input_ref("base_model_revision"),
-            "--dataset", f"{DATA_DIR}/train.parquet", "--run-dir", TRAIN_DIR, "--gpus", input_ref("gpus"),
+            "--dataset", RUN.train_parquet, "--run-dir", TRAIN_DIR, "--gpus", input_ref("gpus"),
         ),
         gpus=spec.gpus, patched_resources={spec.gpu_resource: "gpus"},
         shm_size=spec.shm_size, placement=spec, priority_class=spec.priority_class_name,
@@ -120,7 +120,7 @@ def merge_lora(cfg: PipelineConfig) -> Container:
     ).container(cfg)
 
 
-PREFETCH_RECORD_DIR = f"{RUN_DIR}/prefetch"
+PREFETCH_RECORD_DIR = RUN.prefetch
 MERGE_MEMORY_FILE = f"{PREFETCH_RECORD_DIR}/merge-memory"
 MERGE_CPU = "4"
 
@@ -193,8 +193,8 @@ def plan_eval(cfg: PipelineConfig) -> Container:
             "--out-dir", PLAN_DIR,
         ),
         outputs={
-            "baseline-items": f"{PLAN_DIR}/baseline-items.json",
-            "finetuned-items": f"{PLAN_DIR}/finetuned-items.json",
+            contract.BASELINE_ITEMS: RUN.plan_file(contract.BASELINE_ITEMS),
+            contract.FINETUNED_ITEMS: RUN.plan_file(contract.FINETUNED_ITEMS),
         },
         cpu="500m", memory="512Mi", hub_token=False, timeout_seconds=300,
     ).container(cfg)
@@ -265,9 +265,9 @@ def aggregate(cfg: PipelineConfig) -> Container:
         name="aggregate", module="aggregate", image=cfg.cluster.images.light,
         inputs=("subjects", "regression_threshold"),
         args=(
-            "--eval-dir", EVAL_DIR, "--models", f"{PLAN_DIR}/models.json", "--subjects", input_ref("subjects"),
+            "--eval-dir", EVAL_DIR, "--models", RUN.plan_file(contract.PLANNED_MODELS), "--subjects", input_ref("subjects"),
             "--out-dir", SUMMARY_DIR, "--run-id", "{{workflow.name}}",
-            "--history", HISTORY_DIR, "--regression-threshold", input_ref("regression_threshold"),
+            "--history", contract.HISTORY_DIR, "--regression-threshold", input_ref("regression_threshold"),
             "--require-significance" if cfg.eval.regression_requires_significance else "--no-require-significance",
             "--on-regression", "record",
         ),
@@ -400,9 +400,9 @@ def _pipeline_dag(cfg: PipelineConfig, params: dict[str, WorkflowParam], jobset:
             "baselines": p["baselines"], "subjects": p["subjects"],
             "finetuned_model": MERGED_MODEL_DIR, "finetuned_label": p["hub_repo"]})
         fetched = _prefetch_eval_task(templates["prefetch_eval"], params, finetuned_model="")
-        baseline = _eval_fanout(fanout, "eval-baseline", plan, "baseline-items", params,
+        baseline = _eval_fanout(fanout, "eval-baseline", plan, contract.BASELINE_ITEMS, params,
                                 f"{plan.name} && {fetched.name}")
-        finetuned = _eval_fanout(fanout, "eval-finetuned", plan, "finetuned-items", params,
+        finetuned = _eval_fanout(fanout, "eval-finetuned", plan, contract.FINETUNED_ITEMS, params,
                                  f"{merged.name} && {plan.name} && {fetched.name}")
         scored = _aggregate_task(templates["aggregate"], params, f"{baseline.name} && {finetuned.name}")
         # A regression is published too (aggregate records it and succeeds); the verdict comes after.
@@ -422,8 +422,8 @@ def _benchmark_dag(cfg: PipelineConfig, params: dict[str, WorkflowParam]) -> Non
             "finetuned_model": params["finetuned_model"].ref, "finetuned_label": params["finetuned_model"].ref})
         fetched = _prefetch_eval_task(templates["prefetch_eval"], params, params["finetuned_model"].ref)
         ready = f"{plan.name} && {fetched.name}"
-        baseline = _eval_fanout(fanout, "eval-baseline", plan, "baseline-items", params, ready)
-        finetuned = _eval_fanout(fanout, "eval-finetuned", plan, "finetuned-items", params, ready)
+        baseline = _eval_fanout(fanout, "eval-baseline", plan, contract.BASELINE_ITEMS, params, ready)
+        finetuned = _eval_fanout(fanout, "eval-finetuned", plan, contract.FINETUNED_ITEMS, params, ready)
         scored = _aggregate_task(templates["aggregate"], params, f"{baseline.name} && {finetuned.name}")
         _verdict_task(templates["verdict"], scored, scored.name)
 
@@ -468,7 +468,7 @@ def _spec(cfg: PipelineConfig, entrypoint: str, params: list[WorkflowParam]) -> 
 
 
 def _labels(cfg: PipelineConfig) -> dict[str, str]:
-    return {"app.kubernetes.io/name": "tunebench", "tunebench/pipeline": cfg.name}
+    return contract.pipeline_labels(cfg.name)
 
 
 def _annotations(cfg: PipelineConfig, what: str) -> dict[str, str]:
@@ -497,7 +497,7 @@ def build_pipeline_template(cfg: PipelineConfig) -> WorkflowTemplate:
 
 
 def benchmark_template_name(cfg: PipelineConfig) -> str:
-    return f"{cfg.name}-benchmark"
+    return contract.benchmark_template_name(cfg.name)
 
 
 def build_benchmark_template(cfg: PipelineConfig) -> WorkflowTemplate:
@@ -518,7 +518,7 @@ def build_cron(cfg: PipelineConfig) -> CronWorkflow:
         raise ValueError(f"pipeline '{cfg.name}' has no schedule: add `schedule.crons` to render a CronWorkflow")
     schedule = cfg.schedule
     return CronWorkflow(
-        name=f"{cfg.name}-rebenchmark",
+        name=contract.rebenchmark_cron_name(cfg.name),
         namespace=cfg.cluster.namespace,
         annotations=_annotations(cfg, "scheduled MMLU-Pro re-benchmark"),
         labels=_labels(cfg),

@@ -27,6 +27,7 @@ from typing import Any
 import yaml
 from hera.workflows import DAG, Container, Resource, Task
 
+from steps.contract import VERDICT_EXIT_CODES, pipeline_labels
 from workflows.config import PipelineConfig, VolumeSpec
 from workflows.templates import HF_CACHE_VOLUME, RUN_DIR, WORKSPACE_VOLUME, StepTemplate
 
@@ -44,9 +45,8 @@ CONTAINER = "train"
 MASTER_PORT = 29500
 SUCCESS_CONDITION = "status.terminalState == Completed"
 FAILURE_CONDITION = "status.terminalState == Failed"
-# steps' exit codes that no restart changes (bad input, a closed gate, a regression); 1 and
-# signals (a lost peer, an OOM kill, a preemption) restart the group.
-VERDICT_EXIT_CODES = (2, 3, 4)
+# VERDICT_EXIT_CODES, the steps' exit codes that no restart changes, fail the group; 1 and
+# signals (a lost peer, an OOM kill, a preemption) restart it.
 # Job failure reasons (batch/v1) that fail the JobSet instead of restarting it.
 FAIL_JOBSET_REASONS = ("PodFailurePolicy", "DeadlineExceeded")
 WORKFLOW_LABEL = "workflows.argoproj.io/workflow"
@@ -96,7 +96,7 @@ def _node_container(cfg: PipelineConfig, container: dict[str, Any]) -> dict[str,
 
 def _labels(cfg: PipelineConfig) -> dict[str, str]:
     # The workflow label makes `argo logs` show every node's pod with the workflow's.
-    return {"app.kubernetes.io/name": "tunebench", "tunebench/pipeline": cfg.name, WORKFLOW_LABEL: "{{workflow.name}}"}
+    return {**pipeline_labels(cfg.name), WORKFLOW_LABEL: "{{workflow.name}}"}
 
 
 def jobset_manifest(cfg: PipelineConfig, train_template: dict[str, Any],
