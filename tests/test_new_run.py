@@ -74,3 +74,18 @@ def test_the_cli_option(tmp_path: Path) -> None:
     refused = CliRunner().invoke(app, ["run", str(fixed), "--workdir", str(tmp_path / "f"), "--new-run"])
     assert refused.exit_code == 2 and refused.output.strip().startswith("error: --new-run:")
     assert len(refused.output.strip().splitlines()) == 1
+
+
+def test_two_runs_of_the_pipeline_on_one_workdir_leave_two_runs_in_the_history_and_a_trend(tmp_path: Path) -> None:
+    """What `make demo-trend` does, with the heavy steps replaced by stand-ins (pipeline_stand_ins.py)."""
+    from test_verdict import PROJECT_ROOT, _pipeline
+
+    first = run(_pipeline(), tmp_path, cwd=PROJECT_ROOT)
+    second = run(_pipeline(), tmp_path, cwd=PROJECT_ROOT, new_run=True)
+    assert first.succeeded and second.succeeded, second.message
+    history = workspace(second) / "history" / "mmlu-pro"
+    assert sorted(p.name for p in history.glob("*.parquet")) == sorted(
+        f"{r.workflow_name}.parquet" for r in (first, second))
+    summary = workspace(second) / "runs" / second.workflow_name / "summary"
+    assert (summary / "trend.png").read_bytes().startswith(b"\x89PNG")
+    assert not (workspace(first) / "runs" / first.workflow_name / "summary" / "trend.png").exists()
