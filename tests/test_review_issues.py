@@ -88,3 +88,33 @@ def test_issue11_item10_run_with_a_workdir_that_is_not_a_folder_is_one_line(tmp_
     assert len(lines) == 1 and lines[0].startswith(f"error: --workdir {workdir}") and says in lines[0], result.output
     if (tmp_path / "file").exists():
         assert (tmp_path / "file").read_text() == "keep me"
+
+
+@pytest.mark.parametrize(("baselines", "says"), [
+    ('["/models/a--b", "/models/a/b"]', "'/models/a--b' and '/models/a/b' would share one results folder ('models--a--b')"),
+    ('[".."]', "'..' gives no results folder of its own under RUN/eval (its folder name would be '..')"),
+    ('["."]', "'.' gives no results folder of its own under RUN/eval (its folder name would be '')"),
+    ('["./plan"]', "gives no results folder of its own under RUN/eval (its folder name would be 'plan')"),
+    ('["org/tuned"]', "--baselines names 'org/tuned', the fine-tuned model's name in reports"),
+])
+def test_issue11_item2_each_planned_model_has_its_own_results_folder_and_name(tmp_path, baselines, says):
+    """Two baselines in one RUN/eval folder overwrite each other's results, `..` puts them in the run's
+    root, and a baseline named like the fine-tuned model files both under one name: refused, nothing written."""
+    from steps.plan_eval import plan_eval_command
+
+    planner = typer_app(plan_eval_command)
+    out_dir = tmp_path / "plan"
+    result = CliRunner().invoke(planner, ["--baselines", baselines, "--subjects", '["math"]', "--out-dir", str(out_dir),
+                                          "--finetuned-model", "/ws/runs/r/train/output/merged",
+                                          "--finetuned-label", "org/tuned"])
+    assert result.exit_code == 2, (result.output, result.exception)
+    assert says in result.output and len(result.output.strip().splitlines()) == 1, result.output
+    assert not out_dir.exists()
+
+
+def typer_app(command):
+    import typer
+
+    app_ = typer.Typer()
+    app_.command()(command)
+    return app_
