@@ -118,3 +118,59 @@ def typer_app(command):
     app_ = typer.Typer()
     app_.command()(command)
     return app_
+
+
+DEEP = "[" * 5000 + "]" * 5000  # within argv limits; far beyond Python's recursion limit when parsed
+
+
+def test_issue11_item10_deeply_nested_json_is_one_line_in_every_step_and_cli(tmp_path):
+    """json.loads recurses per level: a RecursionError traceback in rescore, aggregate, estimate,
+    plan_eval (-p subjects / baselines) and the runner's state.json, before this fix."""
+    from steps.aggregate import aggregate_command
+    from steps.plan_eval import plan_eval_command
+
+    deep_file = tmp_path / "deep.json"
+    deep_file.write_text(DEEP)
+    says = "error: an input is nested too deeply to read"
+    model_config = tmp_path / "model" / "config.json"
+    model_config.parent.mkdir()
+    model_config.write_text('{"hidden_size": ' + DEEP + "}")
+    invocations = [
+        (app, ["rescore", str(deep_file)]),
+        (app, ["estimate", "--model", str(model_config), "--gpus", "1", "--gpu-memory-gib", "40", "--method", "lora"]),
+        (app, ["estimate", "--model", str(model_config), "--gpus", "1", "--gpu-memory-gib", "40", "--method", "lora",
+               "--overrides", '{"a": ' + DEEP + "}"]),
+        (typer_app(plan_eval_command), ["--baselines", DEEP, "--subjects", '["math"]', "--out-dir", str(tmp_path / "p")]),
+        (typer_app(plan_eval_command), ["--baselines", "[]", "--subjects", DEEP, "--out-dir", str(tmp_path / "p"),
+                                        "--finetuned-model", "x"]),
+        (typer_app(aggregate_command), ["--eval-dir", str(tmp_path), "--models", str(deep_file), "--subjects", '["math"]',
+                                        "--out-dir", str(tmp_path / "s"), "--run-id", "r1"]),
+    ]
+    for command, args in invocations:
+        result = CliRunner().invoke(command, args)
+        lines = result.output.strip().splitlines()
+        assert result.exit_code == 2 and len(lines) == 1 and lines[0].startswith(says), (args[:2], result.output[-300:],
+                                                                                        result.exception)
+
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    (workdir / "state.json").write_text(DEEP)
+    manifest = Path(__file__).resolve().parents[1] / "configs" / "pipelines" / "smoke.yaml"
+    result = CliRunner().invoke(app, ["run", str(manifest), "--workdir", str(workdir)])
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 2 and len(lines) == 1, (result.output[-300:], result.exception)
+    assert lines[0].startswith(f"error: {workdir / 'state.json'} is unreadable (maximum recursion depth exceeded")
+
+
+def test_issue11_item10_a_deeply_nested_with_param_fails_the_task_not_the_runner(tmp_path):
+    from test_runner_support import APPEND, py, run, task, workflow
+
+    plan = f"open('/workspace/plan.json', 'w').write({DEEP!r})"
+    manifest = workflow(
+        [py("plan", plan, outputs={"items": "/workspace/plan.json"}), py("use", APPEND, ("file", "text"))],
+        [task("plan", "plan"),
+         task("fan", "use", "plan", withParam="{{tasks.plan.outputs.parameters.items}}",
+              args={"file": "fan", "text": "{{item}}"})])
+    result = run(manifest, tmp_path)
+    assert not result.succeeded
+    assert "withParam value could not be parsed as a JSON list" in result.message, result.message

@@ -476,7 +476,7 @@ class Engine:
             text = substitute(spec.with_param, scope, f"{where} withParam", explain)
             try:
                 items = json.loads(text)
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, RecursionError):
                 items = None
             if not isinstance(items, list):
                 shown = text.strip()
