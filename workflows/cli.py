@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from steps.contract import EXIT_BAD_INPUT
 from workflows.cli_common import PipelineArg, load_or_exit
 
 app = typer.Typer(
@@ -28,13 +29,13 @@ def render(
 
     if kind not in KINDS:
         typer.echo(f"error: --kind '{kind}' is not valid; choose one of: {', '.join(KINDS)}", err=True)
-        raise typer.Exit(2)
+        raise typer.Exit(EXIT_BAD_INPUT)
     cfg = load_or_exit(pipeline)
     try:
         text = render_yaml(cfg, kind)
     except ValueError as error:
         typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(2) from None
+        raise typer.Exit(EXIT_BAD_INPUT) from None
     if output is None:
         typer.echo(text, nl=False)
     else:
@@ -42,7 +43,7 @@ def render(
             write_text_atomic(output, text)
         except StepInputError as error:  # -o names a directory, a device, a symlink, ...
             typer.echo(f"error: -o {error}", err=True)
-            raise typer.Exit(2) from None
+            raise typer.Exit(EXIT_BAD_INPUT) from None
         typer.echo(f"wrote {output}", err=True)
 
 

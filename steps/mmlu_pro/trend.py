@@ -23,8 +23,6 @@ from steps.mmlu_pro.history import read_history
 from steps.mmlu_pro.report import save_png
 from steps.mmlu_pro.stats import wilson_interval
 
-TREND_PNG = "trend.png"
-
 
 @dataclass(frozen=True)
 class Point:
