@@ -174,3 +174,28 @@ def test_issue11_item10_a_deeply_nested_with_param_fails_the_task_not_the_runner
     result = run(manifest, tmp_path)
     assert not result.succeeded
     assert "withParam value could not be parsed as a JSON list" in result.message, result.message
+
+
+def test_issue11_item10_convert_refuses_a_jsonl_row_nested_past_what_pyarrow_survives(tmp_path):
+    """pyarrow's JSON reader segfaulted (exit 139, no message) on a row ~30 000 levels deep; brackets
+    inside strings (LaTeX braces) still do not count."""
+    import json
+    import subprocess
+    import sys
+
+    deep = tmp_path / "deep.jsonl"
+    deep.write_text('{"problem": "q", "answer": "1", "x": ' + "[" * 50_000 + "]" * 50_000 + "}\n")
+    latex = tmp_path / "latex.jsonl"
+    latex.write_text(json.dumps({"problem": r"\frac{" * 5_000 + "x" + "}" * 5_000 + ' "[' * 2_000, "answer": "1"}) + "\n")
+    command = [sys.executable, "-m", "steps.convert_dataset", "--question-field", "problem", "--answer-field", "answer"]
+    root = Path(__file__).resolve().parents[1]
+    refused = subprocess.run([*command, "--source", str(deep), "--out-dir", str(tmp_path / "a")],
+                             capture_output=True, text=True, cwd=root, timeout=120)
+    assert refused.returncode == 2, (refused.returncode, refused.stderr[-500:])
+    assert refused.stderr.strip() == (f"error: --source {deep}: line 1 nests more than 1,000 levels of [ and {{; "
+                                      "no dataset row does (is it the right file?)")
+    assert not (tmp_path / "a" / "train.parquet").exists()
+    accepted = subprocess.run([*command, "--source", str(latex), "--out-dir", str(tmp_path / "b")],
+                              capture_output=True, text=True, cwd=root, timeout=120)
+    assert accepted.returncode == 0, accepted.stderr[-500:]
+    assert (tmp_path / "b" / "train.parquet").exists()
