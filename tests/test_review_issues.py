@@ -199,3 +199,17 @@ def test_issue11_item10_convert_refuses_a_jsonl_row_nested_past_what_pyarrow_sur
                               capture_output=True, text=True, cwd=root, timeout=120)
     assert accepted.returncode == 0, accepted.stderr[-500:]
     assert (tmp_path / "b" / "train.parquet").exists()
+
+
+def test_issue11_item9_rescore_refuses_a_zip_that_unpacks_past_its_bound(tmp_path, monkeypatch):
+    """A zip bomb was read whole into memory; the bound is lowered here so the test stays small."""
+    import zipfile
+
+    monkeypatch.setattr("steps.mmlu_pro.rescore.MAX_UNZIPPED_BYTES", 1 << 20)
+    bomb = tmp_path / "outputs.zip"
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("model_outputs.json", "[" + " " * (2 << 20) + "]")
+    result = CliRunner().invoke(app, ["rescore", str(bomb)])
+    assert result.exit_code == 2, (result.output, result.exception)
+    assert result.output.strip() == (f"error: {bomb} unpacks to {(2 << 20) + 2:,} bytes of JSON; saved outputs are "
+                                     f"tens of MB (at most {1 << 20:,} bytes are read): is it the right file?")
