@@ -47,6 +47,7 @@ TRAIN_PREPARED = "prepared"            # Axolotl's dataset_prepared_path
 TRAIN_OUTPUT = "output"                # Axolotl's output_dir: the adapter, checkpoint-*/
 MERGED_FOLDER = "merged"               # in TRAIN_OUTPUT: merge-lora's result
 MERGED_RECORD = "merged.json"          # beside MERGED_FOLDER: the adapter it was merged from
+PLAN_FOLDER = "plan"  # RUN/eval/plan: plan_eval's files, beside the models' results folders
 # plan_eval's files in RUN/eval/plan, by stem: the two item lists are also its output parameters.
 BASELINE_ITEMS = "baseline-items"
 FINETUNED_ITEMS = "finetuned-items"
@@ -128,7 +129,7 @@ class RunFolder:
 
     @property
     def plan(self) -> str:
-        return join(self.eval, "plan")
+        return join(self.eval, PLAN_FOLDER)
 
     def plan_file(self, stem: str) -> str:
         """One of plan_eval's files (`BASELINE_ITEMS`, `FINETUNED_ITEMS`, `PLANNED_MODELS`)."""

@@ -62,7 +62,7 @@ class RunState:
         if path.exists():
             try:
                 data = _check_shape(json.loads(path.read_text(encoding="utf-8")), path)
-            except (OSError, ValueError) as error:  # ValueError: JSON or UTF-8 decoding
+            except (OSError, ValueError, RecursionError) as error:  # JSON or UTF-8 decoding; nesting too deep
                 raise RunnerError(f"{path} is unreadable ({error}); delete it to start over in this workdir") from None
         else:
             data = {"version": STATE_VERSION, "workflow": {}, "nodes": {}, "processes": {}}
