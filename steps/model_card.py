@@ -17,6 +17,7 @@ from typing import Any, TypeGuard
 import yaml
 from huggingface_hub import ModelCardData
 
+from steps.contract import REPO_ID, ROLE_FINETUNED, ROLE_NAMES
 from steps.mmlu_pro.summary_file import read_summary
 from steps.training.axolotl_config import DATASET_TYPE
 
@@ -145,7 +146,7 @@ def parse_scores(summary: Any) -> Scores | None:
     models = [m for m in map(_model_scores, summary["models"]) if m is not None]
     if not models:
         return None
-    models.sort(key=lambda m: m.role != "finetuned")
+    models.sort(key=lambda m: m.role != ROLE_FINETUNED)
     listed: list[Any] = summary["subjects"] if isinstance(summary.get("subjects"), list) else []
     subjects = [str(s) for s in listed]
     subjects += sorted({s for m in models for s in m.subjects} - set(subjects))
@@ -165,7 +166,7 @@ def load_summary(path: Path, summary_id: str | None = None) -> tuple[Scores | No
 
 
 def _is_hub_id(name: str | None) -> TypeGuard[str]:
-    return name is not None and re.fullmatch(r"[\w.-]+/[\w.-]+", name) is not None and not Path(name).exists()
+    return name is not None and REPO_ID.fullmatch(name) is not None and not Path(name).exists()
 
 
 def _link(name: str, kind: str = "") -> str:
@@ -192,7 +193,7 @@ def _points(value: float | None) -> str:
 
 
 def _model_column(score: ModelScores) -> str:
-    role = {"finetuned": "fine-tuned", "baseline": "baseline"}.get(score.role, score.role)
+    role = ROLE_NAMES.get(score.role, score.role)
     return f"{_cell(score.label)} ({role})" if role else _cell(score.label)
 
 

@@ -27,7 +27,7 @@ import typer
 
 from steps.common import atomic_path, step_main
 from steps.mmlu_pro.prompt import OPTION_LETTERS, format_example, header
-from steps.mmlu_pro.subjects import SUBJECTS
+from steps.contract import SUBJECTS
 
 BOS, EOS, PAD = "<s>", "</s>", "<pad>"
 CHAT_TEMPLATE = (

@@ -12,7 +12,6 @@ refused before anything is sent.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import tempfile
 import time
@@ -30,6 +29,7 @@ from steps.common import (
     step_main,
     write_text_atomic,
 )
+from steps.contract import REPO_ID
 from steps.model_card import CardInputs, load_summary, render_model_card
 from steps.training.axolotl_config import load_yaml_config
 from steps.training.logs import step_logger
@@ -38,7 +38,6 @@ from steps.training.model_folder import model_folder_problems
 LOG = step_logger("steps.upload")
 HUB_TARGET = "hub"
 CARD_NAME = "README.md"
-REPO_ID = re.compile(r"[\w.-]+/[\w.-]+")
 # The statuses huggingface_hub's own http_backoff retries.
 TRANSIENT_STATUS = (429, 500, 502, 503, 504)
 RETRY_BASE_SECONDS = 2.0

@@ -190,7 +190,9 @@ def _deepspeed_sharding(deepspeed: str | dict[str, Any], source: str) -> tuple[S
             config = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as error:
             raise StepInputError(f"{source}: deepspeed: {deepspeed}: not a readable JSON file ({error})") from None
-    zero = (config or {}).get("zero_optimization", {})
+    if not isinstance(config, dict):
+        raise StepInputError(f"{source}: deepspeed: {deepspeed}: not a DeepSpeed config (a JSON object is expected)")
+    zero = config.get("zero_optimization", {})
 
     def offloads(key: str) -> bool:
         return str(zero.get(key, {}).get("device", "none")) in ("cpu", "nvme")

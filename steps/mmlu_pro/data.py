@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from steps.common import StepInputError, load_failure, read_jsonl
+from steps.contract import REPO_ID
 from steps.mmlu_pro.prompt import OPTION_LETTERS
 
 HUB_DATASET = "TIGER-Lab/MMLU-Pro"
 SPLITS = ("validation", "test")
 REQUIRED_FIELDS = ("question_id", "question", "options", "answer", "answer_index", "cot_content", "category")
 LOCAL_FORMATS = ("parquet", "jsonl")
-_HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 
 
@@ -115,7 +115,7 @@ def load_splits(source: str, revision: str | None = None) -> tuple[dict[str, lis
     folder = Path(source)
     if folder.is_dir():
         return _load_local(folder)
-    if _HUB_ID.match(source) and not folder.exists():
+    if REPO_ID.fullmatch(source) and not folder.exists():
         return _load_hub(source, revision or "main")
     raise StepInputError(f"--dataset {source!r} is neither a folder with {'/'.join(SPLITS)} files "
                          f"nor a hub dataset id like {HUB_DATASET}")

@@ -16,11 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from steps.common import StepInputError
-
-SUMMARY_JSON = "summary.json"
-SUMMARY_MD = "summary.md"
-SCORES_PNG = "scores.png"
-SUMMARY_ID = "summary.id"
+from steps.contract import SUMMARY_JSON
 
 
 def file_digest(path: Path) -> str | None:

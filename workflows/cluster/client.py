@@ -23,6 +23,7 @@ from hera.workflows import models as m
 from hera.workflows.service import WorkflowsService
 from pydantic import BaseModel
 
+from steps.contract import pipeline_labels, rebenchmark_cron_name
 from workflows.cluster.errors import (
     NAMESPACE_MISSING,
     ClusterError,
@@ -326,7 +327,7 @@ class ArgoClient:
         if not is_unchanged("WorkflowTemplate", _in_namespace(local, namespace), to_dict(applied)):
             notes.append(f"the applied WorkflowTemplate '{name}' differs from this pipeline config; "
                          "`tunebench apply` updates it")
-        labels = {"app.kubernetes.io/name": "tunebench", "tunebench/pipeline": cfg.name}
+        labels = pipeline_labels(cfg.name)
         request = m.WorkflowSubmitRequest(
             namespace=namespace,
             resource_kind="WorkflowTemplate",
@@ -355,7 +356,7 @@ class ArgoClient:
         for manifest in wanted:
             results.append(self._apply_one(_in_namespace(manifest, namespace), dry_run, results))
         if cfg.schedule is None:
-            cron_name = f"{cfg.name}-rebenchmark"
+            cron_name = rebenchmark_cron_name(cfg.name)
             existing = self._call(Operation("get", "CronWorkflow", cron_name, namespace),
                                   self._service.get_cron_workflow, _segment(cron_name, "CronWorkflow"),
                                   missing_ok=True)
@@ -463,7 +464,7 @@ class ArgoClient:
         """The pipeline's CronWorkflow as the server has it (schedule, suspended, last run), or None."""
         cfg = load(cfg)
         namespace = self.namespace_for(cfg)
-        name = f"{cfg.name}-rebenchmark"
+        name = rebenchmark_cron_name(cfg.name)
         cron = self._call(Operation("get", "CronWorkflow", name, namespace), self._service.get_cron_workflow,
                           _segment(name, "CronWorkflow"), missing_ok=True)
         return to_dict(cron) if cron is not None else None

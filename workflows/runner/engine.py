@@ -29,6 +29,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from steps.contract import LOCAL_VOLUMES_FOLDER
 from workflows.argo.dag import dag_phase, ordered
 from workflows.argo.durations import parse_duration
 from workflows.argo.errors import ArgoError, ExpressionError, ManifestError, UnresolvedReference
@@ -55,7 +56,7 @@ from workflows.runner.retry import decide, retry_limit
 from workflows.runner.state import RunState, valid_object_name
 from workflows.runner.survivors import stop, survivors
 from workflows.runner.timeline import build_timeline
-from workflows.runner.workdir import WorkdirLock, real_dir
+from workflows.runner.workdir import WorkdirLock, make_workdir, real_dir
 from workflows.runner.written import missing
 
 PENDING, RUNNING, SUCCEEDED, FAILED = Phase.PENDING, Phase.RUNNING, Phase.SUCCEEDED, Phase.FAILED
@@ -99,11 +100,11 @@ class Engine:
         self.sequence = itertools.count()
         self.limit = self._global_limit()
         self.parameters = self._parameters()
-        self.workdir.mkdir(parents=True, exist_ok=True)
+        make_workdir(self.workdir)
         self.lock = WorkdirLock(self.workdir)
         self.lock.acquire()
         try:
-            for folder in ("logs", "volumes"):
+            for folder in ("logs", LOCAL_VOLUMES_FOLDER):
                 real_dir(self.workdir / folder, self.workdir)
             self.state = RunState.open(self.workdir)
             self.name = self._workflow_name()
@@ -613,7 +614,7 @@ class Engine:
         active = resolved.get("activeDeadlineSeconds")
         deadline = self._attempt_deadline(pod, resolved, float(active) if active is not None else None)
         return LocalJobSet(resolved, start_node, pod.log_path or self.workdir / "logs" / "pod.log",
-                           f"{log_name(pod.key)}-{number}", self.workdir, deadline)
+                           f"{log_name(pod.key)}-{number}", self.workdir, deadline, self.state.process_ended)
 
     def _run_attempt(self, pod: PodNode, process: AttemptRunner) -> None:
         try:

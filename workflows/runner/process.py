@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from steps.contract import LOCAL_VOLUMES_FOLDER
 from workflows.argo.phase import Phase
 from workflows.argo.validate import Template, uses_python
 from workflows.runner.survivors import ProcessIdentity, identify
@@ -103,7 +104,7 @@ class PathMapper:
 
 
 def volume_dir(workdir: Path, volume: str) -> Path:
-    return workdir / "volumes" / volume
+    return workdir / LOCAL_VOLUMES_FOLDER / volume
 
 
 def prepare(template: Template, resolved: dict[str, Any], *, workdir: Path, cwd: Path, base_env: dict[str, str],

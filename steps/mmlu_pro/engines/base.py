@@ -55,21 +55,6 @@ def token_counter(tokenizer: Any) -> Callable[[list[str]], list[int]]:
     return lambda texts: [len(ids) for ids in tokenizer(texts, add_special_tokens=True)["input_ids"]]
 
 
-def match_interop_threads(torch: Any) -> None:
-    """Give torch's inter-op pool as many threads as its intra-op pool.
-
-    torch sizes the intra-op pool from OMP_NUM_THREADS (which the pod's CPU limit or the local
-    runner sets) but the inter-op pool from the node's cores; a step capped at 2 CPUs would
-    otherwise start a thread per core of the node. Only possible before torch's first parallel op.
-    """
-    threads = torch.get_num_threads()
-    if torch.get_num_interop_threads() != threads:
-        try:
-            torch.set_num_interop_threads(threads)
-        except RuntimeError:
-            pass  # inter-op work already started in this process; its pool is fixed now
-
-
 @dataclass(frozen=True)
 class ModelRef:
     """A model to evaluate: a full model, or a LoRA adapter folder over its base model."""
