@@ -49,10 +49,13 @@ def render(
 
 @app.command()
 def lint(
-    pipeline: PipelineArg,
+    pipeline: Annotated[Path, typer.Argument(
+        help="pipeline config (configs/pipelines/*.yaml), or an Argo Workflow / WorkflowTemplate / CronWorkflow file",
+        show_default=False)],
     schema: Annotated[Path | None, typer.Option(help="Argo's JSON schema file (default: $TUNEBENCH_ARGO_SCHEMA or ../shared/data/argo)")] = None,
 ) -> None:
-    """Check the pipeline config, its Axolotl config and every rendered manifest; exit 1 on any problem."""
+    """Check the pipeline config, its Axolotl config and every rendered manifest (or an Argo file's manifests,
+    with what `tunebench run` would not emulate); exit 1 on any problem."""
     from workflows.check import check_pipeline
 
     report = check_pipeline(pipeline, schema)
