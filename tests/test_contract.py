@@ -26,7 +26,7 @@ SCANNED = sorted({*(ROOT / "workflows").rglob("*.py"), *(ROOT / "steps").rglob("
 
 # A path component (or its tail) that must come from the contract.
 FILE_NAMES = (contract.TRAIN_PARQUET, contract.HOLDOUT_PARQUET, contract.DATASET_STATS, contract.ESTIMATE_JSON,
-              contract.FINAL_AXOLOTL_CONFIG, contract.TRAIN_DONE, contract.MERGED_RECORD,
+              contract.FINAL_AXOLOTL_CONFIG, contract.TRAIN_DONE, contract.TRAIN_REQUEST, contract.MERGED_RECORD,
               contract.plan_file(contract.BASELINE_ITEMS), contract.plan_file(contract.FINETUNED_ITEMS),
               contract.plan_file(contract.PLANNED_MODELS), contract.SUBJECT_SUMMARY_SUFFIX,
               contract.SUMMARY_JSON, contract.SUMMARY_MD, contract.SCORES_PNG, contract.TREND_PNG,
