@@ -74,14 +74,33 @@ def _lists_subjects(node: ast.AST) -> bool:
     return len(named) >= 2
 
 
+EXITS = ("Exit", "SystemExit", "exit", "fail", "_fail")  # typer.Exit, sys.exit, steps.common.fail, ...
+
+
+def _numbered_exit(node: ast.AST) -> int | None:
+    """The exit code a call like `typer.Exit(2)` or `fail(message, 1 if x else 2)` spells as a number."""
+    if not isinstance(node, ast.Call):
+        return None
+    name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+    if name not in EXITS:
+        return None
+    for argument in [*node.args, *(keyword.value for keyword in node.keywords)]:
+        choices = [argument.body, argument.orelse] if isinstance(argument, ast.IfExp) else [argument]
+        for choice in choices:
+            if isinstance(choice, ast.Constant) and type(choice.value) is int:
+                return choice.value
+    return None
+
+
 def repeated_literals(source: str) -> list[tuple[int, str]]:
-    """(line, literal) for each string constant in `source` that repeats a contract literal."""
+    """(line, literal) for each constant in `source` that repeats a contract literal."""
     tree = ast.parse(source)
     skipped = _docstrings(tree)
     strings = [(node.lineno, literal) for node in ast.walk(tree)
                if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in skipped
                and (literal := contract_literal(node.value)) is not None]
-    return strings + [(node.lineno, SUBJECT_LIST) for node in ast.walk(tree) if _lists_subjects(node)]
+    exits = [(node.lineno, f"exit code {code}") for node in ast.walk(tree) if (code := _numbered_exit(node)) is not None]
+    return strings + exits + [(node.lineno, SUBJECT_LIST) for node in ast.walk(tree) if _lists_subjects(node)]
 
 
 def test_no_contract_literal_outside_the_contract() -> None:
@@ -99,6 +118,9 @@ def test_no_contract_literal_outside_the_contract() -> None:
     ('mount = "/mnt/workspace/hf-cache"', "/mnt/workspace"),
     ('SUBJECTS = ("biology", "law")', SUBJECT_LIST),
     ('REPO = re.compile(r"[\\w.-]+/[\\w.-]+")', r"[\w.-]+/[\w.-]+"),
+    ("raise typer.Exit(2)", "exit code 2"),
+    ("raise typer.Exit(0 if ok else 1)", "exit code 0"),
+    ("fail(str(error), code=3)", "exit code 3"),
 ])
 def test_the_guard_finds_each_kind_of_literal(source: str, literal: str) -> None:
     assert [found for _, found in repeated_literals(source)] == [literal]
@@ -110,6 +132,7 @@ def test_the_guard_finds_each_kind_of_literal(source: str, literal: str) -> None
     'raise ValueError(f"{path}: not the summary.json aggregate wrote")',
     'outputs = "outputs"',
     'app.command("history")',
+    "sys.exit(main(sys.argv[1:]))",
 ])
 def test_the_guard_leaves_prose_and_generic_words(source: str) -> None:
     assert repeated_literals(source) == []
