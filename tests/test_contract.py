@@ -3,9 +3,9 @@
 The guard below reads every string literal in workflows/, steps/ and the tests' step stand-ins
 (f-string pieces included, docstrings and prose left out) and fails when one spells a contract
 literal that steps/contract.py already names: a file or folder of a run, a mount path, a label,
-an object name suffix, a copy of the subject list, the repo-id pattern. The other tests spell
-the layout out on purpose: they pin what users and the docs see, so a change to the contract
-shows up in them.
+an object name suffix, a copy of the subject list, the repo-id pattern, or an exit code given
+as a number to typer.Exit, SystemExit or fail. The other tests spell the layout out on
+purpose: they pin what users and the docs see, so a change to the contract shows up in them.
 """
 from __future__ import annotations
 
