@@ -31,7 +31,7 @@ FILE_NAMES = (contract.TRAIN_PARQUET, contract.HOLDOUT_PARQUET, contract.DATASET
               contract.plan_file(contract.PLANNED_MODELS), contract.SUBJECT_SUMMARY_SUFFIX,
               contract.SUMMARY_JSON, contract.SUMMARY_MD, contract.SCORES_PNG, contract.TREND_PNG,
               contract.SUMMARY_ID)
-# Anywhere inside a literal without spaces.
+# Anywhere inside a literal, messages included (they stay true when the contract changes).
 EMBEDDED = (contract.WORKSPACE_MOUNT, contract.HF_CACHE_MOUNT, contract.HISTORY_FOLDER, contract.APP_LABEL,
             contract.PIPELINE_LABEL, contract.REPO_ID.pattern)
 # A whole literal (or a whole f-string piece).
@@ -51,14 +51,14 @@ def _docstrings(tree: ast.AST) -> set[int]:
 
 
 def contract_literal(value: str) -> str | None:
-    """The contract literal `value` spells, if any (prose, which has spaces, names files freely)."""
+    """The contract literal `value` spells, if any (prose, which has spaces, may name files)."""
     if value in WHOLE:
         return value
-    if any(space in value for space in " \n\t"):
-        return None
     for literal in EMBEDDED:
         if literal in value:
             return literal
+    if any(space in value for space in " \n\t"):
+        return None
     parts = PurePosixPath(value).parts
     for name in FILE_NAMES:
         if any(part == name or (name.startswith(".") and part.endswith(name)) for part in parts):
@@ -116,6 +116,7 @@ def test_no_contract_literal_outside_the_contract() -> None:
     ('name = f"{cfg.name}-rebenchmark"', "-rebenchmark"),
     ('labels = {"app.kubernetes.io/name": "tunebench"}', "app.kubernetes.io/name"),
     ('mount = "/mnt/workspace/hf-cache"', "/mnt/workspace"),
+    ('message = "the DAG uses /mnt/workspace/history/mmlu-pro"', "/mnt/workspace"),
     ('SUBJECTS = ("biology", "law")', SUBJECT_LIST),
     ('REPO = re.compile(r"[\\w.-]+/[\\w.-]+")', r"[\w.-]+/[\w.-]+"),
     ("raise typer.Exit(2)", "exit code 2"),
