@@ -43,6 +43,7 @@ DATASET_STATS = "stats.json"
 ESTIMATE_JSON = "estimate.json"
 FINAL_AXOLOTL_CONFIG = "axolotl.yaml"
 TRAIN_DONE = "done.json"
+TRAIN_REQUEST = "request.json"         # train.nodes > 1: the resolved train command every node runs
 TRAIN_PREPARED = "prepared"            # Axolotl's dataset_prepared_path
 TRAIN_OUTPUT = "output"                # Axolotl's output_dir: the adapter, checkpoint-*/
 MERGED_FOLDER = "merged"               # in TRAIN_OUTPUT: merge-lora's result
@@ -110,6 +111,10 @@ class RunFolder:
     @property
     def train(self) -> str:
         return self._at("train")
+
+    @property
+    def train_request(self) -> str:
+        return join(self.train, TRAIN_REQUEST)
 
     @property
     def final_axolotl_config(self) -> str:

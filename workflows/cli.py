@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from steps.contract import EXIT_BAD_INPUT
+from steps.contract import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK
 from workflows.cli_common import PipelineArg, load_or_exit
 
 app = typer.Typer(
@@ -60,7 +60,7 @@ def lint(
 
     report = check_pipeline(pipeline, schema)
     report.print()
-    raise typer.Exit(0 if report.ok else 1)
+    raise typer.Exit(EXIT_OK if report.ok else EXIT_FAILURE)
 
 
 # --- commands owned by other modules: one registration line each --------------------

@@ -19,6 +19,7 @@ from typing import Annotated, Any
 import typer
 
 from steps.common import StepInputError, check_output_file, fail
+from steps.contract import HISTORY_DIR
 from steps.mmlu_pro.history import read_history
 from steps.mmlu_pro.report import save_png
 from steps.mmlu_pro.stats import wilson_interval
@@ -201,7 +202,7 @@ def history_command(
             check_output_file(plot)  # before reading the history: a bad --plot is one line, not a traceback later
         if not history_dir.is_dir():
             raise StepInputError(f"HISTORY_DIR {history_dir} is not a folder (aggregate --history writes one "
-                                 "<run>.parquet per run there; the DAG uses /mnt/workspace/history/mmlu-pro)")
+                                 f"<run>.parquet per run there; the DAG uses {HISTORY_DIR})")
         rows = read_history(history_dir)
         points = trend_points(rows, model, subject)
         if rows and not points:
