@@ -173,7 +173,7 @@ def train(config: Path, *, base_model: str, dataset: Path, run_dir: Path, gpus: 
 
 
 def _launch(config_file: Path, chosen: Launcher, processes: int, group: Rendezvous | None, cuda_devices: int) -> int:
-    env = child_env()
+    env = child_env(processes=processes)
     if group is not None:
         LOG.info("node %d of %d: rendezvous %s at %s:%d", group.node_rank, group.nodes, group.rdzv_id,
                  group.master_addr, group.master_port)
