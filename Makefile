@@ -28,6 +28,7 @@ test: install static-check test-py312
 # configurations; mypy's cache keeps a rerun to seconds).
 static-check: install
 	$(VENV)/bin/ruff check workflows steps tests benchmarks
+	$(VENV)/bin/mypy
 
 # The tiny model and data are built locally (no downloads); a second `make demo` resumes
 # from .demo and reuses every finished task (`rm -rf .demo` starts over).

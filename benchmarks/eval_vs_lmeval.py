@@ -1,12 +1,12 @@
 """The `hf` eval engine against lm-evaluation-harness on the same questions, prompts and settings.
 
-    python benchmarks/eval_vs_lmeval.py [--lmeval-python /work/lmeval-venv/bin/python]
+    python benchmarks/eval_vs_lmeval.py [--lmeval-python PY (default: $LMEVAL_PYTHON, else ../lmeval-venv/bin/python)]
         [--questions 8,48] [--repeats 3] [--max-new-tokens 32] [--batch-size 8] [--workdir DIR]
 
-lm-eval is not a dependency of this project: give the Python of a venv that has it (for
-example `python -m venv /work/lmeval-venv && /work/lmeval-venv/bin/pip install lm-eval`; a
-`.pth` file naming this project's site-packages lets it reuse the same torch and transformers).
-Without one the benchmark says so and exits 0.
+lm-eval is not a dependency of this project: give the Python of a venv that has it, e.g. beside
+the checkout: `python -m venv ../lmeval-venv && ../lmeval-venv/bin/pip install --no-deps lm-eval`
+plus a `.pth` file in its site-packages naming this project's venv's site-packages, so that both
+sides run the same torch and transformers. Without one the benchmark says so and exits 0.
 
 Both sides run as their own processes with OMP_NUM_THREADS=1 on the tiny model of
 `steps.tiny_assets`, greedy, the same batch size, the same stop string and the same prompts
@@ -30,7 +30,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-DEFAULT_LMEVAL_PYTHON = Path("/work/lmeval-venv/bin/python")
+DEFAULT_LMEVAL_PYTHON = Path(os.environ.get("LMEVAL_PYTHON") or ROOT.parent / "lmeval-venv" / "bin" / "python")
 SUBJECT = "math"
 MAX_MODEL_LEN = 2048
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",

@@ -1,17 +1,19 @@
 """What each step costs before it does any work: CPU seconds of a real run on tiny inputs.
 
-    python benchmarks/startup.py [--repeats 3] [--workdir DIR]
+    python benchmarks/startup.py [--repeats 3] [--workdir DIR] [--compare-with GIT_REV]
 
 Every step runs as the DAG runs it (`python -m steps.<name> ...`, one process, OMP_NUM_THREADS=1)
 on the tiny assets of `steps.tiny_assets`, so its work is negligible and what is left is start-up:
 the interpreter, imports, reading the inputs. CPU seconds (user + system of the child, from
 getrusage) rather than wall time, because the machine the numbers come from is shared; the
-median of --repeats runs, interleaved.
+median of --repeats runs, interleaved. --compare-with runs the same commands, interleaved, on
+that revision of the project too (exported with `git archive`) and prints now / before.
 
 Budgets (issue 13): light steps (convert, gate, plan, aggregate, upload) under 1.5 s; eval's
 fixed cost under 4 s, where fixed cost = the run with 1 question minus the cost of a question
-(the slope between 1 and 5 questions); merge-lora in one interpreter (checked by its own test,
-not timed here: it needs Axolotl).
+(the slope between 1 and 5 questions); merge-lora in one interpreter (tests/test_merge_lora.py
+forbids it child processes; timed here, with Axolotl installed, on a rank-4 adapter that peft
+makes over the tiny model, children's CPU included).
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -32,13 +35,14 @@ EVAL_FIXED_BUDGET_S = 4.0
 SUBJECT = "math"
 
 
-def run_cpu_seconds(args: list[str]) -> tuple[float, float]:
-    """(CPU seconds, wall seconds) of one step process; a failing step stops the benchmark."""
+def run_cpu_seconds(args: list[str], root: Path = ROOT) -> tuple[float, float]:
+    """(CPU seconds, wall seconds) of one step process of the project at `root`; a failing step stops the benchmark."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, check=False,
-                            env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1",
-                                 "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"})
+    result = subprocess.run([sys.executable, "-m", *args], cwd=root, capture_output=True, text=True, check=False,
+                            env={**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1",
+                                 "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+                                 "AXOLOTL_DO_NOT_TRACK": "1"})
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if result.returncode != 0:
@@ -52,9 +56,8 @@ def eval_args(assets: Path, out_dir: Path, limit: int, role: str = "baseline") -
             "--out-dir", str(out_dir), "--limit", str(limit), "--max-new-tokens", "8", "--max-model-len", "1024"]
 
 
-def step_commands(assets: Path, work: Path, run: int) -> dict[str, list[str]]:
-    """One fresh output place per run: no step may find its previous output and skip the work."""
-    out = work / f"run{run}"
+def step_commands(assets: Path, work: Path, out: Path) -> dict[str, list[str]]:
+    """One fresh output place (`out`) per run: no step may find its previous output and skip the work."""
     model = str(assets / "tiny-llama")
     return {
         "convert": ["steps.convert_dataset", "--source", str(assets / "acereason.parquet"),
@@ -66,12 +69,36 @@ def step_commands(assets: Path, work: Path, run: int) -> dict[str, list[str]]:
                  "--finetuned-model", model, "--out-dir", str(out / "plan")],
         "aggregate": ["steps.aggregate", "--eval-dir", str(work / "eval"), "--models",
                       str(work / "plan" / "models.json"), "--subjects", json.dumps([SUBJECT]),
-                      "--out-dir", str(out / "summary"), "--run-id", f"bench{run}",
+                      "--out-dir", str(out / "summary"), "--run-id", f"bench-{out.name}",
                       "--history", str(out / "history")],
         "upload": ["steps.upload", "--model-dir", model, "--repo-id", "bench/tiny", "--target", str(out / "upload")],
+        "merge-lora": ["steps.merge_lora", "--config", str(merge_config(assets, work, out / "merge"))],
         "eval, 1 question": eval_args(assets, out / "eval1", 1),
         "eval, 5 questions": eval_args(assets, out / "eval5", 5),
     }
+
+
+ADAPTER_CODE = """
+import sys
+from peft import LoraConfig, get_peft_model
+from transformers import AutoModelForCausalLM
+model = AutoModelForCausalLM.from_pretrained(sys.argv[1])
+get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", init_lora_weights=False)
+               ).save_pretrained(sys.argv[2])
+"""
+
+
+def merge_config(assets: Path, work: Path, run_dir: Path) -> Path:
+    """A fresh copy of the adapter (so the merge is done, not found current) and its Axolotl config."""
+    import yaml
+
+    shutil.copytree(work / "adapter", run_dir / "output")
+    config = yaml.safe_load((ROOT / "configs" / "axolotl" / "tiny-cpu-lora.yaml").read_text(encoding="utf-8"))
+    config.update(base_model=str(assets / "tiny-llama"), output_dir=str(run_dir / "output"),
+                  dataset_prepared_path=str(run_dir / "prepared"), lora_r=4, lora_alpha=8, lora_modules_to_save=None)
+    path = run_dir / "axolotl.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path
 
 
 def prepare(assets: Path, work: Path) -> None:
@@ -81,37 +108,59 @@ def prepare(assets: Path, work: Path) -> None:
     model = str(assets / "tiny-llama")
     run_cpu_seconds(["steps.plan_eval", "--baselines", json.dumps([model]), "--subjects", json.dumps([SUBJECT]),
                      "--finetuned-model", model, "--out-dir", str(work / "plan")])
+    subprocess.run([sys.executable, "-c", ADAPTER_CODE, model, str(work / "adapter")], cwd=ROOT, check=True,
+                   env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True)
     plan = json.loads((work / "plan" / "models.json").read_text())
     for entry in plan if isinstance(plan, list) else plan.get("models", []):
         run_cpu_seconds(eval_args(assets, work / "eval" / entry["slug"], 2, entry["role"]))
+
+
+def export_revision(revision: str, folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", revision], capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    return folder
+
+
+def budget(name: str, cpu: dict[str, float]) -> str:
+    if name in ("convert", "gate", "plan", "aggregate", "upload"):
+        return f"< {LIGHT_BUDGET_S} s: {'ok' if cpu[name] < LIGHT_BUDGET_S else 'OVER'}"
+    if name == "eval fixed cost":
+        return f"< {EVAL_FIXED_BUDGET_S} s: {'ok' if cpu[name] < EVAL_FIXED_BUDGET_S else 'OVER'}"
+    return ""
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--compare-with", metavar="GIT_REV", default=None)
     args = parser.parse_args(argv)
     work = args.workdir or Path(tempfile.mkdtemp(prefix="tunebench-startup-"))
     assets = work / "assets"
     prepare(assets, work)
-    samples: dict[str, list[tuple[float, float]]] = {}
+    roots = {"now": ROOT}
+    if args.compare_with:
+        roots["before"] = export_revision(args.compare_with, work / "before-tree")
+    samples: dict[tuple[str, str], list[float]] = {}
     for run in range(args.repeats):
-        for name, command in step_commands(assets, work, run).items():
-            samples.setdefault(name, []).append(run_cpu_seconds(command))
-    cpu = {name: statistics.median(c for c, _ in runs) for name, runs in samples.items()}
-    wall = {name: statistics.median(w for _, w in runs) for name, runs in samples.items()}
-    print(f"median of {args.repeats} runs, OMP_NUM_THREADS=1")
-    print(f"{'step':<20}{'CPU s':>8}{'wall s':>8}  budget")
-    for name in ("convert", "gate", "plan", "aggregate", "upload"):
-        verdict = "ok" if cpu[name] < LIGHT_BUDGET_S else "OVER"
-        print(f"{name:<20}{cpu[name]:>8.2f}{wall[name]:>8.2f}  < {LIGHT_BUDGET_S} s: {verdict}")
-    per_question = (cpu["eval, 5 questions"] - cpu["eval, 1 question"]) / 4
-    fixed = cpu["eval, 1 question"] - per_question
-    for name in ("eval, 1 question", "eval, 5 questions"):
-        print(f"{name:<20}{cpu[name]:>8.2f}{wall[name]:>8.2f}")
-    verdict = "ok" if fixed < EVAL_FIXED_BUDGET_S else "OVER"
-    print(f"{'eval fixed cost':<20}{fixed:>8.2f}{'':>8}  < {EVAL_FIXED_BUDGET_S} s: {verdict} "
-          f"(a question: {per_question:.2f} s)")
+        for side, root in roots.items():
+            for name, command in step_commands(assets, work, work / f"{side}-{run}").items():
+                samples.setdefault((side, name), []).append(run_cpu_seconds(command, root)[0])
+    cpu = {side: {name: statistics.median(values) for (s, name), values in samples.items() if s == side}
+           for side in roots}
+    for costs in cpu.values():
+        per_question = (costs["eval, 5 questions"] - costs["eval, 1 question"]) / 4
+        costs["eval fixed cost"] = costs["eval, 1 question"] - per_question
+    names = ["convert", "gate", "plan", "aggregate", "upload", "merge-lora", "eval, 1 question",
+             "eval, 5 questions", "eval fixed cost"]
+    print(f"CPU seconds, median of {args.repeats} interleaved runs, OMP_NUM_THREADS=1")
+    before = f"{'before':>8}{'now/before':>11}" if "before" in cpu else ""
+    print(f"{'step':<20}{'now':>8}{before}  budget")
+    for name in names:
+        now = cpu["now"][name]
+        columns = f"{cpu['before'][name]:>8.2f}{now / cpu['before'][name]:>11.2f}" if "before" in cpu else ""
+        print(f"{name:<20}{now:>8.2f}{columns}  {budget(name, cpu['now'])}")
     return 0
 
 

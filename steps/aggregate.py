@@ -30,20 +30,15 @@ from steps.common import (
     write_json_atomic,
     write_text_atomic,
 )
+from steps.contract import (ROLE_BASELINE, ROLE_FINETUNED, SCORES_PNG, SUMMARY_ID, SUMMARY_JSON, SUMMARY_MD,
+                            TREND_PNG, subject_results_file, subject_summary_file)
 from steps.mmlu_pro.history import Drops, Regression, check_run_id, record_run
 from steps.mmlu_pro.node_outputs import write_aggregate_outputs
 from steps.mmlu_pro.report import plot_scores, render_markdown
 from steps.mmlu_pro.results import Score
 from steps.mmlu_pro.subjects import parse_subjects
-from steps.mmlu_pro.summary_file import (
-    SCORES_PNG,
-    SUMMARY_ID,
-    SUMMARY_JSON,
-    SUMMARY_MD,
-    new_summary_id,
-    regression_message,
-)
-from steps.mmlu_pro.trend import TREND_PNG, plot_trend_beside
+from steps.mmlu_pro.summary_file import new_summary_id, regression_message
+from steps.mmlu_pro.trend import plot_trend_beside
 from steps.mmlu_pro.uncertainty import add_uncertainty, question_outcomes, with_outcomes
 
 # Provenance copied from the first subject summary of a model.
@@ -95,6 +90,8 @@ def _read_summary(path: Path) -> dict[str, Any] | None:
     wrong = [name for name, kind in _RESULT_FIELDS.items() if not _is_kind(fields.get(name), kind)]
     if not wrong and not 0 <= found["correct"] <= found["n"] <= found["n_questions"]:
         wrong = ["n", "correct", "n_questions"]
+    if not wrong and abs(found["accuracy"] - (found["correct"] / found["n"] if found["n"] else 0.0)) > 1e-9:
+        wrong = ["accuracy (not correct/n)"]
     if wrong:
         raise StepInputError(f"{path} is not a complete subject summary (bad or missing: {', '.join(wrong)}); {redo}")
     return found
@@ -110,7 +107,7 @@ def _macro(results: dict[str, dict[str, Any]]) -> float | None:
 
 def _model_results(model: dict[str, str], subjects: list[str],
                    eval_dir: Path) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
-    found = {s: _read_summary(eval_dir / model["slug"] / f"{s}.summary.json") for s in subjects}
+    found = {s: _read_summary(eval_dir / model["slug"] / subject_summary_file(s)) for s in subjects}
     empty = [s for s, f in found.items() if f is not None and f["n"] == 0]
     for subject in empty:
         _warn(f"{model['label']} {subject}: its summary counts no question answered; it is reported as missing")
@@ -171,12 +168,12 @@ def summarize(run_id: str, subjects: list[str], models: list[dict[str, str]], ev
     comparable = comparable_subjects(subjects, [results for results, _ in read])
     entries = [_model_entry(model, subjects, results, first, comparable)
                for model, (results, first) in zip(models, read, strict=True)]
-    baselines = [e for e in entries if e["role"] == "baseline"]
+    baselines = [e for e in entries if e["role"] == ROLE_BASELINE]
     return {
         "run_id": run_id, "time": time, "subjects": subjects, "regression_threshold": threshold,
         "comparable_subjects": comparable,
         "models": entries,
-        "deltas": [_delta(ft, base, comparable) for ft in entries if ft["role"] == "finetuned" for base in baselines],
+        "deltas": [_delta(ft, base, comparable) for ft in entries if ft["role"] == ROLE_FINETUNED for base in baselines],
         "missing": [{"model": e["label"], "subject": s} for e in entries for s in e["missing"]],
         "partial": [{"model": e["label"], "subject": s, "n": e["subjects"][s]["n"],
                      "n_questions": e["subjects"][s]["n_questions"]} for e in entries for s in e["partial"]],
@@ -216,8 +213,9 @@ def aggregate(eval_dir: Path, models_file: Path, subjects: list[str], out_dir: P
     outputs[-1].unlink(missing_ok=True)
     models = load_models(models_file)
     time = (now or datetime.now(timezone.utc)).isoformat(timespec="seconds")
-    read = {"models": Path(models_file)} | {f"{m['slug']}/{s}{suffix}": Path(eval_dir) / m["slug"] / f"{s}{suffix}"
-                                             for m in models for s in subjects for suffix in (".summary.json", ".jsonl")}
+    read = {"models": Path(models_file)} | {f"{m['slug']}/{name}": Path(eval_dir) / m["slug"] / name
+                                             for m in models for s in subjects
+                                             for name in (subject_summary_file(s), subject_results_file(s))}
     summary_id = new_summary_id(_inputs(run_id, subjects, models, threshold, require_significance), read)
     summary = summarize(run_id, subjects, models, Path(eval_dir), time, threshold)
     outcomes = question_outcomes(summary, Path(eval_dir))

@@ -17,11 +17,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_BAD_INPUT = 2
-EXIT_GATE_CLOSED = 3
-EXIT_REGRESSION = 4
+# The exit codes live in steps.contract; re-exported (`X as X`) for the steps that import them from here.
+from steps.contract import EXIT_BAD_INPUT as EXIT_BAD_INPUT
+from steps.contract import EXIT_FAILURE as EXIT_FAILURE
+from steps.contract import EXIT_GATE_CLOSED as EXIT_GATE_CLOSED
+from steps.contract import EXIT_OK as EXIT_OK
+from steps.contract import EXIT_REGRESSION as EXIT_REGRESSION
 
 VOLUME_OWNERSHIP_DOC = "docs/cluster.md#volume-ownership"
 

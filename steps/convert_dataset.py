@@ -34,6 +34,7 @@ from steps.common import (
     step_main,
     write_json_atomic,
 )
+from steps.contract import DATASET_STATS, HOLDOUT_PARQUET, TRAIN_PARQUET
 
 BATCH_ROWS = 16_384
 READ_BUFFER_BYTES = 1 << 20
@@ -43,7 +44,6 @@ SCAN_CHUNK_BYTES = 8 << 20
 BUCKET_ROWS = 32_768     # rows held at once when writing in shuffled order ...
 MAX_OPEN_BUCKETS = 512   # ... unless that would keep more files than this open (past 16M rows)
 OUTPUT_SCHEMA = pa.schema([("id", pa.int64()), ("question", pa.string()), ("answer", pa.string())])
-TRAIN_FILE, HOLDOUT_FILE, STATS_FILE = "train.parquet", "holdout.parquet", "stats.json"
 
 ASCII_WHITESPACE = b" \t\n\r\x0b\x0c"  # ignored when comparing questions
 
@@ -86,11 +86,12 @@ def _local_files(path: Path) -> tuple[str, list[Path]]:
     files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith((".", "_"))) \
         if path.is_dir() else [path]
     formats = {LOCAL_FORMATS.get(file.suffix.lower()) for file in files}
-    if len(formats) != 1 or None in formats:
+    known = {fmt for fmt in formats if fmt is not None}
+    if len(formats) != 1 or not known:
         found = ", ".join(sorted({file.suffix or file.name for file in files})) or "no files"
         raise StepInputError(f"--source {path}: cannot tell the file format from {found}; "
                              f"use one of {', '.join(sorted(LOCAL_FORMATS))} (a directory must hold one kind)")
-    return formats.pop(), files
+    return known.pop(), files
 
 
 def _open_local(path: Path, fields: FieldMapping) -> Source:
@@ -464,9 +465,9 @@ def convert_dataset(source: str, out_dir: str | Path, *, fields: FieldMapping = 
     cleaned = clean_batches(opened.batches, counts)
     with contextlib.ExitStack() as outputs:
         # Entered first, renamed last: stats.json appears only once the parquet files are in place.
-        stats_tmp = outputs.enter_context(atomic_path(out_dir / STATS_FILE))
-        train = ParquetSink(outputs.enter_context(atomic_path(out_dir / TRAIN_FILE)))
-        holdout = ParquetSink(outputs.enter_context(atomic_path(out_dir / HOLDOUT_FILE))) \
+        stats_tmp = outputs.enter_context(atomic_path(out_dir / DATASET_STATS))
+        train = ParquetSink(outputs.enter_context(atomic_path(out_dir / TRAIN_PARQUET)))
+        holdout = ParquetSink(outputs.enter_context(atomic_path(out_dir / HOLDOUT_PARQUET))) \
             if holdout_fraction else None
 
         if shuffle_seed is None and holdout is None:
@@ -497,7 +498,7 @@ def convert_dataset(source: str, out_dir: str | Path, *, fields: FieldMapping = 
         write_json_atomic(stats_tmp, stats)
     if holdout is None:
         # A hold-out from an earlier run with other settings would no longer match train.parquet.
-        (out_dir / HOLDOUT_FILE).unlink(missing_ok=True)
+        (out_dir / HOLDOUT_PARQUET).unlink(missing_ok=True)
     return stats
 
 
@@ -530,7 +531,7 @@ def convert_dataset_command(
                             revision=revision, split=split, max_rows=max_rows,
                             shuffle_seed=shuffle_seed, holdout_fraction=holdout_fraction)
     held_out = f", {stats['holdout_rows']:,} held out" if stats["holdout_rows"] else ""
-    print(f"wrote {stats['rows_out']:,} rows to {Path(out_dir) / TRAIN_FILE}{held_out} "
+    print(f"wrote {stats['rows_out']:,} rows to {Path(out_dir) / TRAIN_PARQUET}{held_out} "
           f"(read {stats['rows_in']:,}; dropped {stats['dropped_empty']:,} empty, "
           f"{stats['dropped_duplicate']:,} duplicate, {stats['dropped_over_max_rows']:,} over --max-rows)")
 

@@ -12,7 +12,16 @@ from typing import Annotated, Any
 
 import typer
 
-from steps.common import StepInputError, TransientFailure, load_failure, step_errors, step_main, write_json_atomic
+from steps.common import (
+    StepInputError,
+    TransientFailure,
+    check_output_file,
+    load_failure,
+    step_errors,
+    step_main,
+    write_json_atomic,
+)
+from steps.contract import ROLES, subject_results_file, subject_summary_file
 from steps.mmlu_pro.data import load_subject
 from steps.mmlu_pro.engines import Engine, GenerationSettings, load_engine
 from steps.mmlu_pro.engines.base import STOP_STRINGS, model_revision
@@ -28,11 +37,11 @@ EngineFactory = Callable[[str, str, "str | None", GenerationSettings], Engine]
 
 
 def records_path(out_dir: Path, subject: str) -> Path:
-    return Path(out_dir) / f"{subject}.jsonl"
+    return Path(out_dir) / subject_results_file(subject)
 
 
 def summary_path(out_dir: Path, subject: str) -> Path:
-    return Path(out_dir) / f"{subject}.summary.json"
+    return Path(out_dir) / subject_summary_file(subject)
 
 
 def _log(message: str) -> None:
@@ -97,6 +106,8 @@ def evaluate(
     check_subject(subject)
     _check_settings(engine, extract, settings, limit)
     out_dir = Path(out_dir)
+    for output in (records_path(out_dir, subject), summary_path(out_dir, subject)):
+        check_output_file(output)  # now, not after hours of generation
     data = load_subject(dataset, subject, dataset_revision)
     questions = data.questions[:limit] if limit else data.questions
     try:
@@ -181,8 +192,8 @@ def eval_mmlu_pro_command(
     tensor_parallel: Annotated[int, typer.Option(help="vllm engine: GPUs to shard the model over.")] = 1,
 ) -> None:
     """Evaluate one model on one MMLU-Pro subject (5-shot CoT, as the reference evaluate_from_local.py)."""
-    if role not in ("baseline", "finetuned"):
-        raise StepInputError(f"--role {role!r}; valid: baseline, finetuned")
+    if role not in ROLES:
+        raise StepInputError(f"--role {role!r}; valid: {', '.join(ROLES)}")
     settings = GenerationSettings(max_new_tokens=max_new_tokens, max_model_len=max_model_len,
                                   batch_size=batch_size, tensor_parallel=tensor_parallel)
     evaluate(model, role, label, subject, dataset, out_dir, revision=revision or None,

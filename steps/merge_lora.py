@@ -1,12 +1,15 @@
 """Merge the trained LoRA into the base model with `axolotl merge-lora`, then prove the result complete and loadable.
 
-Axolotl writes `<output_dir>/merged`. A merged model that is complete and was made from
+Axolotl's merge runs in this interpreter (its `axolotl merge-lora` command's function), so the
+step pays for importing torch, transformers and Axolotl once, not once more in a child process
+for a megabyte-sized adapter. Axolotl writes `<output_dir>/merged`. A merged model that is complete and was made from
 the current adapter is kept; one left incomplete by a killed pod, or made from another
 adapter, is removed and merged again.
 """
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 from datetime import datetime, timezone
 from pathlib import Path
@@ -15,8 +18,10 @@ from typing import Annotated, Any
 import typer
 
 from steps.common import StepFailure, StepInputError, read_json, step_errors, step_main, write_json_atomic
+from steps.contract import MERGED_FOLDER, MERGED_RECORD
+from steps.torch_threads import match_interop_threads
 from steps.training.axolotl_config import load_yaml_config
-from steps.training.launch import axolotl_command, child_env, require_axolotl, run_streaming
+from steps.training.launch import require_axolotl
 from steps.training.logs import step_logger
 from steps.training.model_folder import adapter_problems, model_folder_problems
 
@@ -31,12 +36,12 @@ class MergeCheckError(StepFailure):
 
 
 def merged_dir(cfg: dict[str, Any]) -> Path:
-    return Path(cfg["output_dir"]) / "merged"
+    return Path(cfg["output_dir"]) / MERGED_FOLDER
 
 
 def merge_record_path(cfg: dict[str, Any]) -> Path:
     """Beside `merged/`, not in it, so the uploaded folder holds only the model."""
-    return Path(cfg["output_dir"]) / "merged.json"
+    return Path(cfg["output_dir"]) / MERGED_RECORD
 
 
 def adapter_fingerprint(adapter_dir: Path) -> str:
@@ -67,6 +72,18 @@ def load_check(model_dir: Path) -> None:
         raise MergeCheckError(f"{model_dir} loads but its logits are not finite (NaN/inf weights?)")
 
 
+def axolotl_merge(config: Path, adapter_dir: Path) -> None:
+    """What `axolotl merge-lora CONFIG --lora-model-dir DIR` does, in this interpreter."""
+    os.environ.setdefault("AXOLOTL_DO_NOT_TRACK", "1")
+    match_interop_threads()
+    from axolotl.cli.merge_lora import do_cli
+    from axolotl.utils import set_misc_env, set_pytorch_cuda_alloc_conf
+
+    set_pytorch_cuda_alloc_conf()  # what the axolotl command sets up before any command
+    set_misc_env()
+    do_cli(config=str(config), lora_model_dir=str(adapter_dir))
+
+
 def _read_train_config(config: Path) -> dict[str, Any]:
     cfg = load_yaml_config(config)
     if not cfg.get("output_dir"):
@@ -81,7 +98,11 @@ def _is_current(cfg: dict[str, Any], fingerprint: str) -> bool:
     record = merge_record_path(cfg)
     if not record.is_file() or model_folder_problems(merged_dir(cfg)):
         return False
-    return read_json(record).get("adapter_sha256") == fingerprint
+    try:
+        recorded = read_json(record)
+    except (ValueError, UnicodeDecodeError):  # torn by a killed pod: merge again
+        return False
+    return isinstance(recorded, dict) and recorded.get("adapter_sha256") == fingerprint
 
 
 def merge_lora(config: Path, lora_model_dir: Path | None = None) -> int:
@@ -103,15 +124,14 @@ def merge_lora(config: Path, lora_model_dir: Path | None = None) -> int:
         shutil.rmtree(merged)
     merge_record_path(cfg).unlink(missing_ok=True)
 
-    command = axolotl_command("merge-lora", config, "--lora-model-dir", str(adapter_dir))
-    LOG.info("running: %s", " ".join(command))
-    code = run_streaming(command, child_env())
-    if code != 0:
-        LOG.error("axolotl merge-lora exited with code %d", code)
-        return code
+    LOG.info("running axolotl merge-lora %s --lora-model-dir %s", config, adapter_dir)
+    try:
+        axolotl_merge(config, adapter_dir)
+    except Exception as error:  # noqa: BLE001 - Axolotl's own failure: exit 1, as its CLI would
+        raise StepFailure(f"axolotl merge-lora {config} failed: {type(error).__name__}: {error}") from error
     problems = model_folder_problems(merged)
     if problems:
-        raise MergeCheckError(f"axolotl merge-lora exited 0 but {merged} is incomplete: {'; '.join(problems)}")
+        raise MergeCheckError(f"axolotl merge-lora finished but {merged} is incomplete: {'; '.join(problems)}")
     load_check(merged)
     write_json_atomic(merge_record_path(cfg), {
         "adapter_dir": str(adapter_dir),

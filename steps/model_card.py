@@ -12,11 +12,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import yaml
 from huggingface_hub import ModelCardData
 
+from steps.contract import REPO_ID, ROLE_FINETUNED, ROLE_NAMES
 from steps.mmlu_pro.summary_file import read_summary
 from steps.training.axolotl_config import DATASET_TYPE
 
@@ -115,7 +116,7 @@ def _result(value: Any) -> Result | None:
 def _model_scores(entry: Any) -> ModelScores | None:
     if not isinstance(entry, dict) or not isinstance(entry.get("label"), str):
         return None
-    subjects = entry.get("subjects") if isinstance(entry.get("subjects"), dict) else {}
+    subjects: dict[str, Any] = entry["subjects"] if isinstance(entry.get("subjects"), dict) else {}
     per_subject = {str(name): result for name, value in subjects.items() if (result := _result(value)) is not None}
     overall = _result(entry.get("overall", entry.get("accuracy")))
     if overall is not None and overall.n == 0:  # no subject results at all: 0 correct of 0 is no score
@@ -129,7 +130,7 @@ def _model_scores(entry: Any) -> ModelScores | None:
 def _delta(entry: Any) -> Delta | None:
     if not isinstance(entry, dict) or not all(isinstance(entry.get(key), str) for key in ("model", "baseline")):
         return None
-    subjects = entry.get("subjects") if isinstance(entry.get("subjects"), dict) else {}
+    subjects: dict[str, Any] = entry["subjects"] if isinstance(entry.get("subjects"), dict) else {}
     return Delta(entry["model"], entry["baseline"],
                  {str(name): value for name, raw in subjects.items() if (value := _number(raw)) is not None},
                  _number(entry.get("overall")), _number(entry.get("macro")))
@@ -145,8 +146,8 @@ def parse_scores(summary: Any) -> Scores | None:
     models = [m for m in map(_model_scores, summary["models"]) if m is not None]
     if not models:
         return None
-    models.sort(key=lambda m: m.role != "finetuned")
-    listed = summary.get("subjects") if isinstance(summary.get("subjects"), list) else []
+    models.sort(key=lambda m: m.role != ROLE_FINETUNED)
+    listed: list[Any] = summary["subjects"] if isinstance(summary.get("subjects"), list) else []
     subjects = [str(s) for s in listed]
     subjects += sorted({s for m in models for s in m.subjects} - set(subjects))
     deltas = [d for d in map(_delta, summary.get("deltas") or []) if d is not None]
@@ -164,8 +165,8 @@ def load_summary(path: Path, summary_id: str | None = None) -> tuple[Scores | No
     return parse_scores(summary), markdown.read_text(encoding="utf-8") if markdown.is_file() else None
 
 
-def _is_hub_id(name: str | None) -> bool:
-    return bool(name) and re.fullmatch(r"[\w.-]+/[\w.-]+", name) is not None and not Path(name).exists()
+def _is_hub_id(name: str | None) -> TypeGuard[str]:
+    return name is not None and REPO_ID.fullmatch(name) is not None and not Path(name).exists()
 
 
 def _link(name: str, kind: str = "") -> str:
@@ -192,7 +193,7 @@ def _points(value: float | None) -> str:
 
 
 def _model_column(score: ModelScores) -> str:
-    role = {"finetuned": "fine-tuned", "baseline": "baseline"}.get(score.role, score.role)
+    role = ROLE_NAMES.get(score.role, score.role)
     return f"{_cell(score.label)} ({role})" if role else _cell(score.label)
 
 

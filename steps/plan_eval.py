@@ -13,9 +13,9 @@ from typing import Annotated, Any
 import typer
 
 from steps.common import StepInputError, step_errors, step_main, write_json_atomic
+from steps.contract import (BASELINE_ITEMS, FINETUNED_ITEMS, FINETUNED_SLUG, PLANNED_MODELS, ROLE_BASELINE,
+                            ROLE_FINETUNED, plan_file)
 from steps.mmlu_pro.subjects import parse_subjects
-
-FINETUNED_SLUG = "finetuned"
 
 
 def model_slug(model: str) -> str:
@@ -41,21 +41,21 @@ def parse_baselines(value: str) -> list[str]:
 
 def plan(baselines: list[str], subjects: list[str], finetuned_model: str | None = None,
          finetuned_label: str | None = None) -> dict[str, list[dict[str, Any]]]:
-    models = [{"model": b, "slug": model_slug(b), "role": "baseline", "label": b} for b in baselines]
+    models = [{"model": b, "slug": model_slug(b), "role": ROLE_BASELINE, "label": b} for b in baselines]
     if finetuned_model:
-        models.append({"model": finetuned_model, "slug": FINETUNED_SLUG, "role": "finetuned",
+        models.append({"model": finetuned_model, "slug": FINETUNED_SLUG, "role": ROLE_FINETUNED,
                        "label": finetuned_label or finetuned_model})
     items = [{**model, "subject": subject} for model in models for subject in subjects]
     return {
-        "baseline-items": [item for item in items if item["role"] == "baseline"],
-        "finetuned-items": [item for item in items if item["role"] == "finetuned"],
-        "models": models,
+        BASELINE_ITEMS: [item for item in items if item["role"] == ROLE_BASELINE],
+        FINETUNED_ITEMS: [item for item in items if item["role"] == ROLE_FINETUNED],
+        PLANNED_MODELS: models,
     }
 
 
 def write_plan(out_dir: Path, planned: dict[str, list[dict[str, Any]]]) -> None:
     for name, content in planned.items():
-        write_json_atomic(Path(out_dir) / f"{name}.json", content)
+        write_json_atomic(Path(out_dir) / plan_file(name), content)
 
 
 @step_errors
@@ -72,7 +72,7 @@ def plan_eval_command(
     if not planned["models"]:
         raise StepInputError("nothing to evaluate: --baselines is empty and no --finetuned-model was given")
     write_plan(out_dir, planned)
-    print(f"{len(planned['baseline-items'])} baseline and {len(planned['finetuned-items'])} fine-tuned "
+    print(f"{len(planned[BASELINE_ITEMS])} baseline and {len(planned[FINETUNED_ITEMS])} fine-tuned "
           f"evaluations planned in {out_dir}")
 
 

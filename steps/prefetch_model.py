@@ -12,18 +12,17 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from steps.common import StepInputError, load_failure, write_json_atomic, write_text_atomic
+from steps.contract import REPO_ID
 
 # What vLLM and transformers read; other formats' copies of the weights would only take space.
 IGNORED_FILES = ("*.pth", "*.pt", "original/*", "*.gguf", "*.onnx", "*.h5", "*.msgpack", "*.ot",
                  "flax_model*", "tf_model*", "*.tflite", "*.mlmodel")
-HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")
 GIB = 2**30
 # merge-lora holds the base model in bf16, the merged copy of each weight as it is saved, and the
 # load check of the result: twice the bf16 weights, plus the interpreter, torch and Axolotl.
@@ -84,7 +83,7 @@ def fetch_model(model: str, revision: str | None = None) -> dict[str, Any]:
         if not (local / "config.json").is_file():
             raise StepInputError(f"--model {model}: no config.json in this directory")
         return {"model": model, "local": True, "path": str(local)}
-    if not HUB_ID.fullmatch(model):
+    if not REPO_ID.fullmatch(model):
         raise StepInputError(f"--model {model}: no such directory, and not a hub repo id (ORG/NAME)")
     from huggingface_hub import snapshot_download
 

@@ -27,7 +27,7 @@ import typer
 
 from steps.common import atomic_path, step_main
 from steps.mmlu_pro.prompt import OPTION_LETTERS, format_example, header
-from steps.mmlu_pro.subjects import SUBJECTS
+from steps.contract import SUBJECTS
 
 BOS, EOS, PAD = "<s>", "</s>", "<pad>"
 CHAT_TEMPLATE = (
@@ -93,7 +93,7 @@ def _option_count(rng: random.Random) -> int:
 def mmlu_pro_rows(subjects: Sequence[str], n_per_subject: int, seed: int, first_id: int,
                   with_cot: bool) -> list[dict[str, Any]]:
     rng = random.Random(seed)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for subject in subjects:
         for _ in range(n_per_subject):
             item = _item(rng, subject, _option_count(rng))

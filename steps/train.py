@@ -22,8 +22,9 @@ from typing import Annotated, Any
 import typer
 
 from steps.common import EXIT_FAILURE, StepInputError, fail, write_json_atomic
+from steps.contract import FINAL_AXOLOTL_CONFIG
 from steps.training import checkpoints
-from steps.training.distributed import CPU_DISTRIBUTED_ENV, DEFAULT_MASTER_PORT, Rendezvous, rendezvous
+from steps.training.distributed import CPU_DISTRIBUTED_ENV, DEFAULT_MASTER_PORT, Rendezvous, TrainRequest, rendezvous
 from steps.training.axolotl_config import (
     PipelineSettings,
     TrainPaths,
@@ -166,7 +167,7 @@ def train(config: Path, *, base_model: str, dataset: Path, run_dir: Path, gpus: 
         code = _launch(paths.config, chosen, processes, group, cuda_devices)
         return code if code != 0 else _finish(cfg, paths, resume)
     with tempfile.TemporaryDirectory(prefix="tunebench-train-") as scratch:
-        node_config = Path(scratch) / "axolotl.yaml"
+        node_config = Path(scratch) / FINAL_AXOLOTL_CONFIG
         write_final_config(cfg, node_config)
         return _launch(node_config, chosen, processes, group, cuda_devices)
 
@@ -199,11 +200,11 @@ def _log_hub_cache() -> None:
 # --- command line ------------------------------------------------------------------------
 
 def train_command(
-    config: Annotated[Path, typer.Option(help="The user's Axolotl YAML (e.g. configs/axolotl/X.yaml).")],
-    base_model: Annotated[str, typer.Option(help="Hub id or local directory of the base model.")],
-    dataset: Annotated[Path, typer.Option(help="The converted question/answer parquet (RUN/data/train.parquet).")],
-    run_dir: Annotated[Path, typer.Option(help="RUN/train: gets axolotl.yaml, prepared/ and output/.")],
-    gpus: Annotated[int, typer.Option(help="GPUs (training processes); 1 on a CPU-only machine.")] = 1,
+    config: Annotated[Path | None, typer.Option(help="The user's Axolotl YAML (e.g. configs/axolotl/X.yaml).")] = None,
+    base_model: Annotated[str | None, typer.Option(help="Hub id or local directory of the base model.")] = None,
+    dataset: Annotated[Path | None, typer.Option(help="The converted question/answer parquet (RUN/data/train.parquet).")] = None,
+    run_dir: Annotated[Path | None, typer.Option(help="RUN/train: gets axolotl.yaml, prepared/ and output/.")] = None,
+    gpus: Annotated[int | None, typer.Option(help="GPUs (training processes) per node; 1 on a CPU-only machine.")] = None,
     overrides: Annotated[str | None, typer.Option(help="JSON object of top-level Axolotl keys set over --config.")] = None,
     base_model_revision: Annotated[str | None, typer.Option(help="Hub revision of the base model to pin.")] = None,
     launcher: Annotated[str, typer.Option(help="auto (accelerate on GPUs, python on a CPU), python or accelerate.")] = "auto",
@@ -212,18 +213,45 @@ def train_command(
     node_rank: Annotated[int | None, typer.Option(help="This node's index, 0 to nodes-1 (JobSet: JOB_COMPLETION_INDEX).")] = None,
     master_addr: Annotated[str | None, typer.Option(help="Host name of node 0, where the rendezvous is hosted.")] = None,
     master_port: Annotated[int, typer.Option(help="TCP port of the rendezvous on node 0.")] = DEFAULT_MASTER_PORT,
+    write_request: Annotated[Path | None, typer.Option(
+        help="Write --config ... --gpus to this JSON file for the nodes of a JobSet, and exit.")] = None,
+    request: Annotated[Path | None, typer.Option(
+        help="Train what this file (from --write-request) says, instead of --config ... --gpus.")] = None,
 ) -> None:
     """Fine-tune with Axolotl; a restarted run resumes from its newest complete checkpoint."""
     if launcher not in ("auto", "python", "accelerate", "torchrun"):
         fail(f"--launcher {launcher!r}: use auto, python, accelerate or torchrun")
     try:
-        code = train(config, base_model=base_model, dataset=dataset, run_dir=run_dir, gpus=gpus,
-                     overrides=overrides, base_model_revision=base_model_revision,
-                     launcher=launcher, save_steps=save_steps, nodes=nodes, node_rank=node_rank,  # type: ignore[arg-type]
-                     master_addr=master_addr, master_port=master_port)
+        settings = _request(request, config=config, base_model=base_model, dataset=dataset, run_dir=run_dir,
+                            gpus=gpus, overrides=overrides, base_model_revision=base_model_revision)
+        if write_request is not None:
+            parse_overrides(settings.overrides)  # bad JSON fails here, before any GPU is requested
+            settings.write(write_request)
+            LOG.info("training request for the nodes: %s", write_request)
+            raise typer.Exit(0)
+        code = train(Path(settings.config), base_model=settings.base_model, dataset=Path(settings.dataset),
+                     run_dir=Path(settings.run_dir), gpus=settings.gpus, overrides=settings.overrides,
+                     base_model_revision=settings.base_model_revision, launcher=launcher,  # type: ignore[arg-type]
+                     save_steps=save_steps, nodes=nodes, node_rank=node_rank, master_addr=master_addr,
+                     master_port=master_port)
     except StepInputError as error:
         fail(str(error))
     raise typer.Exit(code)
+
+
+def _request(request: Path | None, **flags: Any) -> TrainRequest:
+    """The run's settings: from --request, or from the flags (never both)."""
+    if request is not None:
+        given = [f"--{name.replace('_', '-')}" for name, value in flags.items() if value is not None]
+        if given:
+            raise StepInputError(f"--request {request} says what to train; drop {', '.join(given)}")
+        return TrainRequest.read(request)
+    missing = [f"--{name.replace('_', '-')}" for name in ("config", "base_model", "dataset", "run_dir")
+               if flags[name] is None]
+    if missing:
+        raise StepInputError(f"{', '.join(missing)} required (or --request FILE)")
+    return TrainRequest(**{**flags, "config": str(flags["config"]), "dataset": str(flags["dataset"]),
+                           "run_dir": str(flags["run_dir"]), "gpus": 1 if flags["gpus"] is None else flags["gpus"]})
 
 
 def main() -> None:

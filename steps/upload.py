@@ -12,13 +12,12 @@ refused before anything is sent.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 
@@ -30,6 +29,7 @@ from steps.common import (
     step_main,
     write_text_atomic,
 )
+from steps.contract import REPO_ID
 from steps.model_card import CardInputs, load_summary, render_model_card
 from steps.training.axolotl_config import load_yaml_config
 from steps.training.logs import step_logger
@@ -38,7 +38,6 @@ from steps.training.model_folder import model_folder_problems
 LOG = step_logger("steps.upload")
 HUB_TARGET = "hub"
 CARD_NAME = "README.md"
-REPO_ID = re.compile(r"[\w.-]+/[\w.-]+")
 # The statuses huggingface_hub's own http_backoff retries.
 TRANSIENT_STATUS = (429, 500, 502, 503, 504)
 RETRY_BASE_SECONDS = 2.0
@@ -296,7 +295,7 @@ def upload_command(
 ) -> None:
     """Upload the merged model and its model card to the hub (token from HF_TOKEN) or a local folder;
     with --card-only, update just the card of an earlier upload once the scores exist."""
-    common = dict(axolotl_config=axolotl_config, dataset=dataset, dataset_revision=dataset_revision,
+    common: dict[str, Any] = dict(axolotl_config=axolotl_config, dataset=dataset, dataset_revision=dataset_revision,
                   base_model=base_model, summary=summary, summary_id=summary_id, retries=max(retries, 0),
                   target=target)
     is_private = parse_bool(private, "--private")

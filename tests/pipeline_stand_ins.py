@@ -13,6 +13,8 @@ import os
 import sys
 from pathlib import Path
 
+from steps.contract import FINAL_AXOLOTL_CONFIG, subject_summary_file
+
 RUN = "import sys; sys.path.insert(0, 'tests'); import pipeline_stand_ins; pipeline_stand_ins.main(sys.argv[1:])"
 HEAVY_TEMPLATES = ("convert-dataset", "memory-gate", "prefetch-base-model", "prefetch-eval", "train", "merge-lora",
                    "upload", "eval-mmlu-pro")
@@ -34,7 +36,7 @@ def _eval(options: dict[str, str]) -> None:
                               label=options["label"], role=options["role"], engine=options["engine"],
                               model_revision=MODEL_REVISION, dataset=options["dataset"], dataset_revision="data-1",
                               extract="tiger", limit=None, settings={}, settings_hash="settings-1")
-    write_json_atomic(Path(options["out-dir"]) / f"{options['subject']}.summary.json", summary)
+    write_json_atomic(Path(options["out-dir"]) / subject_summary_file(options["subject"]), summary)
     write_eval_outputs(Path(options["out-dir"]), options["subject"], summary)   # the template's output parameters
 
 
@@ -55,7 +57,7 @@ def main(argv: list[str]) -> None:
     elif step == "train":
         run_dir = Path(options["run-dir"])
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "axolotl.yaml").write_text(f"base_model: {options['base-model']}\nadapter: lora\nlora_r: 8\n")
+        (run_dir / FINAL_AXOLOTL_CONFIG).write_text(f"base_model: {options['base-model']}\nadapter: lora\nlora_r: 8\n")
     elif step == "upload":
         _upload(options)
     elif step == "eval-mmlu-pro":

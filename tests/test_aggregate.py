@@ -311,6 +311,8 @@ def test_item2_results_on_other_questions_or_settings_are_not_compared(tmp_path)
     ('{"n": 10, "correct": 40, "accuracy": 4.0, "complete": true, "n_questions": 10, "settings_hash": "s"}',
      "is not a complete subject summary (bad or missing: n, correct, n_questions)"),
     ("[1, 2]", "is not a complete subject summary"),
+    ('{"n": 10, "correct": 4, "accuracy": 0.9, "complete": true, "n_questions": 10, "settings_hash": "s"}',
+     "is not a complete subject summary (bad or missing: accuracy (not correct/n))"),
 ])
 def test_item2_a_torn_subject_summary_is_an_error_naming_it(tmp_path, content, says):
     eval_dir = tmp_path / "eval"

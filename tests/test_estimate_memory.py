@@ -435,6 +435,8 @@ def _bad_input_cases(tmp_path: Path, configs: Path) -> dict[str, tuple[list, str
     """Case -> (arguments over a valid command line, what the message must name)."""
     llama = str(configs / "llama-3.2-1b.json")
     phi = write_json(tmp_path / "phi.json", {**TINY_LLAMA, "model_type": "phi3"})
+    listed_type = write_json(tmp_path / "listed-type.json", {**TINY_LLAMA, "model_type": ["llama"]})
+    ds_list = write_json(tmp_path / "ds-list.json", [{"zero_optimization": {"stage": 3}}])
     no_config = tmp_path / "weights-only"
     no_config.mkdir()
     bad_yaml = tmp_path / "bad.yaml"
@@ -452,6 +454,9 @@ def _bad_input_cases(tmp_path: Path, configs: Path) -> dict[str, tuple[list, str
         "missing YAML": ([f"--model={llama}", f"--axolotl-config={tmp_path / 'nope.yaml'}"], "cannot read"),
         "LoRA targets absent": ([f"--model={llama}", "--lora-target-modules=query_key_value"], "q_proj"),
         "model neither path nor hub id": (["--model=./missing/config.json"], "no such file"),
+        "model_type not a string": ([f"--model={listed_type}"], "model_type ['llama']"),
+        "DeepSpeed JSON not an object": ([f"--model={llama}", f'--overrides={{"deepspeed": "{ds_list}"}}'],
+                                         "not a DeepSpeed config"),
     }
 
 

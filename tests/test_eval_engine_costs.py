@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from fixtures.mmlu_assets import tiny_assets  # noqa: F401  (fixture)
 
 from steps.eval_mmlu_pro import evaluate, records_path
@@ -42,31 +43,35 @@ def _run(assets, out_dir, factory, limit=0):
                     engine="hf", settings=SETTINGS, engine_factory=factory, limit=limit, log=lambda message: None)
 
 
-def test_hf_batches_run_longest_prompt_first_and_records_stay_in_dataset_order(tiny_assets, tmp_path):  # noqa: F811
+@pytest.fixture(scope="module")
+def whole_run(tiny_assets, tmp_path_factory):  # noqa: F811
+    """An uninterrupted run of the subject: its folder and the batches the engine was given."""
     factory = RecordingFactory()
-    _run(tiny_assets, tmp_path, factory)
-    lengths = [tokens for batch in factory.batches for tokens in batch]
-    assert len(factory.batches) > 1 and lengths == sorted(lengths, reverse=True)
+    out_dir = tmp_path_factory.mktemp("whole")
+    _run(tiny_assets, out_dir, factory)
+    return out_dir, factory.batches
+
+
+def test_hf_batches_run_longest_prompt_first_and_records_stay_in_dataset_order(tiny_assets, whole_run):  # noqa: F811
+    out_dir, batches = whole_run
+    lengths = [tokens for batch in batches for tokens in batch]
+    assert len(batches) > 1 and lengths == sorted(lengths, reverse=True)
     assert len(set(lengths)) > 1  # the fixture's prompts differ in length, so the order is not vacuous
     dataset_order = [str(q["question_id"]) for q in load_subject(str(tiny_assets["dataset"]), SUBJECT, None).questions]
-    assert [str(r["question_id"]) for r in read_records(records_path(tmp_path, SUBJECT))] == dataset_order
+    assert [str(r["question_id"]) for r in read_records(records_path(out_dir, SUBJECT))] == dataset_order
 
 
-def test_a_resumed_run_batches_the_rest_as_the_uninterrupted_run_did(tiny_assets, tmp_path):  # noqa: F811
-    whole = RecordingFactory()
-    _run(tiny_assets, tmp_path / "whole", whole)
-    records = read_records(records_path(tmp_path / "whole", SUBJECT))
-    first_batch = whole.batches[0]
-    partial = tmp_path / "partial"
-    partial.mkdir()
+def test_a_resumed_run_batches_the_rest_as_the_uninterrupted_run_did(tiny_assets, whole_run, tmp_path):  # noqa: F811
+    out_dir, batches = whole_run
+    records = read_records(records_path(out_dir, SUBJECT))
     # The state a kill after the first batch leaves behind: that batch's records only.
-    longest_first = sorted(records, key=lambda r: -r["prompt_tokens"])[: len(first_batch)]
-    (partial / f"{SUBJECT}.jsonl").write_text("".join(
+    longest_first = sorted(records, key=lambda r: -r["prompt_tokens"])[: len(batches[0])]
+    (tmp_path / f"{SUBJECT}.jsonl").write_text("".join(
         json.dumps(r) + "\n" for r in records if r in longest_first), encoding="utf-8")
     resumed = RecordingFactory()
-    _run(tiny_assets, partial, resumed)
-    assert resumed.batches == whole.batches[1:]
-    assert read_records(records_path(partial, SUBJECT)) == records
+    _run(tiny_assets, tmp_path, resumed)
+    assert resumed.batches == batches[1:]
+    assert read_records(records_path(tmp_path, SUBJECT)) == records
 
 
 def test_the_hf_engine_stays_on_its_threads_and_skips_packages_generation_does_not_use(tiny_assets):  # noqa: F811

@@ -395,3 +395,16 @@ def test_item12_a_bad_line_before_the_last_is_still_an_error(tmp_path):
     path.write_bytes(b"\xff\xfe{}\n")
     with pytest.raises(StepInputError, match="is not UTF-8 text"):
         read_records(path)
+
+
+def test_item7_an_unusable_out_dir_is_refused_before_the_model_is_loaded(tiny_assets, tmp_path):  # noqa: F811
+    (tmp_path / "a file").write_text("kept")
+    (tmp_path / "dirs" / f"{SUBJECT}.jsonl").mkdir(parents=True)
+
+    def no_engine(*args):
+        raise AssertionError("the model was loaded although the outputs cannot be written")
+
+    for out_dir, says in ((tmp_path / "a file", "is a file, not a directory"), (tmp_path / "dirs", "is a directory")):
+        with pytest.raises(StepInputError, match=says):
+            _run(tiny_assets, out_dir, engine_factory=no_engine)
+    assert (tmp_path / "a file").read_text() == "kept"

@@ -1,6 +1,7 @@
 """The multi-node manifest: a JobSet made from the train pod, watched by a `resource` template, deleted by the exit handler."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -53,6 +54,7 @@ def test_the_train_task_applies_a_jobset_and_waits_for_its_terminal_state(gemma_
     assert resource["successCondition"] == "status.terminalState == Completed"
     assert resource["failureCondition"] == "status.terminalState == Failed"
     assert "retryStrategy" not in template  # JobSet restarts the group; a retried apply would only re-read it
+    assert "inputs" not in template
     manifest = _jobset(gemma_on_4_nodes)
     assert (manifest["apiVersion"], manifest["kind"]) == ("jobset.x-k8s.io/v1alpha2", "JobSet")
     assert manifest["metadata"]["name"] == "{{workflow.name}}-train"
@@ -68,10 +70,9 @@ def test_each_node_runs_the_train_pod_of_one_node(gemma_on_4_nodes):
     single = _templates(manifests(_config(GEMMA, gpus=8), "workflow")[0])["train"]
     pod = _jobset(gemma_on_4_nodes)["spec"]["replicatedJobs"][0]["template"]["spec"]["template"]["spec"]
     (container,) = pod["containers"]
-    assert container["args"][:len(single["container"]["args"])] == single["container"]["args"]
-    assert container["args"][len(single["container"]["args"]):] == [
-        "--nodes", "4", "--node-rank", "$(JOB_COMPLETION_INDEX)", "--master-addr", "$(MASTER_ADDR)",
-        "--master-port", "$(MASTER_PORT)"]
+    assert container["args"] == [
+        "--request", "/mnt/workspace/runs/{{workflow.name}}/train/request.json", "--nodes", "4",
+        "--node-rank", "$(JOB_COMPLETION_INDEX)", "--master-addr", "$(MASTER_ADDR)", "--master-port", "$(MASTER_PORT)"]
     env = {item["name"]: item for item in container["env"]}
     assert env["MASTER_ADDR"]["value"] == "{{workflow.name}}-train-node-0-0.{{workflow.name}}-train"
     assert [item for item in container["env"] if item["name"] not in ("MASTER_ADDR", "MASTER_PORT")] == \
@@ -94,6 +95,22 @@ def test_a_claim_made_per_run_is_mounted_by_the_name_argo_gives_it():
     pod = _jobset(manifests(load_pipeline(SMOKE_2NODE), "workflow")[0])["spec"]["replicatedJobs"][0]["template"][
         "spec"]["template"]["spec"]
     assert pod["volumes"][0] == {"name": "workspace", "persistentVolumeClaim": {"claimName": "{{workflow.name}}-workspace"}}
+
+
+def test_the_parameters_reach_the_nodes_through_a_file_never_through_the_manifests_text(gemma_on_4_nodes):
+    """Argo substitutes a resource manifest's placeholders as text: a parameter with a quote and a line
+    break would add fields to the pods. Only the workflow's name (a DNS name) is left in it."""
+    manifest_text = _templates(gemma_on_4_nodes)[jobset.TEMPLATE]["resource"]["manifest"]
+    assert set(re.findall(r"\{\{([^}]*)\}\}", manifest_text)) == {"workflow.name"}
+    request = _task(gemma_on_4_nodes, "pipeline", "train-request")
+    single_workflow = manifests(_config(GEMMA, gpus=8), "workflow")[0]
+    single = _task(single_workflow, "pipeline", "train")
+    assert request["arguments"] == single["arguments"] and request["depends"] == single["depends"]
+    assert _task(gemma_on_4_nodes, "pipeline", "train")["depends"] == "train-request"
+    writer = _templates(gemma_on_4_nodes)["train-request"]
+    assert writer["container"]["args"] == [*_templates(single_workflow)["train"]["container"]["args"],
+                                           "--write-request", "/mnt/workspace/runs/{{workflow.name}}/train/request.json"]
+    assert "resources" not in writer["container"] or "nvidia.com/gpu" not in str(writer["container"]["resources"])
 
 
 def test_verdicts_fail_the_jobset_at_once_and_other_failures_restart_the_group(gemma_on_4_nodes):

@@ -61,3 +61,15 @@ def test_missing_axolotl(tmp_path, monkeypatch):
     monkeypatch.setattr(launch.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(StepInputError, match="axolotl is not installed"):
         merge_step.merge_lora(write_config(tmp_path))
+
+
+@pytest.mark.parametrize("record", ["", '{"adapter_sha', "[]"])
+def test_a_torn_merge_record_means_merge_again(tmp_path, record):
+    from test_upload_support import make_model_folder
+
+    cfg = {"output_dir": str(tmp_path)}
+    make_model_folder(merge_step.merged_dir(cfg))
+    merge_step.merge_record_path(cfg).write_text(record)
+    assert merge_step._is_current(cfg, "sha") is False
+    merge_step.merge_record_path(cfg).write_text('{"adapter_sha256": "sha"}')
+    assert merge_step._is_current(cfg, "sha") is True

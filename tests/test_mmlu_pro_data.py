@@ -171,3 +171,12 @@ def test_item11_an_answer_outside_the_questions_options_is_refused(folder, tmp_p
                                              "options; fix the dataset"):
         load_subject(str(broken), "law")
     assert load_subject(str(broken), "math").questions   # the other subject is fine
+
+
+def test_item10_a_damaged_parquet_file_is_named(folder, tmp_path):
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    (damaged / "validation.parquet").write_bytes((folder / "validation.parquet").read_bytes())
+    (damaged / "test.parquet").write_bytes((folder / "test.parquet").read_bytes()[:200])
+    with pytest.raises(StepInputError, match=f"{damaged / 'test.parquet'} cannot be read as parquet"):
+        load_subject(str(damaged), "law")

@@ -132,3 +132,13 @@ def test_item7_outputs_that_are_not_regular_files_are_refused_with_one_line(tmp_
     assert f"{fifo} is a FIFO" in _one_line_error(_rescore(str(ours), "--json", str(fifo)))
     assert "is a file, not a directory" in _one_line_error(
         _rescore(str(ours), "--json", str(tmp_path / "target.json" / "s.json")))
+
+
+def test_item10_a_damaged_zip_is_one_line(tmp_path):
+    rows = [(10, "history", "B", "the answer is (B)")]
+    with zipfile.ZipFile(tmp_path / "outputs.zip", "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("model_outputs_x.json", _reference(rows, "generated_text") * 50)
+    data = bytearray((tmp_path / "outputs.zip").read_bytes())
+    data[60:90] = b"\0" * 30   # inside the compressed member
+    (tmp_path / "outputs.zip").write_bytes(bytes(data))
+    assert "outputs.zip is a damaged zip" in _one_line_error(_rescore(str(tmp_path / "outputs.zip")))

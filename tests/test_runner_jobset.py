@@ -89,6 +89,7 @@ def test_every_node_starts_together_with_its_index_and_node_0_at_localhost(tmp_p
     assert "Completed: all 3 nodes succeeded" in log.read_text()
     for index in range(3):  # each node's own log, as `argo logs` shows each pod
         assert "==== train:" in (log.parent / f"{log.stem}.node-{index}.log").read_text()
+    assert json.loads((result.workdir / "state.json").read_text())["processes"] == {}  # nothing left for a resume to stop
 
 
 def test_a_node_killed_mid_run_restarts_the_whole_group_which_then_finishes(tmp_path):
@@ -168,6 +169,18 @@ def test_an_exit_handler_that_only_deletes_the_jobset_has_nothing_to_do_locally(
     other["spec"]["templates"].append(py("notify", "pass"))
     other["spec"]["templates"][2]["dag"]["tasks"].append({"name": "n", "template": "notify"})
     assert without_jobset_cleanup(other) == other  # any other exit handler stays, and is refused by name
+
+
+def test_a_node_that_cannot_start_is_the_tasks_error_in_one_line(tmp_path, monkeypatch):
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    template = jobset_template("pass")
+    manifest = yaml.safe_load(template["resource"]["manifest"])
+    container = manifest["spec"]["replicatedJobs"][0]["template"]["spec"]["template"]["spec"]["containers"][0]
+    container["env"].append({"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": "hf-token", "key": "token"}}})
+    template["resource"]["manifest"] = yaml.safe_dump(manifest)
+    result = _run(tmp_path, template)
+    assert not result.succeeded
+    assert pods(result)["train"]["message"].startswith("env HF_TOKEN comes from Secret 'hf-token'")
 
 
 def test_args_expand_like_the_kubelet():

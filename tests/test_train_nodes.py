@@ -6,6 +6,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import typer
 import yaml
 from test_train_support import TINY_CONFIG
 
@@ -13,7 +14,7 @@ import steps.train as train_step
 from steps.common import StepInputError
 from steps.training import launch
 from steps.training.axolotl_config import MULTI_GPU_DDP_TIMEOUT_S, PipelineSettings, TrainPaths, build_final_config
-from steps.training.distributed import CPU_DISTRIBUTED_ENV, CPU_PLACEMENT_BUDGET, Rendezvous, rendezvous
+from steps.training.distributed import CPU_PLACEMENT_BUDGET, Rendezvous, TrainRequest, rendezvous
 
 
 @pytest.fixture
@@ -143,7 +144,7 @@ def test_only_node_0_writes_the_run_folder_and_every_node_resumes_from_the_same_
     assert node_config["resume_from_checkpoint"] == str(complete)
     assert not Path(command[command.index("train") + 1]).exists()  # its temporary folder is gone
     assert command[command.index("--node_rank") + 1] == "1"
-    assert env["ACCELERATE_USE_CPU"] == CPU_DISTRIBUTED_ENV["ACCELERATE_USE_CPU"]
+    assert (env["ACCELERATE_USE_CPU"], env["ACCELERATE_TORCH_DEVICE"]) == ("true", "cpu")
 
     # Node 0 writes the final config and removes the partial checkpoint; the missing adapter of this
     # fake launch fails its check, so no done.json claims a finished run.
@@ -153,3 +154,58 @@ def test_only_node_0_writes_the_run_folder_and_every_node_resumes_from_the_same_
     assert not partial.exists() and not (tmp_path / "run" / "done.json").exists()
     command = launched[1][0]
     assert command[command.index("train") + 1] == str(tmp_path / "run" / "axolotl.yaml")
+
+
+# --- the request file: the workflow's parameters for the nodes ----------------------------------------------
+
+HOSTILE = "x'\n    securityContext: {privileged: true}\n#"
+
+
+def _cli(*args: str):
+    from typer.testing import CliRunner
+
+    from steps.common import step_errors
+
+    app = typer.Typer()
+    app.command()(step_errors(train_step.train_command))
+    return CliRunner().invoke(app, list(args))
+
+
+def test_the_request_carries_every_value_exactly_and_the_nodes_train_what_it_says(tmp_path, monkeypatch):
+    request = tmp_path / "request.json"
+    written = _cli("--config", str(TINY_CONFIG), "--base-model", HOSTILE, "--dataset", "/data/train.parquet",
+                   "--run-dir", "/run/train", "--gpus", "8", "--overrides", '{"note": "it\'s"}',
+                   "--base-model-revision", "", "--write-request", str(request))
+    assert written.exit_code == 0, written.output
+    seen = {}
+    monkeypatch.setattr(train_step, "train", lambda config, **kwargs: seen.update(config=config, **kwargs) or 0)
+    assert _cli("--request", str(request), "--nodes", "2", "--node-rank", "1", "--master-addr", "h").exit_code == 0
+    assert seen["config"] == TINY_CONFIG and seen["base_model"] == HOSTILE and seen["gpus"] == 8
+    assert (seen["dataset"], seen["run_dir"]) == (Path("/data/train.parquet"), Path("/run/train"))
+    assert (seen["overrides"], seen["base_model_revision"], seen["nodes"]) == ('{"note": "it\'s"}', "", 2)
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--request", "REQ", "--gpus", "2"), "--request REQ says what to train; drop --gpus"),
+    (("--config", "c.yaml"), "--base-model, --dataset, --run-dir required (or --request FILE)"),
+    (("--request", "missing.json"), "--request missing.json: cannot read the training request"),
+])
+def test_request_mistakes_are_one_line(tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "REQ").write_text("{}")
+    result = _cli(*args)
+    assert result.exit_code == 2 and message in result.output
+
+
+def test_bad_overrides_fail_when_the_request_is_written(tmp_path):
+    result = _cli("--config", "c.yaml", "--base-model", "m", "--dataset", "d", "--run-dir", "r",
+                  "--overrides", "{not json", "--write-request", str(tmp_path / "request.json"))
+    assert result.exit_code == 2 and "--overrides" in result.output and not (tmp_path / "request.json").exists()
+
+
+def test_a_request_of_the_wrong_shape_is_refused(tmp_path):
+    request = tmp_path / "request.json"
+    request.write_text('{"config": "c", "base_model": "m", "dataset": "d", "run_dir": "r", "gpus": true, '
+                       '"overrides": null, "base_model_revision": null}')
+    with pytest.raises(StepInputError, match="wrong type of gpus"):
+        TrainRequest.read(request)

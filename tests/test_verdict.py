@@ -34,8 +34,10 @@ pytestmark = pytest.mark.timeout(300)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SMOKE = PROJECT_ROOT / "configs" / "pipelines" / "smoke.yaml"
-# Correct of 20 per role and subject (the smoke config evaluates math and physics, 20 questions each).
-SCORES = {"baseline": {"math": [4, 20], "physics": [5, 20]}, "finetuned": {"math": [6, 20], "physics": [7, 20]}}
+# Correct of 200 per role and subject (the smoke config's subjects, math and physics): enough questions
+# for a drop from 0.6 to be a significant one, as a regression must be.
+SCORES = {"baseline": {"math": [40, 200], "physics": [50, 200]},
+          "finetuned": {"math": [60, 200], "physics": [70, 200]}}
 TAIL = ("aggregate", "publish-scores", "verdict")
 
 
@@ -47,8 +49,8 @@ def _pipeline(**stand_in_options) -> dict:
 def _earlier_run(workdir: Path, model: str, accuracy: float) -> None:
     """The history holds an earlier run of `model` at the stand-in's revision and settings."""
     rows = [{"time": "2026-01-01T00:00:00+00:00", "run": "earlier", "model": model, "role": "finetuned",
-             "source": "x", "model_revision": "rev-1", "subject": subject, "n": 20,
-             "correct": round(accuracy * 20), "accuracy": accuracy, "settings_hash": "settings-1"}
+             "source": "x", "model_revision": "rev-1", "subject": subject, "n": 200,
+             "correct": round(accuracy * 200), "accuracy": accuracy, "settings_hash": "settings-1"}
             for subject in ("math", "physics")]
     write_run(workdir / "volumes" / "workspace" / "history" / "mmlu-pro", "earlier", rows)
 
@@ -72,8 +74,8 @@ def _cli_run(manifest: dict, workdir: Path, *params: str) -> subprocess.Complete
 
 def test_item1_a_regression_publishes_the_new_scores_and_the_workflow_ends_failed(tmp_path):
     workdir = tmp_path / "run"
-    # now 0.30 and 0.35: beyond the threshold and significant on 20 questions (Fisher p < 0.001)
-    _earlier_run(workdir, "local/tiny-llama-smoke", accuracy=0.95)
+    # now 0.30 and 0.35: beyond the threshold and significant on 200 questions
+    _earlier_run(workdir, "local/tiny-llama-smoke", accuracy=0.6)
     result = _cli_run(_pipeline(), workdir)
     assert result.returncode == 1, result.stdout + result.stderr
     timeline = json.loads((workdir / "timeline.json").read_text())
@@ -81,7 +83,7 @@ def test_item1_a_regression_publishes_the_new_scores_and_the_workflow_ends_faile
     assert {task: phase for task, phase in _phases(workdir).items() if task in TAIL} == {
         "aggregate": "Succeeded", "publish-scores": "Succeeded", "verdict": "Failed"}
     card = _card(workdir)
-    assert "## MMLU-Pro" in card and "30.0% (6/20)" in card and "35.0% (7/20)" in card
+    assert "## MMLU-Pro" in card and "30.0% (60/200)" in card and "35.0% (70/200)" in card
     summary = json.loads((_run_dir(workdir) / "summary" / "summary.json").read_text())
     assert {r["subject"] for r in summary["regressions"]} == {"math", "physics"}
     assert "task 'verdict' failed: exit code 4" in result.stderr
@@ -104,7 +106,18 @@ def test_item1_without_a_regression_the_workflow_succeeds_with_the_scores_publis
     assert result.succeeded, result.message
     assert {task: phase for task, phase in phases(result).items() if task in TAIL} == {
         "aggregate": "Succeeded", "publish-scores": "Succeeded", "verdict": "Succeeded"}
-    assert "30.0% (6/20)" in _card(tmp_path / "run")
+    assert "30.0% (60/200)" in _card(tmp_path / "run")
+
+
+def test_item1_without_an_upload_a_regression_still_fails_the_workflow(tmp_path):
+    """publish-scores is Skipped (`when`), which would leave a handled aggregate failure reading as
+    success; the verdict task runs after a Skipped publish-scores too."""
+    workdir = tmp_path / "run"
+    _earlier_run(workdir, "local/tiny-llama-smoke", accuracy=0.6)   # now 0.30 and 0.35
+    result = run(_pipeline(), workdir, cwd=PROJECT_ROOT, parameters={"upload_enabled": "false"})
+    assert not result.succeeded and result.phase == "Failed"
+    assert {task: phase for task, phase in phases(result).items() if task in (*TAIL, "upload")} == {
+        "upload": "Skipped", "aggregate": "Succeeded", "publish-scores": "Skipped", "verdict": "Failed"}
 
 
 def test_item1_a_stale_or_foreign_summary_is_never_published(tmp_path):
@@ -129,7 +142,7 @@ def test_item1_the_cron_rebenchmark_fails_on_a_regression(tmp_path):
     cfg = load_pipeline(SMOKE)
     benchmark = next(m for m in manifests(cfg, "template") if m["spec"]["entrypoint"] == "benchmark")
     workdir = tmp_path / "run"
-    _earlier_run(workdir, cfg.eval.baselines[0], accuracy=0.95)   # now 0.20 and 0.25: significant
+    _earlier_run(workdir, cfg.eval.baselines[0], accuracy=0.6)   # now 0.20 and 0.25: significant
     result = run(stand_in(benchmark, SCORES), workdir, cwd=PROJECT_ROOT)
     assert not result.succeeded and result.phase == "Failed"
     assert {task: phase for task, phase in phases(result).items() if task in ("aggregate", "verdict")} == {

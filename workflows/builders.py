@@ -14,19 +14,19 @@ new scores on the card; `verdict` then fails the run on it (see steps/verdict.py
 """
 from __future__ import annotations
 
-from hera.workflows import (DAG, Container, Counter, CronWorkflow, Gauge, Label, Parameter, Resource, Task, Workflow,
+from hera.workflows import (DAG, Container, Counter, CronWorkflow, Gauge, Label, Parameter, Task, Workflow,
                             WorkflowTemplate)
 from hera.workflows.models import PodGC, PodSecurityContext, TTLStrategy, VolumeClaimGC, WorkflowMetadata, WorkflowTemplateRef
 
+from steps import contract
 from steps.mmlu_pro import node_outputs
 from workflows.config import PipelineConfig
-from workflows.jobset import EXIT_HANDLER, exit_handler, train_jobset
+from workflows.jobset import EXIT_HANDLER, JobSetTraining, exit_handler, train_jobset
 from workflows.params import WorkflowParam, benchmark_params, by_name, pipeline_params
 from workflows.templates import (
-    HISTORY_DIR,
     INFRASTRUCTURE_RETRY,
     NETWORK_RETRY,
-    RUN_DIR,
+    RUN,
     StepTemplate,
     input_ref,
     workflow_volumes,
@@ -34,16 +34,16 @@ from workflows.templates import (
 
 PIPELINE_ENTRYPOINT = "pipeline"
 BENCHMARK_ENTRYPOINT = "benchmark"
-DATA_DIR = f"{RUN_DIR}/data"
-TRAIN_DIR = f"{RUN_DIR}/train"
-FINAL_AXOLOTL_CONFIG = f"{TRAIN_DIR}/axolotl.yaml"
-MERGED_MODEL_DIR = f"{TRAIN_DIR}/output/merged"
-EVAL_DIR = f"{RUN_DIR}/eval"
-PLAN_DIR = f"{EVAL_DIR}/plan"
-LOCAL_UPLOAD_DIR = f"{RUN_DIR}/upload"
-SUMMARY_DIR = f"{RUN_DIR}/summary"
-SUMMARY_FILE = f"{SUMMARY_DIR}/summary.json"
-SUMMARY_ID_FILE = f"{SUMMARY_DIR}/summary.id"
+DATA_DIR = RUN.data
+TRAIN_DIR = RUN.train
+FINAL_AXOLOTL_CONFIG = RUN.final_axolotl_config
+MERGED_MODEL_DIR = RUN.merged_model
+EVAL_DIR = RUN.eval
+PLAN_DIR = RUN.plan
+LOCAL_UPLOAD_DIR = RUN.upload
+SUMMARY_DIR = RUN.summary
+SUMMARY_FILE = RUN.summary_json
+SUMMARY_ID_FILE = RUN.summary_id
 SUMMARY_ID_OUTPUT = "summary-id"
 
 
@@ -83,13 +83,17 @@ def memory_gate(cfg: PipelineConfig) -> Container:
             "--axolotl-config", input_ref("axolotl_config"), "--overrides", input_ref("overrides"),
             "--gpus", input_ref("gpus"), "--gpu-memory-gib", input_ref("gpu_memory_gib"),
             "--sharding", cfg.gate.sharding, "--mode", input_ref("mode"),
-            "--out", f"{RUN_DIR}/gate/estimate.json",
+            "--out", RUN.estimate,
         ),
         cpu="1", memory="2Gi", retry=NETWORK_RETRY, timeout_seconds=600,
     ).container(cfg)
 
 
 def train(cfg: PipelineConfig) -> Container:
+    return train_step(cfg).container(cfg)
+
+
+def train_step(cfg: PipelineConfig) -> StepTemplate:
     spec = cfg.train
     # The configured count is the literal; `-p gpus=N` reaches the pod through podSpecPatch.
     return StepTemplate(
@@ -98,12 +102,12 @@ def train(cfg: PipelineConfig) -> Container:
         args=(
             "--config", input_ref("axolotl_config"), "--overrides", input_ref("overrides"),
             "--base-model", input_ref("base_model"), "--base-model-revision", input_ref("base_model_revision"),
-            "--dataset", f"{DATA_DIR}/train.parquet", "--run-dir", TRAIN_DIR, "--gpus", input_ref("gpus"),
+            "--dataset", RUN.train_parquet, "--run-dir", TRAIN_DIR, "--gpus", input_ref("gpus"),
         ),
         gpus=spec.gpus, patched_resources={spec.gpu_resource: "gpus"},
         shm_size=spec.shm_size, placement=spec, priority_class=spec.priority_class_name,
         cpu=spec.cpu, memory=spec.memory, retry=INFRASTRUCTURE_RETRY, timeout_seconds=spec.timeout,
-    ).container(cfg)
+    )
 
 
 def merge_lora(cfg: PipelineConfig) -> Container:
@@ -116,7 +120,7 @@ def merge_lora(cfg: PipelineConfig) -> Container:
     ).container(cfg)
 
 
-PREFETCH_RECORD_DIR = f"{RUN_DIR}/prefetch"
+PREFETCH_RECORD_DIR = RUN.prefetch
 MERGE_MEMORY_FILE = f"{PREFETCH_RECORD_DIR}/merge-memory"
 MERGE_CPU = "4"
 
@@ -189,8 +193,8 @@ def plan_eval(cfg: PipelineConfig) -> Container:
             "--out-dir", PLAN_DIR,
         ),
         outputs={
-            "baseline-items": f"{PLAN_DIR}/baseline-items.json",
-            "finetuned-items": f"{PLAN_DIR}/finetuned-items.json",
+            contract.BASELINE_ITEMS: RUN.plan_file(contract.BASELINE_ITEMS),
+            contract.FINETUNED_ITEMS: RUN.plan_file(contract.FINETUNED_ITEMS),
         },
         cpu="500m", memory="512Mi", hub_token=False, timeout_seconds=300,
     ).container(cfg)
@@ -261,9 +265,9 @@ def aggregate(cfg: PipelineConfig) -> Container:
         name="aggregate", module="aggregate", image=cfg.cluster.images.light,
         inputs=("subjects", "regression_threshold"),
         args=(
-            "--eval-dir", EVAL_DIR, "--models", f"{PLAN_DIR}/models.json", "--subjects", input_ref("subjects"),
+            "--eval-dir", EVAL_DIR, "--models", RUN.plan_file(contract.PLANNED_MODELS), "--subjects", input_ref("subjects"),
             "--out-dir", SUMMARY_DIR, "--run-id", "{{workflow.name}}",
-            "--history", HISTORY_DIR, "--regression-threshold", input_ref("regression_threshold"),
+            "--history", contract.HISTORY_DIR, "--regression-threshold", input_ref("regression_threshold"),
             "--require-significance" if cfg.eval.regression_requires_significance else "--no-require-significance",
             "--on-regression", "record",
         ),
@@ -337,13 +341,13 @@ def _aggregate_task(template: Container, params: dict[str, WorkflowParam], depen
     )
 
 
-def _train_jobset(cfg: PipelineConfig) -> Resource | None:
+def _train_jobset(cfg: PipelineConfig) -> JobSetTraining | None:
     """Across nodes, the JobSet that replaces the train pod. Built outside the Workflow's context: the
     train container it is made from must not become a template of its own."""
     if cfg.train.nodes == 1:
         return None
     security = _pod_security(cfg)
-    return train_jobset(cfg, train(cfg), security.model_dump(by_alias=True, exclude_none=True) if security else None)
+    return train_jobset(cfg, train_step(cfg), security.model_dump(by_alias=True, exclude_none=True) if security else None)
 
 
 def _summary_id(scored: Task) -> str:
@@ -356,13 +360,13 @@ def _verdict_task(template: Container, scored: Task, depends: str) -> Task:
     return template(name="verdict", depends=depends, arguments={"summary_id": _summary_id(scored)})
 
 
-def _pipeline_dag(cfg: PipelineConfig, params: dict[str, WorkflowParam], jobset: Resource | None) -> None:
+def _pipeline_dag(cfg: PipelineConfig, params: dict[str, WorkflowParam], jobset: JobSetTraining | None) -> None:
     p = {name: param.ref for name, param in params.items()}
     multi_node = jobset is not None
     if multi_node:
         exit_handler()
     templates = {
-        "convert": convert_dataset(cfg), "gate": memory_gate(cfg), "train": jobset or train(cfg),
+        "convert": convert_dataset(cfg), "gate": memory_gate(cfg), **({"train": train(cfg)} if jobset is None else {}),
         "merge": merge_lora(cfg), "upload": upload(cfg), "plan": plan_eval(cfg),
         "aggregate": aggregate(cfg), "publish": publish_scores(cfg), "verdict": verdict(cfg),
         "prefetch_base": prefetch_base_model(cfg), "prefetch_eval": prefetch_eval(cfg),
@@ -379,9 +383,12 @@ def _pipeline_dag(cfg: PipelineConfig, params: dict[str, WorkflowParam], jobset:
             "gpu_memory_gib": p["gpu_memory_gib"], "mode": p["gate_mode"]})
         base_fetched = templates["prefetch_base"](name="prefetch-base-model", arguments={
             "model": p["base_model"], "revision": p["base_model_revision"]})
-        trained = templates["train"](name="train", depends=f"{convert.name} && {gate.name} && {base_fetched.name}", arguments={
+        train_depends = f"{convert.name} && {gate.name} && {base_fetched.name}"
+        train_arguments = {
             "base_model": p["base_model"], "base_model_revision": p["base_model_revision"],
-            "axolotl_config": p["axolotl_config"], "overrides": p["axolotl_overrides"], "gpus": p["gpus"]})
+            "axolotl_config": p["axolotl_config"], "overrides": p["axolotl_overrides"], "gpus": p["gpus"]}
+        trained = jobset.tasks(train_depends, train_arguments) if jobset is not None else \
+            templates["train"](name="train", depends=train_depends, arguments=train_arguments)
         merged = templates["merge"](name="merge-lora", depends=trained.name, arguments={
             "memory": f"{{{{tasks.{base_fetched.name}.outputs.parameters.merge-memory}}}}"})
         published_model = {"repo_id": p["hub_repo"], "base_model": p["base_model"],
@@ -393,9 +400,9 @@ def _pipeline_dag(cfg: PipelineConfig, params: dict[str, WorkflowParam], jobset:
             "baselines": p["baselines"], "subjects": p["subjects"],
             "finetuned_model": MERGED_MODEL_DIR, "finetuned_label": p["hub_repo"]})
         fetched = _prefetch_eval_task(templates["prefetch_eval"], params, finetuned_model="")
-        baseline = _eval_fanout(fanout, "eval-baseline", plan, "baseline-items", params,
+        baseline = _eval_fanout(fanout, "eval-baseline", plan, contract.BASELINE_ITEMS, params,
                                 f"{plan.name} && {fetched.name}")
-        finetuned = _eval_fanout(fanout, "eval-finetuned", plan, "finetuned-items", params,
+        finetuned = _eval_fanout(fanout, "eval-finetuned", plan, contract.FINETUNED_ITEMS, params,
                                  f"{merged.name} && {plan.name} && {fetched.name}")
         scored = _aggregate_task(templates["aggregate"], params, f"{baseline.name} && {finetuned.name}")
         # A regression is published too (aggregate records it and succeeds); the verdict comes after.
@@ -415,8 +422,8 @@ def _benchmark_dag(cfg: PipelineConfig, params: dict[str, WorkflowParam]) -> Non
             "finetuned_model": params["finetuned_model"].ref, "finetuned_label": params["finetuned_model"].ref})
         fetched = _prefetch_eval_task(templates["prefetch_eval"], params, params["finetuned_model"].ref)
         ready = f"{plan.name} && {fetched.name}"
-        baseline = _eval_fanout(fanout, "eval-baseline", plan, "baseline-items", params, ready)
-        finetuned = _eval_fanout(fanout, "eval-finetuned", plan, "finetuned-items", params, ready)
+        baseline = _eval_fanout(fanout, "eval-baseline", plan, contract.BASELINE_ITEMS, params, ready)
+        finetuned = _eval_fanout(fanout, "eval-finetuned", plan, contract.FINETUNED_ITEMS, params, ready)
         scored = _aggregate_task(templates["aggregate"], params, f"{baseline.name} && {finetuned.name}")
         _verdict_task(templates["verdict"], scored, scored.name)
 
@@ -461,7 +468,7 @@ def _spec(cfg: PipelineConfig, entrypoint: str, params: list[WorkflowParam]) -> 
 
 
 def _labels(cfg: PipelineConfig) -> dict[str, str]:
-    return {"app.kubernetes.io/name": "tunebench", "tunebench/pipeline": cfg.name}
+    return contract.pipeline_labels(cfg.name)
 
 
 def _annotations(cfg: PipelineConfig, what: str) -> dict[str, str]:
@@ -490,7 +497,7 @@ def build_pipeline_template(cfg: PipelineConfig) -> WorkflowTemplate:
 
 
 def benchmark_template_name(cfg: PipelineConfig) -> str:
-    return f"{cfg.name}-benchmark"
+    return contract.benchmark_template_name(cfg.name)
 
 
 def build_benchmark_template(cfg: PipelineConfig) -> WorkflowTemplate:
@@ -511,7 +518,7 @@ def build_cron(cfg: PipelineConfig) -> CronWorkflow:
         raise ValueError(f"pipeline '{cfg.name}' has no schedule: add `schedule.crons` to render a CronWorkflow")
     schedule = cfg.schedule
     return CronWorkflow(
-        name=f"{cfg.name}-rebenchmark",
+        name=contract.rebenchmark_cron_name(cfg.name),
         namespace=cfg.cluster.namespace,
         annotations=_annotations(cfg, "scheduled MMLU-Pro re-benchmark"),
         labels=_labels(cfg),

@@ -8,6 +8,7 @@ from typing import Any
 
 from rich.console import Console
 
+from steps.contract import WORKSPACE_MOUNT, run_folder
 from workflows.config import ConfigError, PipelineConfig, load_pipeline
 
 
@@ -61,13 +62,13 @@ def _axolotl_section(cfg: PipelineConfig) -> Section:
         validate_config,
     )
 
-    placeholder_run = Path("/workspace/runs/lint")
+    placeholder_run = run_folder(WORKSPACE_MOUNT, "lint")
     try:
         final = build_final_config(
             load_yaml_config(cfg.train.axolotl_config, what="train.axolotl_config"), dict(cfg.train.overrides),
             PipelineSettings(base_model=cfg.model.id, base_model_revision=cfg.model.revision,
-                             dataset=placeholder_run / "data" / "train.parquet",
-                             paths=TrainPaths(placeholder_run / "train"), gpus=cfg.train.gpus,
+                             dataset=Path(placeholder_run.train_parquet),
+                             paths=TrainPaths(Path(placeholder_run.train)), gpus=cfg.train.gpus,
                              nodes=cfg.train.nodes))
     except StepInputError as error:
         section.problems.append(str(error))

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from steps.contract import EXIT_BAD_INPUT
 from workflows.cli_common import PipelineArg, load_or_exit
 
 app = typer.Typer(
@@ -28,13 +29,13 @@ def render(
 
     if kind not in KINDS:
         typer.echo(f"error: --kind '{kind}' is not valid; choose one of: {', '.join(KINDS)}", err=True)
-        raise typer.Exit(2)
+        raise typer.Exit(EXIT_BAD_INPUT)
     cfg = load_or_exit(pipeline)
     try:
         text = render_yaml(cfg, kind)
     except ValueError as error:
         typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(2) from None
+        raise typer.Exit(EXIT_BAD_INPUT) from None
     if output is None:
         typer.echo(text, nl=False)
     else:
@@ -42,7 +43,7 @@ def render(
             write_text_atomic(output, text)
         except StepInputError as error:  # -o names a directory, a device, a symlink, ...
             typer.echo(f"error: -o {error}", err=True)
-            raise typer.Exit(2) from None
+            raise typer.Exit(EXIT_BAD_INPUT) from None
         typer.echo(f"wrote {output}", err=True)
 
 
@@ -76,7 +77,7 @@ app.command("run", help="Run a pipeline's Workflow (or an Argo Workflow file) on
 from steps.mmlu_pro.rescore import rescore_command  # noqa: E402
 app.command("rescore", help="Re-score saved MMLU-Pro outputs (ours or the reference's) with --extract tiger|strict.")(rescore_command)
 from steps.mmlu_pro.trend import history_command  # noqa: E402
-app.command("history", help="The re-benchmark history: a line per run with its 95% interval; --plot draws the trend.")(history_command)
+app.command("history", help="The re-benchmark history: a line per run with its 95% interval; --plot draws the trend.")(step_errors(history_command))
 
 if __name__ == "__main__":
     app()

@@ -10,6 +10,8 @@ from typing import Annotated
 
 import typer
 
+from steps.contract import EXIT_BAD_INPUT
+
 PipelineArg = Annotated[Path, typer.Argument(help="pipeline config (configs/pipelines/*.yaml)", show_default=False)]
 
 
@@ -21,4 +23,4 @@ def load_or_exit(pipeline: Path):  # -> PipelineConfig; the import stays lazy fo
         return load_pipeline(pipeline)
     except ConfigError as error:
         typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(2) from None
+        raise typer.Exit(EXIT_BAD_INPUT) from None

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from steps.mmlu_pro.subjects import SUBJECTS
+from steps.contract import REPO_ID, SUBJECTS
 from steps.safe_yaml import YamlInputError, printable, read_yaml
 from workflows.cron import schedule_problem, timezone_problem
 from workflows.naming import (
@@ -273,7 +273,7 @@ class UploadSpec(Strict):
     @field_validator("repo_id")
     @classmethod
     def _repo_id(cls, value: str) -> str:
-        if not re.fullmatch(r"[\w.-]+/[\w.-]+", value):
+        if not REPO_ID.fullmatch(value):
             raise ValueError(f"{_shown(value)} is not a hub repo id; use org/name")
         return value
 

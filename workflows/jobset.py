@@ -2,8 +2,9 @@
 
 `train.nodes > 1` replaces the train pod by a JobSet of one replicated Job of `nodes`
 pods (an Indexed Job), each running `python -m steps.train` with exactly the train pod's
-container, volumes, /dev/shm, env, placement and PriorityClass (taken from the built
-train template, never restated here). The rendezvous is node 0's stable DNS name
+container, volumes, /dev/shm, env, placement and PriorityClass (taken from the train
+step's template, never restated here). The workflow's parameters reach the nodes through
+a file a `train-request` step writes first, not through the manifest's text. The rendezvous is node 0's stable DNS name
 (`network.enableDNSHostnames`), the node rank the pod's JOB_COMPLETION_INDEX.
 
 Failure semantics:
@@ -18,20 +19,23 @@ Failure semantics:
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import yaml
-from hera.workflows import DAG, Container, Parameter, Resource
+from hera.workflows import DAG, Container, Resource, Task
 
+from steps.contract import VERDICT_EXIT_CODES, pipeline_labels
 from workflows.config import PipelineConfig, VolumeSpec
-from workflows.templates import HF_CACHE_VOLUME, WORKSPACE_VOLUME
+from workflows.templates import HF_CACHE_VOLUME, RUN_DIR, WORKSPACE_VOLUME, StepTemplate
 
 API_VERSION = "jobset.x-k8s.io/v1alpha2"
 KIND = "JobSet"
 TEMPLATE = "train-jobset"
 DELETE_TEMPLATE = "delete-train-jobset"
 DELETE_ACTION = "delete"
+REQUEST_TASK = "train-request"
+REQUEST_FILE = f"{RUN_DIR}/train/request.json"
 EXIT_HANDLER = "exit-handler"
 NAME = "{{workflow.name}}-train"
 REPLICATED_JOB = "node"
@@ -39,9 +43,8 @@ CONTAINER = "train"
 MASTER_PORT = 29500
 SUCCESS_CONDITION = "status.terminalState == Completed"
 FAILURE_CONDITION = "status.terminalState == Failed"
-# steps' exit codes that no restart changes (bad input, a closed gate, a regression); 1 and
-# signals (a lost peer, an OOM kill, a preemption) restart the group.
-VERDICT_EXIT_CODES = (2, 3, 4)
+# VERDICT_EXIT_CODES, the steps' exit codes that no restart changes, fail the group; 1 and
+# signals (a lost peer, an OOM kill, a preemption) restart it.
 # Job failure reasons (batch/v1) that fail the JobSet instead of restarting it.
 FAIL_JOBSET_REASONS = ("PodFailurePolicy", "DeadlineExceeded")
 WORKFLOW_LABEL = "workflows.argoproj.io/workflow"
@@ -91,7 +94,7 @@ def _node_container(cfg: PipelineConfig, container: dict[str, Any]) -> dict[str,
 
 def _labels(cfg: PipelineConfig) -> dict[str, str]:
     # The workflow label makes `argo logs` show every node's pod with the workflow's.
-    return {"app.kubernetes.io/name": "tunebench", "tunebench/pipeline": cfg.name, WORKFLOW_LABEL: "{{workflow.name}}"}
+    return {**pipeline_labels(cfg.name), WORKFLOW_LABEL: "{{workflow.name}}"}
 
 
 def jobset_manifest(cfg: PipelineConfig, train_template: dict[str, Any],
@@ -147,21 +150,44 @@ def _template_dict(container: Container) -> dict[str, Any]:
     return container._build_template().model_dump(by_alias=True, exclude_none=True)
 
 
-def train_jobset(cfg: PipelineConfig, train: Container, pod_security_context: dict[str, Any] | None) -> Resource:
-    """The `resource` template that applies the JobSet and waits for its terminal state; same inputs as `train`."""
-    built = _template_dict(train)
+@dataclass(frozen=True)
+class JobSetTraining:
+    """The two templates of multi-node training: the request writer, then the JobSet."""
+
+    request: Container
+    jobset: Resource
+
+    def tasks(self, depends: str, arguments: dict[str, str]) -> Task:
+        """`train-request` (takes the train task's arguments), then `train` (the JobSet); returns `train`."""
+        request = self.request(name=REQUEST_TASK, depends=depends, arguments=arguments)
+        assert isinstance(request, Task)  # a template called inside a DAG makes a Task
+        trained = self.jobset(name="train", depends=request.name)
+        assert isinstance(trained, Task)
+        return trained
+
+
+def train_jobset(cfg: PipelineConfig, train: StepTemplate, pod_security_context: dict[str, Any] | None
+                 ) -> JobSetTraining:
+    """The train step across nodes. Its parameters go through a small container step into a file
+    (steps.train --write-request), never into the JobSet's YAML (see TrainRequest in
+    steps/training/distributed.py); the JobSet's pods run the train container on that file."""
+    request = replace(
+        train, name=REQUEST_TASK, image=cfg.cluster.images.light, args=(*train.args, "--write-request", REQUEST_FILE),
+        gpus=None, patched_resources={}, shm_size=None, placement=None, priority_class=None, cpu="500m",
+        memory="512Mi", retry=None, timeout_seconds=600, hub_token=False)
+    node = replace(train, inputs=(), args=("--request", REQUEST_FILE), patched_resources={})
     # The restarts happen inside the JobSet; this deadline bounds all of them together.
     deadline = cfg.train.timeout * (cfg.train.max_restarts + 1)
-    return Resource(
+    jobset = Resource(
         name=TEMPLATE,
         action="apply",
         set_owner_reference=True,
         success_condition=SUCCESS_CONDITION,
         failure_condition=FAILURE_CONDITION,
-        manifest=_manifest_text(jobset_manifest(cfg, built, pod_security_context)),
-        inputs=[Parameter(name=param["name"]) for param in built.get("inputs", {}).get("parameters", [])],
+        manifest=_manifest_text(jobset_manifest(cfg, _template_dict(node.container(cfg)), pod_security_context)),
         active_deadline_seconds=deadline,
     )
+    return JobSetTraining(request.container(cfg), jobset)
 
 
 def delete_jobset() -> Resource:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from hera.workflows import Parameter
 
-from steps.mmlu_pro.subjects import SUBJECTS
+from steps.contract import SUBJECTS
 from workflows.config import PipelineConfig
 
 MAX_GPU_CHOICE = 8

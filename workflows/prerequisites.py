@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from steps.contract import APP_LABEL, APP_NAME
 from workflows.config import PipelineConfig, VolumeSpec
 from workflows.rbac import hf_secret_command, rbac_manifests
 
 # Pipelines may share the PriorityClass and the claims: no pipeline label on them.
-SHARED_LABELS = {"app.kubernetes.io/name": "tunebench"}
+SHARED_LABELS = {APP_LABEL: APP_NAME}
 
 
 def priority_class(cfg: PipelineConfig) -> dict[str, Any] | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from steps.contract import pipeline_labels
 from workflows.config import PipelineConfig
 from workflows.jobset import RBAC_RULE as JOBSET_RULE
 
@@ -22,7 +23,7 @@ EXECUTOR_RULES: list[dict[str, Any]] = [
 
 
 def labels(cfg: PipelineConfig) -> dict[str, str]:
-    return {"app.kubernetes.io/name": "tunebench", "tunebench/pipeline": cfg.name}
+    return pipeline_labels(cfg.name)
 
 
 def _metadata(cfg: PipelineConfig, name: str) -> dict[str, Any]:

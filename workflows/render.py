@@ -1,7 +1,7 @@
 """Render a pipeline config to Argo manifests: deterministic YAML, the same bytes for the same config."""
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import yaml
@@ -17,7 +17,7 @@ Kind = Literal["workflow", "template", "cron", "all", "rbac", "prerequisites"]
 KINDS: tuple[str, ...] = ("workflow", "template", "cron", "all", "rbac", "prerequisites")
 
 
-def _builders(cfg: PipelineConfig, kind: str) -> list[Callable[[PipelineConfig], Any]]:
+def _builders(cfg: PipelineConfig, kind: str) -> Sequence[Callable[[PipelineConfig], Any]]:
     if kind == "workflow":
         return [build_workflow]
     if kind == "template":

@@ -66,7 +66,7 @@ def _validators(path: Path) -> dict[str, Any]:
 def validate_against_schema(manifest: dict[str, Any], schema_file: Path) -> list[str]:
     """Problems Argo's strict schema finds in one manifest (empty when valid or not an Argo kind)."""
     kind = manifest.get("kind")
-    validator = _validators(schema_file).get(kind)
+    validator = _validators(schema_file).get(kind) if isinstance(kind, str) else None
     if validator is None:
         return []
     problems = []

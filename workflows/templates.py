@@ -33,15 +33,12 @@ from hera.workflows.models import (
     VolumeMount,
 )
 
+from steps.contract import EXIT_FAILURE, HF_CACHE_MOUNT, SHM_MOUNT, WORKSPACE_MOUNT, run_folder
 from workflows.config import ClusterSpec, PipelineConfig, PodPlacement, VolumeSpec
 
-# Under /mnt, not /workspace: the Axolotl and vLLM images keep their own files in /workspace,
-# which a volume mounted there would hide.
-WORKSPACE_MOUNT = "/mnt/workspace"
-HF_CACHE_MOUNT = "/mnt/hf-cache"
-SHM_MOUNT = "/dev/shm"
-RUN_DIR = WORKSPACE_MOUNT + "/runs/{{workflow.name}}"
-HISTORY_DIR = WORKSPACE_MOUNT + "/history/mmlu-pro"
+# RUN in docs/design.md: each submission (a new workflow name) gets its own run folder.
+RUN = run_folder(WORKSPACE_MOUNT, "{{workflow.name}}")
+RUN_DIR = RUN.root
 
 WORKSPACE_VOLUME = "workspace"
 HF_CACHE_VOLUME = "hf-cache"
@@ -63,7 +60,7 @@ PREEMPTED = ("asInt(lastRetry.exitCode) == 143 || "
 NETWORK_RETRY = RetryStrategy(
     limit=3,
     retry_policy="Always",
-    expression=f"lastRetry.status == 'Error' || asInt(lastRetry.exitCode) == 1 || {PREEMPTED}",
+    expression=f"lastRetry.status == 'Error' || asInt(lastRetry.exitCode) == {EXIT_FAILURE} || {PREEMPTED}",
     backoff=Backoff(duration="30s", factor=2, cap="5m"),
 )
 # Long GPU steps: retry only when the pod was lost or preempted; the restarted train step
@@ -215,7 +212,8 @@ def _shm_volume(size: str | None) -> EmptyDirVolume:
     """NCCL, vLLM's workers and DataLoader workers exchange tensors through /dev/shm; the
     container default of 64 MiB makes multi-GPU jobs die with bus errors. The pod's own
     volume, sized per step, counted against the pod's memory limit."""
-    return EmptyDirVolume(name=SHM_VOLUME, mount_path=SHM_MOUNT, medium="Memory", size_limit=size)
+    return EmptyDirVolume(name=SHM_VOLUME, mount_path=SHM_MOUNT, medium="Memory",
+                          size_limit=size)  # type: ignore[arg-type]  # Hera's model parses the quantity string
 
 
 def _volume(name: str, spec: VolumeSpec) -> ExistingVolume | Volume:

@@ -7,4 +7,5 @@ optimizers     optimizer state per parameter
 model          the memory model: bytes per component, per GPU under a sharding plan
 advice         what would fit instead (fewer GPUs, more GPUs, a cheaper method)
 table          the estimate as a table a person reads at a glance
+calibration    published GPU memory measurements beside the estimate of the same setup
 """

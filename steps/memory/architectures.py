@@ -134,7 +134,7 @@ def decoder_tensors(config: dict[str, Any], source: str) -> tuple[Shapes, int]:
     Counting the layers by multiplication keeps any config (a million layers included) instant.
     """
     model_type = text_config(config).get("model_type")
-    family = FAMILIES.get(model_type)
+    family = FAMILIES.get(model_type) if isinstance(model_type, str) else None
     if family is None:
         raise StepInputError(
             f"{source}: cannot count the parameters of model_type {model_type!r} from config.json "

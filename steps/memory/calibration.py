@@ -64,16 +64,22 @@ LEFT_OUT: dict[str, str] = {
     "Unsloth, Llama-3.3-70B HF+FA2 on 48 GB": "out of memory at any length: no number to compare",
     "Unsloth, Gemma-2-9B HF+FA2 2.6k tokens on 24 GB (unsloth.ai/blog/gemma2)":
         "the batch size of the context test is not given (the post's speed tests use 2); the estimate is "
-        "1.04x at batch 1 and 1.6x at batch 2, so the row cannot decide anything",
+        "right at batch 1 and 60% high at batch 2, so the row cannot decide anything",
     "torchtune README, Llama-3.1 8B LoRA / QLoRA on 1x 4090 (16.2 / 7.4 GiB)":
         "measured with torch.compile, which fuses the chunked loss's upcast and the activations, and with "
         "torchtune's chunked output projection, whose logits' gradient never exists whole; Axolotl runs "
-        "eager by default. The estimate of the same shapes is 1.20x / 1.33x (on the safe side)",
+        "eager by default. The estimate of the same shapes is 20-35% higher (on the safe side)",
     "torchtune README, Llama-3.1 8B full fine-tune on 1x 4090 (18.9 GiB)":
         "optimizer_in_bwd with a paged 8-bit AdamW: each gradient is freed inside the backward pass and the "
         "state is paged to the CPU, neither of which Axolotl does",
     "torchtune README, A6000 and 8x A100 rows":
         "the README does not say which memory options differ from the 4090 rows (checkpointing, offload)",
+    "torchtune's earlier Llama-2 7B table (QLoRA 9.29 GB, LoRA 17.18 GB on a 4090, ...)":
+        "alpaca without packing: the sequence lengths, which decide the activations and logits, are not given",
+    "Unsloth, Llama-3.1-70B on 80 GB: HF+FA2 fits ~7K tokens (unsloth.ai/blog/llama3-1)":
+        "rounded to thousands, and the same setup as the Llama-3.3-70B row kept above (6,916 tokens)",
+    "PEFT README (T0_3B, mt0-xxl, bloomz-7b1)":
+        "encoder-decoder and BLOOM models, families the estimate does not count from config.json",
 }
 
 

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from steps.common import StepInputError, TransientFailure, load_failure
+from steps.contract import REPO_ID
 from steps.memory.architectures import ModelDims, Shapes, decoder_tensors, model_dims, ties_embeddings
 
-HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 LAYER_INDEX = re.compile(r"\.(?:layers|h|blocks)\.(\d+)\.")
 MAX_HEADER_BYTES = 100 * 2**20  # the format's own limit; a larger length means a corrupt file
 
@@ -75,7 +75,7 @@ def load_inventory(model: str, revision: str | None = None) -> ModelInventory:
     if path.is_file():
         config = _read_config(path, model)
         return inventory_from_config(model, config)
-    if HUB_ID.match(model) and not model.endswith(".json"):
+    if REPO_ID.fullmatch(model) and not model.endswith(".json"):
         return _hub_repo(model, revision)
     raise StepInputError(f"--model {model}: no such file or directory, and not a hub repo id (ORG/NAME)")
 

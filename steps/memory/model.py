@@ -5,7 +5,7 @@ sharded; activations and logits belong to each GPU's own micro-batch and cannot;
 add the units gathered around the one being computed; every GPU pays a fixed CUDA/NCCL cost.
 
 Each term follows what Axolotl 0.19, transformers 5, peft and torch allocate (read from their
-code; benchmarks/calibration.py sets the result beside published measurements):
+code; steps/memory/calibration.py sets the result beside published measurements):
 - weights: in the compute dtype (Axolotl loads with `torch_dtype` bf16 under `bf16: true`);
   QLoRA's linear layers in NF4, the rest in the compute dtype (Axolotl casts embeddings and
   norms back after peft's prepare_model_for_kbit_training upcast them);

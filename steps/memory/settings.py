@@ -18,6 +18,7 @@ from steps.common import StepInputError
 from steps.memory.architectures import MAX_DIMENSION
 
 Method = Literal["full", "lora", "qlora"]
+Quantisation = Literal["none", "int8", "nf4"]
 Dtype = Literal["fp32", "bf16", "fp16"]
 Sharding = Literal["none", "zero1", "zero2", "zero3", "fsdp"]
 # How the loss meets the vocabulary: transformers' full fp32 cross entropy, Axolotl's
@@ -77,7 +78,7 @@ class AxolotlSettings(BaseModel):
 class TrainingSetup:
     method: Method
     dtype: Dtype                       # weights and activations (the compute dtype under QLoRA)
-    base_quantisation: Literal["none", "int8", "nf4"]
+    base_quantisation: Quantisation
     double_quant: bool                 # NF4 constants themselves quantised (Axolotl's default)
     optimizer: str
     seq_len: int
@@ -97,8 +98,8 @@ class TrainingSetup:
     fp32_unquantised: bool = False
 
     def with_method(self, method: Method) -> TrainingSetup:
-        quantisation = {"full": "none", "lora": "int8" if self.base_quantisation == "int8" else "none",
-                        "qlora": "nf4"}[method]
+        quantisation: Quantisation = ("none" if method == "full" else "nf4" if method == "qlora"
+                                      else "int8" if self.base_quantisation == "int8" else "none")
         return replace(self, method=method, base_quantisation=quantisation)
 
 
@@ -111,7 +112,7 @@ def training_setup(config: dict[str, Any], source: str) -> TrainingSetup:
         key = ".".join(str(part) for part in problem["loc"])
         raise StepInputError(f"{source}: {key}: {problem.get('input')!r} is not valid ({problem['msg']})") from None
 
-    quantisation = "nf4" if settings.adapter == "qlora" or settings.load_in_4bit else \
+    quantisation: Quantisation = "nf4" if settings.adapter == "qlora" or settings.load_in_4bit else \
         "int8" if settings.load_in_8bit else "none"
     method: Method = settings.adapter or "full"
     if method == "full" and quantisation != "none":
@@ -174,7 +175,7 @@ def _fsdp_options(settings: AxolotlSettings) -> dict[str, Any]:
 
 
 def _deepspeed_sharding(deepspeed: str | dict[str, Any], source: str) -> tuple[Sharding, frozenset[str]]:
-    config = deepspeed
+    config: Any = deepspeed
     if isinstance(deepspeed, str):
         path = Path(deepspeed)
         if not path.is_file():
@@ -189,14 +190,16 @@ def _deepspeed_sharding(deepspeed: str | dict[str, Any], source: str) -> tuple[S
             config = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as error:
             raise StepInputError(f"{source}: deepspeed: {deepspeed}: not a readable JSON file ({error})") from None
-    zero = (config or {}).get("zero_optimization", {})
+    if not isinstance(config, dict):
+        raise StepInputError(f"{source}: deepspeed: {deepspeed}: not a DeepSpeed config (a JSON object is expected)")
+    zero = config.get("zero_optimization", {})
 
     def offloads(key: str) -> bool:
         return str(zero.get(key, {}).get("device", "none")) in ("cpu", "nvme")
 
-    offloaded = {"optimizer"} if offloads("offload_optimizer") else set()
-    offloaded |= {"weights", "adapter"} if offloads("offload_param") else set()
-    return _stage_sharding(int(zero.get("stage", 0))), frozenset(offloaded)
+    offloaded_parts = {"optimizer"} if offloads("offload_optimizer") else set()
+    offloaded_parts |= {"weights", "adapter"} if offloads("offload_param") else set()
+    return _stage_sharding(int(zero.get("stage", 0))), frozenset(offloaded_parts)
 
 
 def _stage_sharding(stage: int) -> Sharding:

@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from steps.common import StepInputError, load_failure, read_jsonl
+from steps.contract import REPO_ID
 from steps.mmlu_pro.prompt import OPTION_LETTERS
 
 HUB_DATASET = "TIGER-Lab/MMLU-Pro"
 SPLITS = ("validation", "test")
 REQUIRED_FIELDS = ("question_id", "question", "options", "answer", "answer_index", "cot_content", "category")
 LOCAL_FORMATS = ("parquet", "jsonl")
-_HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 
 
@@ -57,7 +57,12 @@ def _read_rows(path: Path) -> list[dict[str, Any]]:
     if path.suffix == ".parquet":
         import pyarrow.parquet as pq
 
-        table = pq.ParquetFile(path).read()  # read_table goes through pyarrow.dataset, which imports pandas
+        import pyarrow as pa
+
+        try:
+            table = pq.ParquetFile(path).read()  # read_table goes through pyarrow.dataset, which imports pandas
+        except (pa.ArrowException, OSError) as error:
+            raise StepInputError(f"{path} cannot be read as parquet ({error})") from None
         _check_fields(table.column_names, str(path))
         return table.to_pylist()
     rows = read_jsonl(path)
@@ -110,7 +115,7 @@ def load_splits(source: str, revision: str | None = None) -> tuple[dict[str, lis
     folder = Path(source)
     if folder.is_dir():
         return _load_local(folder)
-    if _HUB_ID.match(source) and not folder.exists():
+    if REPO_ID.fullmatch(source) and not folder.exists():
         return _load_hub(source, revision or "main")
     raise StepInputError(f"--dataset {source!r} is neither a folder with {'/'.join(SPLITS)} files "
                          f"nor a hub dataset id like {HUB_DATASET}")

@@ -6,7 +6,9 @@ run replaces it), so runs aggregating at the same time never overwrite each othe
 and the history is every `*.parquet` in the folder read together.
 
 Each row also keeps the outcome of every question (`question_ids`, `question_correct`), so a
-later run of the same model is compared with it question by question (a paired test).
+later run of the same model is compared with it question by question (a paired test), and
+whether it was itself a regression (`regressed`): a later run is compared with the latest run
+that was not, so a lasting regression keeps failing until the accuracy recovers.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from steps.mmlu_pro.stats import ALPHA, Difference, paired_outcomes, unpaired_di
 
 _FLOAT_TOLERANCE = 1e-9
 HISTORY_COLUMNS = ("time", "run", "model", "role", "source", "model_revision", "subject", "n", "correct",
-                   "accuracy", "settings_hash", "question_ids", "question_correct")
+                   "accuracy", "settings_hash", "question_ids", "question_correct", "regressed")
 # Argo workflow names are lowercase letters, digits, '-' and '.'; anything else that is a
 # plain file name works too, but never a path or a hidden (temporary) file.
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -122,6 +124,7 @@ def write_run(directory: Path, run: str, rows: list[dict[str, Any]]) -> Path:
         ("source", pa.string()), ("model_revision", pa.string()), ("subject", pa.string()),
         ("n", pa.int64()), ("correct", pa.int64()), ("accuracy", pa.float64()), ("settings_hash", pa.string()),
         ("question_ids", pa.list_(pa.string())), ("question_correct", pa.list_(pa.bool_())),
+        ("regressed", pa.bool_()),
     ])
     table = pa.Table.from_pylist([{column: row.get(column) for column in HISTORY_COLUMNS} for row in rows], schema=schema)
     path = run_file(directory, run)
@@ -182,10 +185,23 @@ class Drops:
 
 def find_regressions(history: list[dict[str, Any]], current: list[dict[str, Any]], run: str,
                      threshold: float, require_significance: bool = False) -> list[Regression]:
-    """Subjects whose accuracy fell by more than `threshold` since the latest earlier run of the
-    same model at the same revision, with the same settings, on the same number of questions
+    """Subjects whose accuracy fell by more than `threshold` since the reference run (`reference_row`)
     (and, with `require_significance`, significantly: two-sided p below 0.05)."""
     return find_drops(history, current, run, threshold, require_significance).regressions
+
+
+def reference_row(history: list[dict[str, Any]], row: dict[str, Any], run: str) -> dict[str, Any] | None:
+    """What `row` is compared with: the latest earlier run of the same model at the same revision, with
+    the same settings, on the same number of questions, that was not itself a regression there.
+
+    A regressed run never becomes the reference, so the next re-benchmark of weights that still
+    score as low fails again rather than passing against the regressed run; one that recovers is
+    accepted and is the reference from then on. Rows written before `regressed` was kept count as
+    accepted.
+    """
+    accepted = [old for old in history if old.get("run") != run and _same_measurement(old, row)
+                and _before(old, row) and old.get("regressed") is not True]
+    return max(accepted, key=lambda old: (old.get("time") or "", old.get("run") or ""), default=None)
 
 
 def find_drops(history: list[dict[str, Any]], current: list[dict[str, Any]], run: str,
@@ -194,10 +210,9 @@ def find_drops(history: list[dict[str, Any]], current: list[dict[str, Any]], run
     for row in current:
         if row.get("model_revision") is None:
             continue   # nothing says which weights these were: no run is known to be the same model
-        earlier = [old for old in history if old.get("run") != run and _same_measurement(old, row) and _before(old, row)]
-        if not earlier:
+        previous = reference_row(history, row, run)
+        if previous is None:
             continue
-        previous = max(earlier, key=lambda old: (old.get("time") or "", old.get("run") or ""))
         # A tolerance, so that 0.40 → 0.38 is a drop of 0.02 and not of 0.020000000000000018.
         if previous["accuracy"] - row["accuracy"] > threshold + _FLOAT_TOLERANCE:
             drops.append(Regression(row["model"], row["subject"], row["accuracy"], previous["accuracy"],
@@ -207,9 +222,15 @@ def find_drops(history: list[dict[str, Any]], current: list[dict[str, Any]], run
     return Drops([d for d in drops if d.significant], [d for d in drops if not d.significant])
 
 
+def _mark_regressed(rows: list[dict[str, Any]], regressions: list[Regression]) -> list[dict[str, Any]]:
+    regressed = {(r.model, r.subject) for r in regressions}
+    return [{**row, "regressed": (row["model"], row["subject"]) in regressed} for row in rows]
+
+
 def record_run(directory: Path, rows: list[dict[str, Any]], run: str, threshold: float,
                require_significance: bool = True) -> Drops:
-    """Compare `rows` with the other runs in the history folder, then store them as the run's own file."""
+    """Compare `rows` with the other runs in the history folder, then store them as the run's own file,
+    each row marked with whether it regressed."""
     drops = find_drops(read_history(directory), rows, run, threshold, require_significance)
-    write_run(directory, run, rows)
+    write_run(directory, run, _mark_regressed(rows, drops.regressions))
     return drops

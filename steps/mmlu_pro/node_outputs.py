@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from steps.common import write_text_atomic
+from steps.contract import SUMMARY_OUTPUTS, subject_outputs_folder
 
 # eval-mmlu-pro: one model × subject, under <out-dir>/<subject>.outputs/
 EVAL_ACCURACY = "accuracy"
@@ -28,11 +29,11 @@ AGGREGATE_OUTPUTS = (OVERALL_ACCURACY, LARGEST_DELTA, REGRESSIONS)
 
 def eval_outputs_dir(out_dir: str | Path, subject: str) -> str:
     """Where an eval task's output files are (a string: also used inside Argo paths with placeholders)."""
-    return f"{out_dir}/{subject}.outputs"
+    return f"{out_dir}/{subject_outputs_folder(subject)}"
 
 
 def aggregate_outputs_dir(out_dir: str | Path) -> str:
-    return f"{out_dir}/outputs"
+    return f"{out_dir}/{SUMMARY_OUTPUTS}"
 
 
 def _compact(value: Any) -> str:

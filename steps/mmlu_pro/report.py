@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any
 
 from steps.common import atomic_path
+from steps.contract import ROLE_BASELINE, ROLE_FINETUNED, ROLE_NAMES
 
 OVERALL = "overall"
 _BASELINE_COLOURS = ("#8c9db5", "#4c6a92", "#b7b7b7", "#6b6b6b", "#a3c4dc", "#2f4b6e")
@@ -16,7 +17,7 @@ def _cell_text(text: str) -> str:
 
 
 def _name(entry: dict[str, Any]) -> str:
-    role = "fine-tuned" if entry["role"] == "finetuned" else "baseline"
+    role = ROLE_NAMES.get(entry["role"], ROLE_NAMES[ROLE_BASELINE])
     return f"{_cell_text(entry['label'])} ({role})"
 
 
@@ -134,7 +135,7 @@ def plot_scores(summary: dict[str, Any], path: Path) -> Path:
     figure, axes = plt.subplots(figsize=(min(14.0, max(6.0, 1.2 + len(groups) * (0.3 + 0.22 * len(models)))), 5.0))
     highest = 0.0
     for index, entry in enumerate(models):
-        colour = next(finetuned_colours if entry["role"] == "finetuned" else baseline_colours)
+        colour = next(finetuned_colours if entry["role"] == ROLE_FINETUNED else baseline_colours)
         offset = (index - (len(models) - 1) / 2) * width
         legend_label: str | None = _name(entry)
         for position, group in enumerate(groups):

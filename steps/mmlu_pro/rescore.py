@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import zipfile
+import zlib
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -43,14 +44,23 @@ def _raw_rows(path: Path) -> Iterator[tuple[str, list[dict[str, Any]]]]:
     if not path.is_file():
         raise StepInputError(f"FILE {path} does not exist")
     if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as archive:
-            members = [m for m in archive.namelist() if m.endswith((".json", ".jsonl"))]
-            if not members:
-                raise StepInputError(f"{path} holds no .json or .jsonl file")
-            for member in members:
-                yield f"{path}:{member}", _parse(_text(archive.read(member), f"{path}:{member}"), f"{path}:{member}")
+        yield from _zip_rows(path)
     else:
         yield str(path), _parse(_text(path.read_bytes(), str(path)), str(path))
+
+
+def _zip_rows(path: Path) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = [m for m in archive.namelist() if m.endswith((".json", ".jsonl"))]
+            contents = [(member, archive.read(member)) for member in members]
+    except (zipfile.BadZipFile, zlib.error, EOFError) as error:
+        raise StepInputError(f"{path} is a damaged zip ({error})") from None
+    if not contents:
+        raise StepInputError(f"{path} holds no .json or .jsonl file")
+    for member, data in contents:
+        where = f"{path}:{member}"
+        yield where, _parse(_text(data, where), where)
 
 
 def _text(data: bytes, name: str) -> str:

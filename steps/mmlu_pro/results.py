@@ -28,7 +28,8 @@ def read_records(path: Path, log: Callable[[str], None] = _stderr) -> list[dict[
     """The saved records of a subject, to resume from; none when there is no file yet.
 
     A torn last line (a write cut short on a volume that does not rename atomically) is
-    dropped, saying so, and its question is answered again; a bad line before it is an error.
+    left out, saying so (a resumed evaluation answers its question again); a bad line before
+    it is an error.
     """
     if not path.is_file():
         return []
@@ -44,8 +45,8 @@ def read_records(path: Path, log: Callable[[str], None] = _stderr) -> list[dict[
         try:
             records.append(json.loads(last))
         except json.JSONDecodeError:
-            log(f"{path}:{number}: the last line is cut short ({len(last)} characters); dropped, its question is "
-                f"answered again (the {len(records)} lines before it are kept)")
+            log(f"{path}:{number}: the last line is cut short ({len(last)} characters) and left out; the "
+                f"{len(records)} lines before it are kept")
     not_records = [i for i, record in enumerate(records) if not isinstance(record, dict)]
     if not_records:
         raise StepInputError(f"{path}:{numbered[not_records[0]][0]} is not a JSON object; delete the file to start over")

@@ -10,15 +10,18 @@ from typing import Any
 
 from rich.console import Console
 
+from steps.contract import (EVAL_FOLDER, LOCAL_VOLUMES_FOLDER, SCORES_PNG, SUMMARY_JSON, SUMMARY_MD, TREND_PNG,
+                            run_folder, subject_summary_file)
+
 
 def summary_dir(workdir: Path, run_name: str) -> Path | None:
     """RUN/summary of this run: `<volume>/runs/<workflow name>/summary` on whichever volume holds it."""
-    volumes = workdir / "volumes"
+    volumes = workdir / LOCAL_VOLUMES_FOLDER
     if not volumes.is_dir():
         return None
     for volume in sorted(volumes.iterdir()):
-        candidate = volume / "runs" / run_name / "summary"
-        if (candidate / "summary.md").exists() or (candidate / "summary.json").exists():
+        candidate = Path(run_folder(str(volume), run_name).summary)
+        if (candidate / SUMMARY_MD).exists() or (candidate / SUMMARY_JSON).exists():
             return candidate
     return None
 
@@ -26,15 +29,15 @@ def summary_dir(workdir: Path, run_name: str) -> Path | None:
 def first_pattern_shares(summary_folder: Path) -> list[tuple[str, str, int, int]]:
     """(label, role, answers found by the first pattern `answer is (X)`, questions) per model."""
     try:
-        summary = json.loads((summary_folder / "summary.json").read_text(encoding="utf-8"))
+        summary = json.loads((summary_folder / SUMMARY_JSON).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return []
-    eval_dir = summary_folder.parent / "eval"
+    eval_dir = summary_folder.parent / EVAL_FOLDER
     shares = []
     for model in summary.get("models") or []:
         first = total = 0
         for subject in (model.get("subjects") or {}):
-            path = eval_dir / str(model.get("slug", "")) / f"{subject}.summary.json"
+            path = eval_dir / str(model.get("slug", "")) / subject_summary_file(subject)
             try:
                 data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
                 methods = data["methods"]
@@ -52,7 +55,7 @@ def print_run_summary(workdir: Path, run_name: str, console: Console) -> Path | 
     folder = summary_dir(workdir, run_name)
     if folder is None:
         return None
-    markdown = folder / "summary.md"
+    markdown = folder / SUMMARY_MD
     if markdown.exists():
         console.print()
         console.print(markdown.read_text(encoding="utf-8").rstrip(), markup=False, highlight=False, emoji=False)
@@ -66,10 +69,10 @@ def print_run_summary(workdir: Path, run_name: str, console: Console) -> Path | 
     console.print()
     if markdown.exists():
         console.print(f"summary: {markdown}", highlight=False, markup=False)
-    plot = folder / "scores.png"
+    plot = folder / SCORES_PNG
     if plot.exists():
         console.print(f"plot:    {plot}", highlight=False, markup=False)
-    trend = folder / "trend.png"   # from the second run of a model on (aggregate draws it)
+    trend = folder / TREND_PNG   # from the second run of a model on (aggregate draws it)
     if trend.exists():
         console.print(f"trend:   {trend}", highlight=False, markup=False)
     return folder

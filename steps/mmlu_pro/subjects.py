@@ -1,26 +1,10 @@
-"""The 14 MMLU-Pro subjects, spelled as the dataset's `category` column spells them."""
+"""Checking and parsing MMLU-Pro subject arguments against `steps.contract.SUBJECTS`."""
 from __future__ import annotations
 
 import json
 
 from steps.common import StepInputError
-
-SUBJECTS: tuple[str, ...] = (
-    "biology",
-    "business",
-    "chemistry",
-    "computer science",
-    "economics",
-    "engineering",
-    "health",
-    "history",
-    "law",
-    "math",
-    "other",
-    "philosophy",
-    "physics",
-    "psychology",
-)
+from steps.contract import SUBJECTS as SUBJECTS  # their home; re-exported for the modules that import them here
 
 
 def check_subject(subject: str, argument: str = "--subject") -> str:

@@ -1,7 +1,7 @@
 """RUN/summary/summary.json as a contract between aggregate and the tasks that act on it.
 
 Each aggregate invocation gives its summary an id: a digest of what it read (the plan, every
-subject summary, the run id, the subjects, the threshold) and a random part of its own, and
+subject's summary and records, the run id, the subjects, the settings) and a random part of its own, and
 writes that id into summary.json and, last, alone into `summary.id` (the DAG's output
 parameter). publish-scores and verdict receive the id from aggregate's output and refuse a
 summary.json that carries another one (a stale summary of an earlier attempt, or a foreign one
@@ -16,11 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from steps.common import StepInputError
-
-SUMMARY_JSON = "summary.json"
-SUMMARY_MD = "summary.md"
-SCORES_PNG = "scores.png"
-SUMMARY_ID = "summary.id"
+from steps.contract import SUMMARY_JSON
 
 
 def file_digest(path: Path) -> str | None:
@@ -63,11 +59,15 @@ def read_summary(path: Path, expected_id: str | None, option: str = "--summary")
     return summary
 
 
+def _accuracy(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, (int, float)) else "?"
+
+
 def regression_message(summary: dict[str, Any]) -> str:
     """One line naming each regression aggregate recorded in `summary`."""
     threshold = summary.get("regression_threshold")
     found = "; ".join(
-        f"{r.get('subject')} ({r.get('model')}: {r.get('previous_accuracy', float('nan')):.4f} in "
-        f"{r.get('previous_run')} → {r.get('accuracy', float('nan')):.4f})" for r in summary.get("regressions") or [])
-    return f"accuracy regressed by more than {threshold:g} in: {found}" if isinstance(threshold, (int, float)) \
-        else f"accuracy regressed in: {found}"
+        f"{r.get('subject')} ({r.get('model')}: {_accuracy(r.get('previous_accuracy'))} in {r.get('previous_run')} "
+        f"→ {_accuracy(r.get('accuracy'))})" for r in summary.get("regressions") or [])
+    beyond = f" by more than {threshold:g}" if isinstance(threshold, (int, float)) else ""
+    return f"accuracy regressed{beyond} in: {found}"

@@ -18,12 +18,10 @@ from typing import Annotated, Any
 
 import typer
 
-from steps.common import StepInputError, fail
+from steps.common import StepInputError, check_output_file, fail
 from steps.mmlu_pro.history import read_history
 from steps.mmlu_pro.report import save_png
 from steps.mmlu_pro.stats import wilson_interval
-
-TREND_PNG = "trend.png"
 
 
 @dataclass(frozen=True)
@@ -197,6 +195,8 @@ def history_command(
     """The re-benchmark history: one line per run × model × subject (time, run, model, revision, accuracy
     with its 95% interval, settings hash), oldest first; --plot draws it over time."""
     try:
+        if plot is not None:
+            check_output_file(plot)  # before reading the history: a bad --plot is one line, not a traceback later
         if not history_dir.is_dir():
             raise StepInputError(f"HISTORY_DIR {history_dir} is not a folder (aggregate --history writes one "
                                  "<run>.parquet per run there; the DAG uses /mnt/workspace/history/mmlu-pro)")

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from steps.contract import subject_results_file
 from steps.mmlu_pro.results import read_records
 from steps.mmlu_pro.stats import Difference, paired_outcomes, wilson_interval
 
@@ -19,7 +20,7 @@ Outcomes = dict[str, bool]   # question id -> answered correctly
 
 def _task_outcomes(eval_dir: Path, slug: str, subject: str, n: int) -> Outcomes | None:
     try:
-        records = read_records(Path(eval_dir) / slug / f"{subject}.jsonl")
+        records = read_records(Path(eval_dir) / slug / subject_results_file(subject))
     except (OSError, ValueError):
         return None
     outcomes = {str(record["question_id"]): bool(record["correct"]) for record in records

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from steps.common import StepInputError, write_text_atomic
+from steps.contract import FINAL_AXOLOTL_CONFIG, TRAIN_DONE, TRAIN_OUTPUT, TRAIN_PREPARED
 from steps.safe_yaml import YamlInputError, read_yaml
 from steps.training.distributed import CPU_PLACEMENT_BUDGET
 
@@ -46,20 +47,20 @@ class TrainPaths:
 
     @property
     def config(self) -> Path:
-        return self.run_dir / "axolotl.yaml"
+        return self.run_dir / FINAL_AXOLOTL_CONFIG
 
     @property
     def prepared(self) -> Path:
-        return self.run_dir / "prepared"
+        return self.run_dir / TRAIN_PREPARED
 
     @property
     def output(self) -> Path:
-        return self.run_dir / "output"
+        return self.run_dir / TRAIN_OUTPUT
 
     @property
     def done(self) -> Path:
         """Written after a training run finished and its adapter (or model) was checked."""
-        return self.run_dir / "done.json"
+        return self.run_dir / TRAIN_DONE
 
 
 @dataclass(frozen=True)

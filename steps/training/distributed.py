@@ -26,10 +26,13 @@ RDZV_ID_PREFIX = "tunebench-"
 # available"); a `max_memory` with only a CPU budget makes Axolotl place the model on the
 # CPU instead. The budget bounds placement, it allocates nothing.
 CPU_PLACEMENT_BUDGET = "1024GiB"
-# Without it, transformers' TrainingArguments builds a non-distributed state on a CPU and
-# each node trains alone on the whole dataset (same output folder, no error); with it the
-# Trainer joins the group over gloo.
-CPU_DISTRIBUTED_ENV = {"ACCELERATE_USE_CPU": "true"}
+# ACCELERATE_USE_CPU: without it, transformers' TrainingArguments builds a non-distributed
+# state on a CPU and each node trains alone on the whole dataset (same output folder, no
+# error); with it the Trainer joins the group over gloo.
+# ACCELERATE_TORCH_DEVICE: accelerate names a gloo process's device `cpu:0`, and the Trainer
+# loads a checkpoint's optimizer state with that as map_location, which torch.load cannot
+# restore ("don't know how to restore data location ... cpu:0"): every resume would fail.
+CPU_DISTRIBUTED_ENV = {"ACCELERATE_USE_CPU": "true", "ACCELERATE_TORCH_DEVICE": "cpu"}
 
 
 @dataclass(frozen=True)
@@ -80,3 +83,50 @@ def rendezvous(nodes: int, node_rank: int | None, master_addr: str | None, maste
     if not 1 <= master_port <= 65535:
         raise StepInputError(f"--master-port {master_port}: must be a TCP port, 1 to 65535")
     return Rendezvous(nodes, node_rank, master_addr, master_port, rendezvous_id(run_dir))
+
+
+# --- the request: what every node trains, without the workflow's parameters in the JobSet manifest ------------
+
+REQUEST_FIELDS = ("config", "overrides", "base_model", "base_model_revision", "dataset", "run_dir", "gpus")
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    """The settings of one training run, as a JSON file on the shared volume.
+
+    Argo substitutes a `resource` template's parameters into the manifest's YAML text, where a
+    value with a quote and a line break would add fields to the JobSet's pods. So a plain
+    container step (its parameters are argv elements, never parsed) writes them here, and the
+    JobSet's pods read this file: the only placeholder left in the manifest is the workflow's name.
+    """
+
+    config: str
+    base_model: str
+    dataset: str
+    run_dir: str
+    gpus: int = 1
+    overrides: str | None = None
+    base_model_revision: str | None = None
+
+    def write(self, path: Path) -> None:
+        from steps.common import write_json_atomic
+
+        write_json_atomic(path, {name: getattr(self, name) for name in REQUEST_FIELDS})
+
+    @classmethod
+    def read(cls, path: Path) -> TrainRequest:
+        import json
+
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise StepInputError(f"--request {path}: cannot read the training request ({error})") from None
+        if not isinstance(data, dict) or sorted(data) != sorted(REQUEST_FIELDS):
+            raise StepInputError(f"--request {path}: expected a JSON object of {', '.join(REQUEST_FIELDS)} "
+                                 f"(steps.train --write-request writes it)")
+        types = {"gpus": (int,), "overrides": (str, type(None)), "base_model_revision": (str, type(None))}
+        wrong = [name for name in REQUEST_FIELDS if not isinstance(data[name], types.get(name, (str,)))
+                 or isinstance(data[name], bool)]
+        if wrong:
+            raise StepInputError(f"--request {path}: wrong type of {', '.join(wrong)}")
+        return cls(**data)

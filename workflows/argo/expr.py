@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -209,41 +209,41 @@ class _Parser:
             return lambda: yes() if self.boolean(condition(), "?:") else no()
         return condition
 
+    # the binary levels, loosest first: each is a left-associative chain of the next one
     def logic_or(self) -> Callable[[], Any]:
-        left = self.logic_and()
-        while self.accept("||"):
-            right = self.logic_and()
-            left = (lambda a, b: lambda: self.boolean(a(), "||") or self.boolean(b(), "||"))(left, right)
-        return left
+        return self._left_chain(self.logic_and, ("||",), self._logic)
 
     def logic_and(self) -> Callable[[], Any]:
-        left = self.compare()
-        while self.accept("&&"):
-            right = self.compare()
-            left = (lambda a, b: lambda: self.boolean(a(), "&&") and self.boolean(b(), "&&"))(left, right)
-        return left
+        return self._left_chain(self.compare, ("&&",), self._logic)
 
     def compare(self) -> Callable[[], Any]:
-        left = self.additive()
         ops = ("==", "!=", "<", "<=", ">", ">=", "=~", "!~", "in", "matches", "contains", "startsWith", "endsWith")
-        while (op := self.accept(*ops)) is not None:
-            right = self.additive()
-            left = (lambda a, b, o: lambda: self.binary(o, a(), b()))(left, right, op)
-        return left
+        return self._left_chain(self.additive, ops, self._on_values(self.binary))
 
     def additive(self) -> Callable[[], Any]:
-        left = self.multiplicative()
-        while (op := self.accept("+", "-")) is not None:
-            right = self.multiplicative()
-            left = (lambda a, b, o: lambda: self.arith(o, a(), b()))(left, right, op)
-        return left
+        return self._left_chain(self.multiplicative, ("+", "-"), self._on_values(self.arith))
 
     def multiplicative(self) -> Callable[[], Any]:
-        left = self.unary()
-        while (op := self.accept("*", "/", "%")) is not None:
-            right = self.unary()
-            left = (lambda a, b, o: lambda: self.arith(o, a(), b()))(left, right, op)
+        return self._left_chain(self.unary, ("*", "/", "%"), self._on_values(self.arith))
+
+    def _left_chain(self, operand: Callable[[], Callable[[], Any]], ops: tuple[str, ...],
+                    apply: Callable[[str, Callable[[], Any], Callable[[], Any]], Any]) -> Callable[[], Any]:
+        left = operand()
+        while (op := self.accept(*ops)) is not None:
+            right = operand()
+            left = (lambda a, b, o: lambda: apply(o, a, b))(left, right, op)
         return left
+
+    @staticmethod
+    def _on_values(operation: Callable[[str, Any, Any], Any]) -> Callable[[str, Callable[[], Any], Callable[[], Any]], Any]:
+        return lambda op, left, right: operation(op, left(), right())
+
+    def _logic(self, op: str, left: Callable[[], Any], right: Callable[[], Any]) -> bool:
+        """`&&` and `||`, short-circuiting: the right side is evaluated only when it decides."""
+        first = self.boolean(left(), op)
+        if first == (op == "||"):
+            return first
+        return self.boolean(right(), op)
 
     def unary(self) -> Callable[[], Any]:
         if self.accept("!"):
@@ -264,26 +264,28 @@ class _Parser:
             return lambda: value
         if token.kind == "op" and token.value == "(":
             inner = self.ternary()
-            if not self.expr_mode and self.accept(","):  # govaluate's array: ('a', 'b')
-                members = [inner, self.ternary()]
-                while self.accept(","):
-                    members.append(self.ternary())
-                self.expect(")")
+            if not self.expr_mode and (self.peek().kind, self.peek().value) == ("op", ","):  # govaluate: ('a', 'b')
+                members = self.items(")", first=inner)
                 return lambda: [member() for member in members]
             self.expect(")")
             return inner
         if token.kind == "op" and token.value == "[" and self.expr_mode:
-            items: list[Callable[[], Any]] = []
-            if not self.accept("]"):
-                items.append(self.ternary())
-                while self.accept(","):
-                    items.append(self.ternary())
-                self.expect("]")
-            return lambda: [item() for item in items]
+            elements = self.items("]")
+            return lambda: [element() for element in elements]
         if token.kind == "ident":
             return self.identifier(token)
         found = "the end" if token.kind == "end" else repr(token.value)
         raise self.error(f"unexpected {found} at position {token.pos}")
+
+    def items(self, closer: str, first: Callable[[], Any] | None = None) -> list[Callable[[], Any]]:
+        """A comma-separated list up to `closer` (its opener already taken; `first` already parsed)."""
+        if first is None and self.accept(closer):
+            return []
+        parsed = [first if first is not None else self.ternary()]
+        while self.accept(","):
+            parsed.append(self.ternary())
+        self.expect(closer)
+        return parsed
 
     def identifier(self, token: Token) -> Callable[[], Any]:
         name = token.value
@@ -301,12 +303,7 @@ class _Parser:
         if self.accept("("):
             if name not in FUNCTIONS:
                 raise self.error(f"unknown function {name}() (supported: {', '.join(sorted(FUNCTIONS))})")
-            args: list[Callable[[], Any]] = []
-            if not self.accept(")"):
-                args.append(self.ternary())
-                while self.accept(","):
-                    args.append(self.ternary())
-                self.expect(")")
+            args = self.items(")")
             function = FUNCTIONS[name]
             return lambda: function(*[arg() for arg in args])
         return lambda: self.lookup(name)
@@ -457,18 +454,19 @@ class DependsExpr:
         return False
 
     def _or(self) -> Callable[[Callable[[DependsRef], bool]], bool]:
-        left = self._and()
-        while self._accept("||"):
-            right = self._and()
-            left = (lambda a, b: lambda r: a(r) or b(r))(left, right)
-        return left
+        return self._chain("||", self._and, any)
 
     def _and(self) -> Callable[[Callable[[DependsRef], bool]], bool]:
-        left = self._not()
-        while self._accept("&&"):
-            right = self._not()
-            left = (lambda a, b: lambda r: a(r) and b(r))(left, right)
-        return left
+        return self._chain("&&", self._not, all)
+
+    def _chain(self, op: str, operand: Callable[[], Callable[[Callable[[DependsRef], bool]], bool]],
+               combine: Callable[[Iterable[bool]], bool]) -> Callable[[Callable[[DependsRef], bool]], bool]:
+        parts = [operand()]
+        while self._accept(op):
+            parts.append(operand())
+        if len(parts) == 1:
+            return parts[0]
+        return lambda result_of: combine(part(result_of) for part in parts)  # short-circuits, as && and ||
 
     def _not(self) -> Callable[[Callable[[DependsRef], bool]], bool]:
         if self._accept("!"):

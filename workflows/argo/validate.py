@@ -15,6 +15,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from workflows.argo.dag import ordered
 from workflows.argo.errors import ExpressionError, ManifestError
 from workflows.argo.expr import DependsExpr
 from workflows.argo.model import InputParam, Mount, OutputParam, Task, Template, Workflow
@@ -486,10 +487,10 @@ def _check_dag(workflow: Workflow, template: Template, check: _Checker) -> None:
     if cycle:
         check.problem(f"{where} has a dependency cycle: {' -> '.join(cycle)}")
         return
-    for task in _topological(tasks):
+    for task in ordered(tasks):
         for dep in task.deps:
             task.ancestors |= {dep} | tasks[dep].ancestors
-    for task in reversed(_topological(tasks)):
+    for task in reversed(ordered(tasks)):
         task.path_length = 1 + max((tasks[d].path_length for d in task.dependents), default=0)
     for target in template.targets or []:
         if "{{" in target:  # a parameterised target: its references are checked, its value at run time
@@ -505,13 +506,23 @@ def _check_dag(workflow: Workflow, template: Template, check: _Checker) -> None:
 
 
 def _target_reference_problem(workflow: Workflow, dag: Template, ref: str) -> str | None:
-    if ref.startswith("inputs.parameters."):
-        name = ref.removeprefix("inputs.parameters.")
-        return None if name in dag.input_names() else (
-            f"dag template '{dag.name}' has no input parameter '{name}' (inputs: {', '.join(dag.input_names()) or 'none'})")
-    if ref.startswith("workflow."):
-        return workflow_reference_problem(workflow, ref)
+    if ref.startswith(("inputs.parameters.", "workflow.")):
+        return _dag_scope_problem(workflow, dag, ref)
     return "a dag's target can use workflow variables and the dag's inputs"
+
+
+def _dag_scope_problem(workflow: Workflow, dag: Template, ref: str) -> str | None:
+    """A `workflow.*` or `inputs.parameters.*` reference inside a dag template."""
+    if ref.startswith("inputs.parameters."):
+        return _parameter_problem(f"dag template '{dag.name}'", "input", ref.removeprefix("inputs.parameters."),
+                                  dag.input_names())
+    return workflow_reference_problem(workflow, ref)
+
+
+def _parameter_problem(owner: str, direction: str, name: str, declared: list[str]) -> str | None:
+    if name in declared:
+        return None
+    return f"{owner} has no {direction} parameter '{name}' ({direction}s: {', '.join(declared) or 'none'})"
 
 
 def _find_cycle(tasks: dict[str, Task]) -> list[str] | None:
@@ -538,23 +549,6 @@ def _find_cycle(tasks: dict[str, Task]) -> list[str] | None:
             if found:
                 return found
     return None
-
-
-def _topological(tasks: dict[str, Task]) -> list[Task]:
-    order: list[Task] = []
-    done: set[str] = set()
-
-    def visit(name: str) -> None:
-        if name in done:
-            return
-        done.add(name)
-        for dep in tasks[name].deps:
-            visit(dep)
-        order.append(tasks[name])
-
-    for name in tasks:
-        visit(name)
-    return order
 
 
 def _check_task(workflow: Workflow, dag: Template, task: Task, check: _Checker) -> None:
@@ -601,13 +595,8 @@ def task_reference_problem(workflow: Workflow, dag: Template, task: Task, ref: s
         if not task.expands:
             return f"task '{task.name}' has no withItems, withParam or withSequence, so there is no item"
         return None
-    if ref.startswith("inputs.parameters."):
-        name = ref.removeprefix("inputs.parameters.")
-        if name not in dag.input_names():
-            return f"dag template '{dag.name}' has no input parameter '{name}' (inputs: {', '.join(dag.input_names()) or 'none'})"
-        return None
-    if ref.startswith("workflow."):
-        return workflow_reference_problem(workflow, ref)
+    if ref.startswith(("inputs.parameters.", "workflow.")):
+        return _dag_scope_problem(workflow, dag, ref)
     if ref.startswith("tasks."):
         parts = ref.split(".")
         other = parts[1] if len(parts) > 1 else ""
@@ -686,17 +675,12 @@ def _check_container_references(workflow: Workflow, template: Template, check: _
 METRIC_VARIABLES = ("status", "duration", "exitCode")
 
 
-def _undeclared(template: Template, kind: str, name: str, declared: list[str]) -> str | None:
-    if name in declared:
-        return None
-    return f"template '{template.name}' has no {kind} parameter '{name}' ({kind}s: {', '.join(declared) or 'none'})"
-
-
 def metric_reference_problem(workflow: Workflow, template: Template, ref: str) -> str | None:
     """Why `{{ref}}` cannot resolve in a template's metrics: they see what the template sees, and
     also its own output parameters and how the node ended."""
     if ref.startswith("outputs.parameters."):
-        return _undeclared(template, "output", ref.removeprefix("outputs.parameters."), template.output_names())
+        return _parameter_problem(f"template '{template.name}'", "output", ref.removeprefix("outputs.parameters."),
+                                  template.output_names())
     if ref in METRIC_VARIABLES or ref.startswith("resourcesDuration."):
         return None
     return template_reference_problem(workflow, template, ref)
@@ -706,7 +690,8 @@ def template_reference_problem(workflow: Workflow, template: Template, ref: str)
     if ref.startswith("="):
         return NotEmulated("not supported by the local runner: expression tags {{=...}}")
     if ref.startswith("inputs.parameters."):
-        return _undeclared(template, "input", ref.removeprefix("inputs.parameters."), template.input_names())
+        return _parameter_problem(f"template '{template.name}'", "input", ref.removeprefix("inputs.parameters."),
+                                  template.input_names())
     if ref.startswith("workflow."):
         return workflow_reference_problem(workflow, ref)
     if ref in ("pod.name", "retries", "node.name"):

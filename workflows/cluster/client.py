@@ -13,6 +13,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -20,7 +21,9 @@ import requests
 from hera.exceptions import HeraException
 from hera.workflows import models as m
 from hera.workflows.service import WorkflowsService
+from pydantic import BaseModel
 
+from steps.contract import pipeline_labels, rebenchmark_cron_name
 from workflows.cluster.errors import (
     NAMESPACE_MISSING,
     ClusterError,
@@ -42,7 +45,7 @@ Pipeline = PipelineConfig | str | os.PathLike  # a config, or the path of its YA
 FINISHED = ("Succeeded", "Failed", "Error")
 MAX_TRANSIENT_FAILURES = 5
 RETRY_TIMEOUT_S = 300.0
-_MODELS: dict[str, type] = {"Workflow": m.Workflow, "WorkflowTemplate": m.WorkflowTemplate, "CronWorkflow": m.CronWorkflow}
+_MODELS: dict[str, type[BaseModel]] = {"Workflow": m.Workflow, "WorkflowTemplate": m.WorkflowTemplate, "CronWorkflow": m.CronWorkflow}
 # What a list needs, like `argo list` asks for: no node statuses. `spec` stays because Hera's
 # Workflow model requires it.
 _LIST_FIELDS = ",".join(
@@ -176,7 +179,7 @@ def is_unchanged(kind: str, ours: dict[str, Any], theirs: dict[str, Any]) -> boo
 def load(pipeline: Pipeline) -> PipelineConfig:
     """A PipelineConfig as given, or loaded from a path (raises ConfigError)."""
     if isinstance(pipeline, (str, os.PathLike)):
-        return load_pipeline(pipeline)
+        return load_pipeline(Path(pipeline))
     return pipeline
 
 
@@ -324,7 +327,7 @@ class ArgoClient:
         if not is_unchanged("WorkflowTemplate", _in_namespace(local, namespace), to_dict(applied)):
             notes.append(f"the applied WorkflowTemplate '{name}' differs from this pipeline config; "
                          "`tunebench apply` updates it")
-        labels = {"app.kubernetes.io/name": "tunebench", "tunebench/pipeline": cfg.name}
+        labels = pipeline_labels(cfg.name)
         request = m.WorkflowSubmitRequest(
             namespace=namespace,
             resource_kind="WorkflowTemplate",
@@ -353,7 +356,7 @@ class ArgoClient:
         for manifest in wanted:
             results.append(self._apply_one(_in_namespace(manifest, namespace), dry_run, results))
         if cfg.schedule is None:
-            cron_name = f"{cfg.name}-rebenchmark"
+            cron_name = rebenchmark_cron_name(cfg.name)
             existing = self._call(Operation("get", "CronWorkflow", cron_name, namespace),
                                   self._service.get_cron_workflow, _segment(cron_name, "CronWorkflow"),
                                   missing_ok=True)
@@ -461,7 +464,7 @@ class ArgoClient:
         """The pipeline's CronWorkflow as the server has it (schedule, suspended, last run), or None."""
         cfg = load(cfg)
         namespace = self.namespace_for(cfg)
-        name = f"{cfg.name}-rebenchmark"
+        name = rebenchmark_cron_name(cfg.name)
         cron = self._call(Operation("get", "CronWorkflow", name, namespace), self._service.get_cron_workflow,
                           _segment(name, "CronWorkflow"), missing_ok=True)
         return to_dict(cron) if cron is not None else None
@@ -476,7 +479,7 @@ class _Kind:
     """How the Argo Server API names one kind: its service methods, model, request bodies and their field."""
 
     methods: str  # `<verb>_<methods>` on WorkflowsService, e.g. get_workflow_template
-    model: type
+    model: type[BaseModel]
     create_request: type
     update_request: type
     lint_request: type

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from steps.contract import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_INTERRUPTED, rebenchmark_cron_name
 from workflows.cli_common import PipelineArg
 
 if TYPE_CHECKING:
@@ -58,9 +59,9 @@ def _errors() -> Iterator[None]:
     try:
         yield
     except (SettingsError, ParameterError, InvalidName) as error:
-        raise _fail(str(error), 2) from None
+        raise _fail(str(error), EXIT_BAD_INPUT) from None
     except ClusterError as error:
-        raise _fail(str(error), 1) from None
+        raise _fail(str(error), EXIT_FAILURE) from None
 
 
 def _checked_workflow_name(name: str | None) -> None:
@@ -96,7 +97,7 @@ def _follow(client: ArgoClient, name: str, namespace: str, poll_interval: float,
                                 on_update=follower.update)
     except KeyboardInterrupt:
         typer.echo(f"stopped following {name}; it keeps running: tunebench status {name} -n {namespace}", err=True)
-        raise typer.Exit(130) from None
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     phase = phase_of(final)
     took = duration_of(final.get("status") or {})
     if phase == "Succeeded":
@@ -106,7 +107,7 @@ def _follow(client: ArgoClient, name: str, namespace: str, poll_interval: float,
     for line in failure_lines(final):
         typer.echo(f"  {line}", err=True)
     typer.echo(f"  rerun the failed steps, keeping the finished ones: tunebench retry {name} -n {namespace}", err=True)
-    raise typer.Exit(1)
+    raise typer.Exit(EXIT_FAILURE)
 
 
 def submit(
@@ -129,12 +130,12 @@ def submit(
 ) -> None:
     """Submit the pipeline as a new Workflow; print its name and UI link (--wait follows it)."""
     if dry_run and (from_template or benchmark or wait):
-        raise _fail("--dry-run lints the manifest; it does not combine with --from-template, --benchmark or --wait", 2)
+        raise _fail("--dry-run lints the manifest; it does not combine with --from-template, --benchmark or --wait", EXIT_BAD_INPUT)
     cfg = _load(pipeline)
     if dry_run:  # the validator `tunebench lint` and `tunebench run` use, before the server's lint
         from workflows.lint import workflow_wiring_errors
         if problems := workflow_wiring_errors(cfg):
-            raise _fail("the Workflow has wiring errors:\n  - " + "\n  - ".join(problems), 2)
+            raise _fail("the Workflow has wiring errors:\n  - " + "\n  - ".join(problems), EXIT_BAD_INPUT)
     console = _console()
     with _errors():
         from workflows.cluster.client import parse_overrides
@@ -224,7 +225,7 @@ def _list(client: ArgoClient, cfg: Any, namespace: str, limit: int, console: Con
     if cfg is not None and cfg.schedule is not None:
         cron = client.get_cron(cfg)
         if cron is None:
-            console.print(f"cron {cfg.name}-rebenchmark: not applied (tunebench apply {cfg.name})", markup=False)
+            console.print(f"cron {rebenchmark_cron_name(cfg.name)}: not applied (tunebench apply {cfg.name})", markup=False)
         else:
             spec, state = cron.get("spec") or {}, cron.get("status") or {}
             schedules = ", ".join(spec.get("schedules") or ([spec["schedule"]] if spec.get("schedule") else []))

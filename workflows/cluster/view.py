@@ -12,6 +12,8 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
+from steps.contract import EXIT_BAD_INPUT, EXIT_GATE_CLOSED, EXIT_REGRESSION
+
 GROUPING = ("Retry", "TaskGroup", "StepGroup")
 LEAVES = ("Pod", "Container", "HTTP", "Plugin")
 BAD = ("Failed", "Error")
@@ -22,12 +24,14 @@ PHASE_STYLE = {
 _EXIT_CODE = re.compile(r"exit code (\d+)")
 # Exit codes with a meaning in the step contracts (docs/design.md).
 EXIT_HINTS = {
-    ("memory-gate", 3): "the memory gate closed: the estimate does not fit the GPUs (RUN/gate/estimate.json); "
-                        "add GPUs, shrink batch or sequence length, or resubmit with -p gate_mode=warn",
-    ("verdict", 4): "score regression against the previous run beyond regression_threshold; the new "
-                    "scores are published (RUN/summary/summary.md)",
+    ("memory-gate", EXIT_GATE_CLOSED):
+        "the memory gate closed: the estimate does not fit the GPUs (RUN/gate/estimate.json); "
+        "add GPUs, shrink batch or sequence length, or resubmit with -p gate_mode=warn",
+    ("verdict", EXIT_REGRESSION):
+        "score regression against the previous run beyond regression_threshold; the new "
+        "scores are published (RUN/summary/summary.md)",
 }
-GENERIC_EXIT_HINTS = {2: "bad input: the step's log names the argument and the valid values"}
+GENERIC_EXIT_HINTS = {EXIT_BAD_INPUT: "bad input: the step's log names the argument and the valid values"}
 
 
 def parse_time(value: str | None) -> datetime | None:

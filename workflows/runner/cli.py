@@ -11,9 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-EXIT_FAILED = 1
-EXIT_INVALID = 2
-EXIT_INTERRUPTED = 130
+from steps.contract import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_INTERRUPTED
 
 
 def default_parallelism() -> int:
@@ -90,13 +88,13 @@ def run_command_with(after_run: AfterRun | None = None) -> Callable[..., None]:
             manifest, name = load_manifest(pipeline)
         except (ConfigError, ArgoError) as error:
             errors.print(f"error: {error}", markup=False)
-            raise typer.Exit(EXIT_INVALID) from None
+            raise typer.Exit(EXIT_BAD_INPUT) from None
         if backoff_scale is None:
             try:
                 backoff_scale = float(os.environ.get("TUNEBENCH_BACKOFF_SCALE", "1"))
             except ValueError:
                 errors.print("error: TUNEBENCH_BACKOFF_SCALE is not a number", markup=False)
-                raise typer.Exit(EXIT_INVALID) from None
+                raise typer.Exit(EXIT_BAD_INPUT) from None
         options = RunOptions(
             workdir=workdir or Path(".tunebench") / name,
             parallelism=parallelism or default_parallelism(),
@@ -112,7 +110,7 @@ def run_command_with(after_run: AfterRun | None = None) -> Callable[..., None]:
         except (RunnerError, ArgoError) as error:
             reporter.close()
             errors.print(f"error: {error}", markup=False)
-            raise typer.Exit(EXIT_INVALID) from None
+            raise typer.Exit(EXIT_BAD_INPUT) from None
         finally:
             reporter.close()
         if after_run is not None:
@@ -125,6 +123,6 @@ def run_command_with(after_run: AfterRun | None = None) -> Callable[..., None]:
                 errors.print(f"workflow {result.workflow_name} {result.phase}: {result.message}", markup=False)
             console.print(f"fix the cause and run the same command again: finished tasks are skipped "
                           f"(workdir {result.workdir})", markup=False)
-            raise typer.Exit(EXIT_FAILED)
+            raise typer.Exit(EXIT_FAILURE)
 
     return run_command

@@ -23,28 +23,40 @@ import secrets
 import string
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from steps.contract import LOCAL_VOLUMES_FOLDER
+from workflows.argo.dag import dag_phase, ordered
 from workflows.argo.durations import parse_duration
 from workflows.argo.errors import ArgoError, ExpressionError, ManifestError, UnresolvedReference
 from workflows.argo.expr import DependsRef, evaluate_when
-from workflows.argo.phase import COMPLETED, FAILED_OR_ERROR, Phase, depends_result
-from workflows.argo.subst import item_label, item_scope, pure_reference, substitute, substitute_deep
-from workflows.argo.validate import Task, Template, Workflow, load_workflow, run_fields
+from workflows.argo.phase import FAILED_OR_ERROR, Phase, depends_result
+from workflows.argo.subst import item_label, item_scope, substitute
+from workflows.argo.validate import Task, Template, Workflow, load_workflow
 from workflows.runner.errors import RunnerError
+from workflows.runner.bindings import Bindings
 from workflows.runner.events import RunListener
 from workflows.runner.jobset import LocalJobSet
-from workflows.runner.nodes import Attempt, DagNode, PodNode, RunResult, TaskNode, describe_failure, short_labels
-from workflows.runner.process import AttemptResult, LocalProcess, PrepareError, default_python, prepare
+from workflows.runner.nodes import (
+    Attempt,
+    DagNode,
+    PodNode,
+    RunResult,
+    TaskNode,
+    describe_failure,
+    log_name,
+    short_labels,
+)
+from workflows.runner.process import AttemptResult, AttemptRunner, LocalProcess, PrepareError, default_python, prepare
 from workflows.runner.retry import decide, retry_limit
 from workflows.runner.state import RunState, valid_object_name
 from workflows.runner.survivors import stop, survivors
 from workflows.runner.timeline import build_timeline
-from workflows.runner.workdir import WorkdirLock, real_dir
+from workflows.runner.workdir import WorkdirLock, make_workdir, real_dir
 from workflows.runner.written import missing
 
 PENDING, RUNNING, SUCCEEDED, FAILED = Phase.PENDING, Phase.RUNNING, Phase.SUCCEEDED, Phase.FAILED
@@ -73,11 +85,6 @@ def _random_suffix() -> str:
     return "".join(secrets.choice(alphabet) for _ in range(5))
 
 
-def _log_name(key: str) -> str:
-    safe = "".join(c if c.isalnum() or c in "-._" else "_" for c in key)
-    return safe or "node"
-
-
 class Engine:
     def __init__(self, manifest: dict[str, Any] | Workflow, options: RunOptions, listener: RunListener | None = None) -> None:
         self.workflow = manifest if isinstance(manifest, Workflow) else load_workflow(manifest)
@@ -93,11 +100,11 @@ class Engine:
         self.sequence = itertools.count()
         self.limit = self._global_limit()
         self.parameters = self._parameters()
-        self.workdir.mkdir(parents=True, exist_ok=True)
+        make_workdir(self.workdir)
         self.lock = WorkdirLock(self.workdir)
         self.lock.acquire()
         try:
-            for folder in ("logs", "volumes"):
+            for folder in ("logs", LOCAL_VOLUMES_FOLDER):
                 real_dir(self.workdir / folder, self.workdir)
             self.state = RunState.open(self.workdir)
             self.name = self._workflow_name()
@@ -108,6 +115,7 @@ class Engine:
         self.warnings = self.workflow.warnings + self.stopped_leftovers
         self.created = self.state.created or datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         self.scope = self._workflow_scope()
+        self.bindings = Bindings(self.workflow, self.scope, self.name)
         self.deadline: float | None = None
         self.started = _now()
         self.interrupted = False
@@ -243,7 +251,7 @@ class Engine:
             task.arguments = {p.name: "{{workflow.parameters." + p.name + "}}" for p in
                               self.workflow.templates[task.template].inputs if p.name in args}
         root = DagNode("", self.name, entry, None, None, None, parent=None, fresh_upstream=False)
-        root.inputs = self._inputs(entry, dict(self.parameters), f"entrypoint '{entry.name}'", {})
+        root.inputs = self.bindings.inputs(entry, dict(self.parameters), f"entrypoint '{entry.name}'", {})
         self._init_dag(root)
         return root
 
@@ -257,7 +265,7 @@ class Engine:
             for target in dag.targets:
                 needed |= template.tasks[target].ancestors
             dag.needed = needed
-        for spec in _ordered(template.tasks):
+        for spec in ordered(template.tasks):
             node = TaskNode(dag, spec, self.workflow.templates[spec.template])
             dag.tasks[spec.name] = node
             dag.order.append(node)
@@ -265,7 +273,7 @@ class Engine:
 
     def _targets(self, dag: DagNode) -> list[str]:
         """`dag.target`, substituted (it may be a parameter) and checked against the DAG's tasks."""
-        scope = {**self.scope, **{f"inputs.parameters.{k}": v for k, v in dag.inputs.items()}}
+        scope = self.bindings.dag_scope(dag)
         where = f"dag '{dag.template.name}' target"
         targets = substitute(" ".join(dag.template.targets or []), scope, where).split()
         unknown = [name for name in targets if name not in dag.template.tasks]
@@ -382,8 +390,8 @@ class Engine:
             return  # failFast: no new task starts
         where = f"task '{task.key}'"
         try:
-            scope = self._task_scope(dag, task)
-            items = self._expand(task, scope, where)
+            scope = self.bindings.task_scope(dag, task)
+            items = self.bindings.expand(task, scope, where)
         except (UnresolvedReference, ExpressionError, ManifestError) as error:
             self._task_done(task, ERROR, str(error))
             return
@@ -411,82 +419,6 @@ class Engine:
         children = [child.phase for child in task.children] if task.spec.expands else None
         return depends_result(ref.result, phase, children)
 
-    def _task_scope(self, dag: DagNode, task: TaskNode) -> dict[str, str]:
-        scope = dict(self.scope)
-        scope.update({f"inputs.parameters.{k}": v for k, v in dag.inputs.items()})
-        for name in task.spec.ancestors:
-            other = dag.tasks[name]
-            prefix = f"tasks.{name}"
-            scope[f"{prefix}.status"] = other.phase
-            scope[f"{prefix}.id"] = other.key or name
-            if other.spec.expands:
-                maps = [child.outputs for child in other.children if isinstance(child, PodNode) and child.outputs]
-                scope[f"{prefix}.outputs.parameters"] = json.dumps(maps, separators=(",", ":"))
-                for output in other.template.output_names():
-                    values = [m[output] for m in maps if output in m]
-                    scope[f"{prefix}.outputs.parameters.{output}"] = json.dumps(values, separators=(",", ":"))
-            elif other.children and isinstance(other.children[0], PodNode):
-                pod = other.children[0]
-                if pod.exit_code is not None:
-                    scope[f"{prefix}.exitCode"] = str(pod.exit_code)
-                for output, value in pod.outputs.items():
-                    scope[f"{prefix}.outputs.parameters.{output}"] = value
-        scope.update({key: value for key, (value, _) in self._outputs_never_produced(dag, task).items()})
-        return scope
-
-    def _outputs_never_produced(self, dag: DagNode, task: TaskNode) -> dict[str, tuple[str, str | None]]:
-        """The outputs of the Skipped or Omitted ancestors of `task`, as Argo v4.1 resolves them
-        (docs/enhanced-depends-logic.md, "Output references from Skipped or Omitted tasks";
-        workflow/controller/scope.go addSkippedNodeOutputsToScope): reference -> (value, producer), where
-        producer is None when the producer declares a `valueFrom.default` (the value), else the producer's
-        name: an absent optional, "" inside a longer string, unsupplied as a whole argument."""
-        found: dict[str, tuple[str, str | None]] = {}
-        for name in task.spec.ancestors:
-            other = dag.tasks[name]
-            if other.phase not in (SKIPPED, OMITTED) or other.spec.expands:
-                continue
-            for output in other.template.outputs:
-                key = f"tasks.{name}.outputs.parameters.{output.name}"
-                found[key] = (output.default, None) if output.default is not None else ("", name)
-        return found
-
-    def _explain(self, dag: DagNode, task: TaskNode) -> Callable[[str], str | None]:
-        def explain(ref: str) -> str | None:
-            if ref.startswith("tasks."):
-                parts = ref.split(".")
-                other = dag.tasks.get(parts[1]) if len(parts) > 1 else None
-                if other is None:
-                    return f"there is no task '{parts[1] if len(parts) > 1 else ''}' in this dag"
-                if other.phase != SUCCEEDED:
-                    return f"task '{other.name}' ended {other.phase}{' (' + other.message + ')' if other.message else ''}, so it has no outputs"
-                if ref.endswith(".exitCode"):
-                    return f"task '{other.name}' has no single exit code"
-                return f"task '{other.name}' did not produce it"
-            if ref == "item" or ref.startswith("item."):
-                return "the item has no such field"
-            return None
-        return explain
-
-    def _expand(self, task: TaskNode, scope: dict[str, str], where: str) -> list[Any] | None:
-        spec = task.spec
-        explain = self._explain(task.dag, task)
-        if spec.with_items is not None:
-            return [substitute_deep(item, scope, f"{where} withItems", explain) for item in spec.with_items]
-        if spec.with_param is not None:
-            text = substitute(spec.with_param, scope, f"{where} withParam", explain)
-            try:
-                items = json.loads(text)
-            except json.JSONDecodeError:
-                items = None
-            if not isinstance(items, list):
-                shown = text.strip()
-                shown = shown if len(shown) <= 200 else shown[:200] + "..."
-                raise ManifestError(f"{where}: withParam value could not be parsed as a JSON list: {shown}")
-            return items
-        if spec.with_sequence is not None:
-            return _sequence(substitute_deep(spec.with_sequence, scope, f"{where} withSequence", explain), where)
-        return None
-
     def _create_child(self, dag: DagNode, task: TaskNode, scope: dict[str, str], index: int | None, item: Any,
                       label: str) -> None:
         spec = task.spec
@@ -504,11 +436,11 @@ class Engine:
             child: PodNode | DagNode = nested
         else:
             child = PodNode(key, display, template, task, index, item, dag=dag)
-            child.log_path = self.workdir / "logs" / f"{_log_name(key)}.log"
+            child.log_path = self.workdir / "logs" / f"{log_name(key)}.log"
         child.label = task.key if index is None else f"{task.key}({index}{':' + label if label else ''})"
         task.children.append(child)
         where = f"task '{display}'"
-        explain = self._explain(dag, task)
+        explain = self.bindings.explain(dag, task)
         try:
             if spec.when is not None:
                 condition = substitute(spec.when, local, f"{where} when", explain)
@@ -516,20 +448,11 @@ class Engine:
                     child.phase, child.message = SKIPPED, f"when '{condition}' evaluated false"
                     self._child_ended(child)
                     return
-            absent = {key: producer for key, (_, producer) in self._outputs_never_produced(dag, task).items()
-                      if producer is not None}
-            arguments = {}
-            for name, value in spec.arguments.items():
-                ref = pure_reference(value)
-                if ref in absent:
-                    self._check_absent_has_default(template, name, ref, absent[ref], where)
-                    continue  # unsupplied: the input's own default applies
-                arguments[name] = substitute(value, local, f"{where} argument '{name}'", explain)
-            child.inputs = self._inputs(template, arguments, where, self.scope)
+            arguments = self.bindings.arguments(dag, task, local, where)
+            child.inputs = self.bindings.inputs(template, arguments, where, self.scope)
         except (UnresolvedReference, ExpressionError, ManifestError) as error:
             child.phase, child.message = ERROR, str(error)
             self._child_ended(child)
-            self._on_failure(dag, task, ERROR)
             return
         if isinstance(child, DagNode):
             dag.waiting_dags.append(child)
@@ -537,14 +460,6 @@ class Engine:
                 self._start_dag(dag.waiting_dags.pop(0))
             return
         self._queue_pod(child)
-
-    @staticmethod
-    def _check_absent_has_default(template: Template, name: str, ref: str, producer: str, where: str) -> None:
-        param = next((p for p in template.inputs if p.name == name), None)
-        if param is not None and param.value is None and param.default is None:
-            raise ManifestError(f"{where}: inputs.parameters.{name}: argument {{{{{ref}}}}} references an absent "
-                                f"optional: task '{producer}' was skipped or omitted and its output declares no "
-                                "valueFrom.default, and the input has no default")
 
     def _start_dag(self, child: DagNode) -> None:
         """A nested DAG invocation starts, or is omitted when its parent stopped (failFast)."""
@@ -559,49 +474,16 @@ class Engine:
         except ArgoError as error:
             child.phase, child.message = ERROR, str(error)
             self.listener.dag_ended(child)
-            if child.task is not None:
-                self._on_failure(parent, child.task, ERROR)
             return
         parent.running_dags += 1
         self.listener.dag_started(child)
 
-    def _inputs(self, template: Template, arguments: dict[str, str], where: str,
-                scope: Mapping[str, str]) -> dict[str, str]:
-        values: dict[str, str] = {}
-        for param in template.inputs:
-            value = param.value if param.value is not None else param.default
-            if value is not None and "{{" in value:
-                value = substitute(value, scope, f"{where} input parameter '{param.name}'")
-            if param.name in arguments:
-                value = arguments[param.name]
-            if value is None:
-                raise ManifestError(f"{where}: inputs.parameters.{param.name} was not supplied")
-            if param.enum and value not in param.enum:
-                raise ManifestError(f"{where}: input parameter '{param.name}' = {value!r} is not one of "
-                                    f"{', '.join(param.enum)}")
-            values[param.name] = value
-        return values
-
     def _fresh(self, dag: DagNode, task: TaskNode) -> bool:
         return dag.fresh_upstream or any(dag.tasks[name].ran_now for name in task.spec.deps)
 
-    def _pod_scope(self, pod: PodNode, retries: int) -> dict[str, str]:
-        scope = dict(self.scope)
-        scope.update({f"inputs.parameters.{k}": v for k, v in pod.inputs.items()})
-        scope["pod.name"] = f"{self.name}-{_log_name(pod.key)}"
-        scope["node.name"] = f"{self.name}.{pod.display}"
-        scope["retries"] = str(retries)
-        return scope
-
-    def _resolved_template(self, pod: PodNode, retries: int) -> dict[str, Any]:
-        raw = run_fields(pod.template.raw)
-        if "retryStrategy" not in raw and self.workflow.default_retry is not None:
-            raw["retryStrategy"] = self.workflow.default_retry
-        return substitute_deep(raw, self._pod_scope(pod, retries), f"template '{pod.template.name}' of task '{pod.display}'")
-
     def _queue_pod(self, pod: PodNode) -> None:
         try:
-            resolved = self._resolved_template(pod, 0)
+            resolved = self.bindings.resolved_template(pod, 0)
         except (UnresolvedReference, ManifestError) as error:
             self.pods.append(pod)
             self._pod_done(pod, ERROR, str(error))
@@ -676,14 +558,14 @@ class Engine:
         pod.retry_at = None
         group: LocalJobSet | None = None
         try:
-            resolved = self._resolved_template(pod, number)
+            resolved = self.bindings.resolved_template(pod, number)
             if pod.template.kind == "resource":
                 group = self._local_jobset(pod, resolved, number)
                 argv, deadline = [f"JobSet {group.plan.name}"], group.deadline_s
             else:
                 spec = prepare(pod.template, resolved, workdir=self.workdir, cwd=self.options.cwd,
                                base_env=self.base_env, secret_env_names=self.workflow.secret_env_names,
-                               volume_kinds=self.workflow.volumes, pod_key=f"{_log_name(pod.key)}-{number}",
+                               volume_kinds=self.workflow.volumes, pod_key=f"{log_name(pod.key)}-{number}",
                                python=self.options.python)
                 spec.deadline_s, spec.deadline_reason = self._attempt_deadline(pod, resolved, spec.deadline_s)
                 argv, deadline = spec.argv, spec.deadline_s
@@ -732,9 +614,9 @@ class Engine:
         active = resolved.get("activeDeadlineSeconds")
         deadline = self._attempt_deadline(pod, resolved, float(active) if active is not None else None)
         return LocalJobSet(resolved, start_node, pod.log_path or self.workdir / "logs" / "pod.log",
-                           f"{_log_name(pod.key)}-{number}", self.workdir, deadline)
+                           f"{log_name(pod.key)}-{number}", self.workdir, deadline, self.state.process_ended)
 
-    def _run_attempt(self, pod: PodNode, process: LocalProcess) -> None:
+    def _run_attempt(self, pod: PodNode, process: AttemptRunner) -> None:
         try:
             result = process.run()
         except Exception as error:  # noqa: BLE001 - reported as the attempt's error, never lost
@@ -785,7 +667,7 @@ class Engine:
             self._pod_done(pod, SUCCEEDED, "")
             return
         if not final and not self.interrupted:
-            resolved = pod.resolved or self._resolved_template(pod, len(pod.attempts) - 1)
+            resolved = pod.resolved or self.bindings.resolved_template(pod, len(pod.attempts) - 1)
             decision = decide(resolved.get("retryStrategy"), f"template '{pod.template.name}' retryStrategy",
                               len(pod.attempts) - 1, result, pod.nominal_elapsed,
                               self.base_env.get("TRANSIENT_ERROR_PATTERN"))
@@ -813,8 +695,6 @@ class Engine:
         self.state.record(pod)
         self.state.save()
         self.listener.pod_ended(pod)
-        if phase in FAILED_OR_ERROR and pod.task is not None:
-            self._on_failure(pod.dag, pod.task, phase)
 
     # --- tasks and DAGs finishing ---------------------------------------------------------------------------
 
@@ -838,43 +718,30 @@ class Engine:
                 phase, message = OMITTED, f"{len(stopped)} of {len(phases)} not started (fail-fast)"
             else:
                 phase, message = SUCCEEDED, ""
-        self._task_done(task, phase, message, notify_failure=task.spec.expands or isinstance(task.children[0], DagNode))
+        self._task_done(task, phase, message)
 
-    def _task_done(self, task: TaskNode, phase: Phase, message: str, notify_failure: bool = True) -> None:
+    def _task_done(self, task: TaskNode, phase: Phase, message: str) -> None:
         task.phase, task.message = phase, message
         task.finished = task.finished or _now()
         task.started = task.started or task.finished
         self.listener.task_ended(task)
-        if phase in FAILED_OR_ERROR and notify_failure:
-            self._on_failure(task.dag, task, phase)
+        self._check_fail_fast(task.dag)
 
-    def _on_failure(self, dag: DagNode, task: TaskNode, phase: Phase) -> None:
-        """failFast: an unhandled failure stops new tasks in this DAG; running ones finish."""
+    def _check_fail_fast(self, dag: DagNode) -> None:
+        """Argo's `dag.failFast` (assessDAGPhase): once a target task has ended and its branch failed, the
+        DAG has failed and starts nothing more; running tasks finish. A failure a dependant handles, or
+        one in a fan-out whose other children are still to run, decides no target yet."""
         if not dag.template.fail_fast or dag.stopped_by is not None:
             return
-        if self._failure_handled(dag, task, phase):
+        targets = dag.targets or [t.name for t in dag.order if not t.spec.dependents]
+        decided = [name for name in targets if dag.tasks[name].fulfilled]
+        _, failed_target = dag_phase(dag.template, decided, {name: t.phase for name, t in dag.tasks.items()})
+        if failed_target is None:
             return
-        dag.stopped_by = f"'{task.name}' {phase.lower()}"
-        dag.stopped_task = task
-        self.listener.fail_fast(dag, task)
-
-    def _failure_handled(self, dag: DagNode, task: TaskNode, phase: Phase) -> bool:
-        """Does the manifest expect this failure: continueOn, or a dependent whose depends accepts it?"""
-        if task.spec.continues_on(phase):
-            return True
-        result_name = "Errored" if phase == ERROR else "Failed"
-        for any_succeeded, all_failed in ((True, False), (False, True)):
-            def result_of(ref: DependsRef, _any: bool = any_succeeded, _all: bool = all_failed) -> bool:
-                if ref.task != task.name:
-                    return ref.result in (None, "Succeeded", "AnySucceeded")
-                if ref.result is None:
-                    return False
-                return {"AnySucceeded": _any, "AllFailed": _all}.get(ref.result, ref.result == result_name)
-            for name in task.spec.dependents:
-                other = dag.tasks[name].spec
-                if other.depends is not None and other.depends.evaluate(result_of):
-                    return True
-        return False
+        culprit = next((t for t in dag.order if t.phase in FAILED_OR_ERROR), dag.tasks[failed_target])
+        dag.stopped_by = f"'{culprit.name}' {culprit.phase.lower()}"
+        dag.stopped_task = culprit
+        self.listener.fail_fast(dag, culprit)
 
     def _assess(self, dag: DagNode) -> tuple[Phase, str]:
         if dag.stopped_by is not None:
@@ -883,62 +750,12 @@ class Engine:
                 phase = task.phase if task.phase in FAILED_OR_ERROR else FAILED
                 return phase, describe_failure(task)
             return FAILED, dag.stopped_by
-        tasks = dag.tasks
-        branch: dict[str, Phase] = {}
-
-        def phase_of(name: str) -> Phase:
-            if name in branch:
-                return branch[name]
-            task = tasks[name]
-            if task.phase in COMPLETED:
-                result = task.phase
-            else:
-                parents = [phase_of(dep) for dep in task.spec.deps]
-                result = next((p for p in parents if p in FAILED_OR_ERROR), SUCCEEDED)
-            branch[name] = result
-            return result
-
         targets = dag.targets or [t.name for t in dag.order if not t.spec.dependents]
-        for name in targets:
-            phase = phase_of(name)
-            if phase in FAILED_OR_ERROR and not tasks[name].spec.continues_on(phase):
-                culprit = next((t for t in dag.order if t.phase in FAILED_OR_ERROR), tasks[name])
-                return phase, describe_failure(culprit)
-        return SUCCEEDED, ""
-
-def _ordered(tasks: dict[str, Task]) -> list[Task]:
-    """Tasks in dependency order, keeping the manifest's order among independent ones."""
-    order: list[Task] = []
-    done: set[str] = set()
-
-    def visit(task: Task) -> None:
-        if task.name in done:
-            return
-        done.add(task.name)
-        for dep in task.deps:
-            visit(tasks[dep])
-        order.append(task)
-
-    for task in tasks.values():
-        visit(task)
-    return order
-
-
-def _sequence(spec: dict[str, Any], where: str) -> list[str]:
-    try:
-        if spec.get("count") is not None:
-            start = int(str(spec.get("start", 0)))
-            values = list(range(start, start + int(str(spec["count"]))))
-        elif spec.get("end") is not None:
-            start, end = int(str(spec.get("start", 0))), int(str(spec["end"]))
-            step = 1 if end >= start else -1
-            values = list(range(start, end + step, step))
-        else:
-            raise ManifestError(f"{where}: withSequence needs count or end")
-        fmt = spec.get("format")
-        return [fmt % value if fmt else str(value) for value in values]
-    except (TypeError, ValueError) as error:
-        raise ManifestError(f"{where}: invalid withSequence {spec}: {error}") from None
+        phase, failed_target = dag_phase(dag.template, targets, {name: t.phase for name, t in dag.tasks.items()})
+        if failed_target is None:
+            return phase, ""
+        culprit = next((t for t in dag.order if t.phase in FAILED_OR_ERROR), dag.tasks[failed_target])
+        return phase, describe_failure(culprit)
 
 
 def _fingerprint(template: str, resolved: dict[str, Any], inputs: dict[str, str]) -> str:

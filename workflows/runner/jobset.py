@@ -28,14 +28,13 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 
+from workflows.argo.phase import Phase
 from workflows.jobset import condition_holds, plan
-from workflows.runner.process import FAILED, SUCCEEDED, AttemptResult, LocalProcess
+from workflows.runner.process import ERROR, FAILED, SUCCEEDED, AttemptResult, LocalProcess, PrepareError
 from workflows.runner.workdir import open_log
 
 LOCALHOST = "127.0.0.1"
@@ -63,9 +62,11 @@ class LocalJobSet:
     `kill()` from another thread stops every node."""
 
     def __init__(self, template: dict[str, Any], start_node: NodeFactory, log_path: Path, key: str, workdir: Path,
-                 deadline: tuple[float | None, str] = (None, "")) -> None:
+                 deadline: tuple[float | None, str] = (None, ""),
+                 node_ended: Callable[[str], None] = lambda key: None) -> None:
         self.plan = plan(template)
         self.start_node = start_node
+        self.node_ended = node_ended  # with the node's key, when its process is gone
         self.log_path = log_path
         self.key = key
         self.workdir = workdir
@@ -105,9 +106,12 @@ class LocalJobSet:
     def _volume_kinds(self) -> dict[str, str]:
         return {volume["name"]: "emptyDir" for volume in self.plan.pod_spec.get("volumes") or [] if "emptyDir" in volume}
 
+    def _node_key(self, restart: int, index: int) -> str:
+        return f"{self.key}-r{restart}-n{index}"
+
     def _start_group(self, restart: int) -> list[LocalProcess]:
         port = _free_port()
-        nodes = [self.start_node(self._node_template(index, port), f"{self.key}-r{restart}-n{index}",
+        nodes = [self.start_node(self._node_template(index, port), self._node_key(restart, index),
                                  self._volume_kinds(), self.node_log(index))
                  for index in range(self.plan.nodes)]
         with self._lock:
@@ -117,13 +121,19 @@ class LocalJobSet:
                     node.kill(self.killed_reason)
         return nodes
 
-    def _run_group(self, nodes: list[LocalProcess]) -> list[AttemptResult | None]:
+    def _run_node(self, node: LocalProcess, key: str) -> AttemptResult:
+        try:
+            return node.run()
+        finally:
+            self.node_ended(key)
+
+    def _run_group(self, nodes: list[LocalProcess], restart: int) -> list[AttemptResult | None]:
         """Every node's result; on the first failure the others are stopped (JobSet deletes the group)."""
         results: list[AttemptResult | None] = [None] * len(nodes)
         done: queue.Queue[tuple[int, AttemptResult]] = queue.Queue()
         for index, node in enumerate(nodes):
-            threading.Thread(target=lambda i=index, n=node: done.put((i, n.run())), name=f"{self.key}-node-{index}",
-                             daemon=True).start()
+            threading.Thread(target=lambda i=index, n=node: done.put((i, self._run_node(n, self._node_key(restart, i)))),
+                             name=f"{self.key}-node-{index}", daemon=True).start()
         stopping = False
         for _ in nodes:
             index, result = done.get()
@@ -136,7 +146,7 @@ class LocalJobSet:
                         threading.Thread(target=node.kill, args=(reason,), daemon=True).start()
         return results
 
-    def _verdict(self, status: dict[str, Any]) -> str | None:
+    def _verdict(self, status: dict[str, Any]) -> Phase | None:
         obj = {"status": status}
         if condition_holds(self.plan.failure_condition, obj):
             return FAILED
@@ -152,6 +162,8 @@ class LocalJobSet:
             timer.start()
         try:
             return self._run()
+        except PrepareError as error:  # a node cannot start as configured (a required secret is missing...)
+            return AttemptResult(ERROR, None, str(error), time.time(), time.time())
         finally:
             if timer is not None:
                 timer.cancel()
@@ -163,7 +175,7 @@ class LocalJobSet:
             nodes = self._start_group(restarts)
             self.note(f"JobSet {self.plan.name}: {self.plan.nodes} node(s) started (restarts {restarts}/"
                       f"{self.plan.max_restarts}); logs: {', '.join(self.node_log(i).name for i in range(len(nodes)))}")
-            results = self._run_group(nodes)
+            results = self._run_group(nodes, restarts)
             failed = [(index, result) for index, result in enumerate(results) if result and result.status != SUCCEEDED]
             if not failed:
                 return self._finish(started, {"terminalState": "Completed", "restarts": restarts},

@@ -8,9 +8,15 @@ from typing import Any
 from workflows.argo.phase import FAILED_OR_ERROR, FULFILLED, Phase
 from workflows.argo.subst import as_param_string
 from workflows.argo.validate import Task, Template
-from workflows.runner.process import LocalProcess, volume_dir
+from workflows.runner.process import AttemptRunner, volume_dir
 
 PENDING, RUNNING, SUCCEEDED = Phase.PENDING, Phase.RUNNING, Phase.SUCCEEDED
+
+
+def log_name(key: str) -> str:
+    """A node key as a file name (logs, scratch folders) and in pod names."""
+    safe = "".join(c if c.isalnum() or c in "-._" else "_" for c in key)
+    return safe or "node"
 
 
 @dataclass
@@ -59,7 +65,7 @@ class PodNode(Node):
         self.reused = False
         self.fingerprint = ""
         self.retry_at: float | None = None
-        self.running: LocalProcess | None = None
+        self.running: AttemptRunner | None = None
         self.nominal_elapsed = 0.0  # attempts plus unscaled backoff, for backoff.maxDuration
         self.sequence = 0
         self.log_path: Path | None = None

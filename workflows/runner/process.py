@@ -25,8 +25,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+from steps.contract import LOCAL_VOLUMES_FOLDER
 from workflows.argo.phase import Phase
 from workflows.argo.validate import Template, uses_python
 from workflows.runner.survivors import ProcessIdentity, identify
@@ -71,6 +72,15 @@ class AttemptResult:
     written: list[str] = field(default_factory=list)  # see written.py; relative to the workdir
 
 
+class AttemptRunner(Protocol):
+    """One attempt of a pod, run in a worker thread: a local process, or a group of them (a JobSet)."""
+
+    def run(self) -> AttemptResult: ...
+
+    def kill(self, reason: str) -> None:
+        """Stop the attempt; called from another thread."""
+
+
 class PathMapper:
     """Rewrites container paths (mountPaths) to local folders inside strings."""
 
@@ -94,7 +104,7 @@ class PathMapper:
 
 
 def volume_dir(workdir: Path, volume: str) -> Path:
-    return workdir / "volumes" / volume
+    return workdir / LOCAL_VOLUMES_FOLDER / volume
 
 
 def prepare(template: Template, resolved: dict[str, Any], *, workdir: Path, cwd: Path, base_env: dict[str, str],

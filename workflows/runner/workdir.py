@@ -79,6 +79,18 @@ def _read_holder(fd: int) -> str:
     return f"pid {data.get('pid')} on host {data.get('host', '?')}, started {data.get('started', '?')}"
 
 
+def make_workdir(workdir: Path) -> None:
+    """Create the workdir and its parents; what stands in the way is one line, not a traceback."""
+    if os.path.lexists(workdir) and not workdir.is_dir():
+        raise RunnerError(f"--workdir {workdir} exists and is not a folder; give a folder, or a new path")
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        where = f" ({os.fsdecode(error.filename)})" if error.filename else ""
+        raise RunnerError(f"--workdir {workdir} cannot be created: {error.strerror or error}{where}; "
+                          "give a folder, or a new path") from None
+
+
 def real_dir(path: Path, workdir: Path) -> Path:
     """Create `path` (inside `workdir`) as a plain folder; refuse a symlink or a file on the way."""
     path = Path(os.path.abspath(path))

@@ -28,8 +28,9 @@ class Generation:
 
 class Engine(Protocol):
     name: str
-    # Prompts per call to `generate`; results are saved after each call. None: all at once.
-    chunk_size: int | None
+    @property
+    def chunk_size(self) -> int | None:
+        """Prompts per call to `generate`; results are saved after each call. None: all at once."""
     # Whether prompts should reach `generate` longest first: an engine that pads each batch to its
     # longest prompt wastes less on batches of similar lengths; vLLM schedules tokens itself.
     sort_by_length: bool
@@ -52,21 +53,6 @@ def token_counter(tokenizer: Any) -> Callable[[list[str]], list[int]]:
         # The Rust tokenizer directly: the same ids `tokenizer(texts)` makes, without building them into lists.
         return lambda texts: [len(encoding.ids) for encoding in backend.encode_batch(texts, add_special_tokens=True)]
     return lambda texts: [len(ids) for ids in tokenizer(texts, add_special_tokens=True)["input_ids"]]
-
-
-def match_interop_threads(torch: Any) -> None:
-    """Give torch's inter-op pool as many threads as its intra-op pool.
-
-    torch sizes the intra-op pool from OMP_NUM_THREADS (which the pod's CPU limit or the local
-    runner sets) but the inter-op pool from the node's cores; a step capped at 2 CPUs would
-    otherwise start a thread per core of the node. Only possible before torch's first parallel op.
-    """
-    threads = torch.get_num_threads()
-    if torch.get_num_interop_threads() != threads:
-        try:
-            torch.set_num_interop_threads(threads)
-        except RuntimeError:
-            pass  # inter-op work already started in this process; its pool is fixed now
 
 
 @dataclass(frozen=True)

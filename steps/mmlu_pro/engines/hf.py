@@ -9,11 +9,10 @@ from steps.mmlu_pro.engines.base import (
     Generation,
     GenerationSettings,
     cut_at_stop,
-    match_interop_threads,
     resolve_model,
     token_counter,
 )
-
+from steps.torch_threads import match_interop_threads
 
 # transformers imports these whenever they are installed, though greedy generation of a plain
 # bf16/fp32 checkpoint uses none of them: sklearn (transformers.generation.candidate_generator,
@@ -33,6 +32,8 @@ def hide_unused_packages() -> None:
 class HFEngine:
     name = "hf"
     sort_by_length = True  # each batch is left-padded to its longest prompt
+    chunk_size: int | None
+    _model: Any  # a transformers model, or a PeftModel over one
 
     def __init__(self, model: str, revision: str | None, settings: GenerationSettings):
         hide_unused_packages()
@@ -43,14 +44,14 @@ class HFEngine:
 
         ref = resolve_model(model)
         base_revision = None if ref.adapter else revision
-        self.chunk_size = settings.batch_size
+        self.chunk_size = self._batch_size = settings.batch_size
         cuda = torch.cuda.is_available()
         self._tokenizer = AutoTokenizer.from_pretrained(ref.tokenizer, revision=base_revision)
         # Decoder-only models continue the last token, so batches are padded on the left.
         self._tokenizer.padding_side = "left"
         if self._tokenizer.pad_token is None:
             self._tokenizer.pad_token = self._tokenizer.eos_token
-        self._model = AutoModelForCausalLM.from_pretrained(
+        self._model: Any = AutoModelForCausalLM.from_pretrained(
             ref.base, revision=base_revision, dtype=torch.bfloat16 if cuda else torch.float32,
             device_map="auto" if cuda else None)
         if ref.adapter:
@@ -66,8 +67,8 @@ class HFEngine:
 
     def generate(self, prompts: list[str], max_new_tokens: list[int]) -> list[Generation]:
         results: list[Generation] = []
-        for start in range(0, len(prompts), self.chunk_size):
-            batch = slice(start, start + self.chunk_size)
+        for start in range(0, len(prompts), self._batch_size):
+            batch = slice(start, start + self._batch_size)
             results += self._generate_batch(prompts[batch], max_new_tokens[batch])
         return results
 
@@ -89,7 +90,7 @@ class HFEngine:
         ended = next((i for i, token in enumerate(tokens) if token in eos), None)
         if ended is not None:
             tokens = tokens[:ended]
-        text, stopped = cut_at_stop(self._tokenizer.decode(tokens, skip_special_tokens=True))
+        text, stopped = cut_at_stop(str(self._tokenizer.decode(tokens, skip_special_tokens=True)))
         return Generation(text=text, hit_token_limit=ended is None and not stopped and len(tokens) >= limit)
 
     def _eos_ids(self) -> set[int]:
