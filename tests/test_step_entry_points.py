@@ -41,7 +41,11 @@ def step_commands(node: Any) -> set[str]:
     if isinstance(node, list):
         return set().union(*(step_commands(item) for item in node)) if node else set()
     if isinstance(node, str) and "\n" in node and "command" in node:
-        return set().union(*(step_commands(document) for document in yaml.safe_load_all(node)))
+        try:
+            documents = list(yaml.safe_load_all(node))
+        except yaml.YAMLError:  # prose (a description), not a manifest
+            return set()
+        return set().union(*(step_commands(document) for document in documents))
     return set()
 
 
@@ -77,7 +81,8 @@ def test_step_commands_finds_a_command_inside_a_resource_manifest():
     jobset = {"spec": {"template": {"containers": [{"command": ["python", "-m", "steps.train"]}]}}}
     template = {"templates": [{"resource": {"manifest": yaml.safe_dump(jobset)}},
                               {"container": {"command": ["python", "-m", "steps.verdict"]}},
-                              {"container": {"command": ["sh", "-c", "echo"]}}]}
+                              {"container": {"command": ["sh", "-c", "echo"]}},
+                              {"description": "the command:\n  it: is: prose"}]}
     assert step_commands(template) == {"steps.train", "steps.verdict"}
 
 
