@@ -154,6 +154,11 @@ def test_nodes_need_a_volume_every_node_can_mount():
     with pytest.raises(ConfigError, match="train.nodes 2 needs cluster.workspace.claim_template.access_mode "
                                           "ReadWriteMany"):
         parse_pipeline(data)
+    data["cluster"]["workspace"] = {"existing_claim": "shared", "create_as": {"access_mode": "ReadWriteOnce"}}
+    with pytest.raises(ConfigError, match="needs cluster.workspace.create_as.access_mode ReadWriteMany"):
+        parse_pipeline(data)
+    data["cluster"]["workspace"]["create_as"]["access_mode"] = "ReadWriteMany"
+    assert parse_pipeline(data).train.nodes == 2
 
 
 def test_rbac_grants_exactly_the_jobset_verbs_of_the_templates_and_only_for_multi_node():

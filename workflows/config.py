@@ -386,10 +386,13 @@ class PipelineConfig(Strict):
 
     @model_validator(mode="after")
     def _nodes_need_a_shared_volume(self) -> PipelineConfig:
-        claim = self.cluster.workspace.claim_template
-        if self.train.nodes > 1 and claim is not None and claim.access_mode != "ReadWriteMany":
+        workspace = self.cluster.workspace
+        # An existing claim's mode is what `--kind prerequisites` creates it with (create_as).
+        field, claim = (("claim_template", workspace.claim_template) if workspace.claim_template is not None
+                        else ("create_as", workspace.create_as))
+        if self.train.nodes > 1 and claim.access_mode != "ReadWriteMany":
             raise ValueError(
-                f"train.nodes {self.train.nodes} needs cluster.workspace.claim_template.access_mode ReadWriteMany "
+                f"train.nodes {self.train.nodes} needs cluster.workspace.{field}.access_mode ReadWriteMany "
                 f"(got {claim.access_mode}): every node reads and writes the same checkpoints")
         return self
 

@@ -4,8 +4,10 @@
 pods (an Indexed Job), each running `python -m steps.train` with exactly the train pod's
 container, volumes, /dev/shm, env, placement and PriorityClass (taken from the train
 step's template, never restated here). The workflow's parameters reach the nodes through
-a file a `train-request` step writes first, not through the manifest's text. The rendezvous is node 0's stable DNS name
-(`network.enableDNSHostnames`), the node rank the pod's JOB_COMPLETION_INDEX.
+a file a `train-request` step writes first, not through the manifest's text. The
+rendezvous is node 0's stable DNS name (`network.enableDNSHostnames`), the node rank the
+pod's JOB_COMPLETION_INDEX. The second half of this module reads such a JobSet back: for
+lint, and for the local runner's emulation (workflows/runner/jobset.py).
 
 Failure semantics:
 - any other failure of a node fails its Job (`backoffLimit: 0`), and JobSet restarts the

@@ -31,7 +31,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-
 from workflows.argo.phase import Phase
 from workflows.jobset import condition_holds, plan
 from workflows.runner.process import ERROR, FAILED, SUCCEEDED, AttemptResult, LocalProcess, PrepareError
