@@ -1,4 +1,4 @@
-"""Every step the DAG runs starts under this interpreter: its source compiles cleanly, every module imports, `--help` works.
+"""Every step the DAG runs starts under this Python: the source compiles cleanly, modules import, `--help` works.
 
 The images run the steps under different Pythons (the light image 3.11; Axolotl's train image and
 vLLM's eval image 3.12), so `make test` runs this file under both (the Makefile's `test-py312`).
@@ -35,7 +35,8 @@ def step_commands(node: Any) -> set[str]:
     if isinstance(node, dict):
         found = set().union(*(step_commands(value) for value in node.values())) if node else set()
         command = node.get("command")
-        if isinstance(command, list) and command[:2] == ["python", "-m"] and str(command[2]).startswith("steps."):
+        if isinstance(command, list) and len(command) > 2 and command[:2] == ["python", "-m"] \
+                and str(command[2]).startswith("steps."):
             found.add(command[2])
         return found
     if isinstance(node, list):
@@ -82,6 +83,7 @@ def test_step_commands_finds_a_command_inside_a_resource_manifest():
     template = {"templates": [{"resource": {"manifest": yaml.safe_dump(jobset)}},
                               {"container": {"command": ["python", "-m", "steps.verdict"]}},
                               {"container": {"command": ["sh", "-c", "echo"]}},
+                              {"container": {"command": ["python", "-m"]}},
                               {"description": "the command:\n  it: is: prose"}]}
     assert step_commands(template) == {"steps.train", "steps.verdict"}
 
