@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PIP) install --quiet -c constraints.txt -e ".[eval,train,dev]"
 	touch $(STAMP)
 
-test: install static-check
+test: install static-check test-py312
 	$(PY) -m pytest -q
 
 # ruff's small rule set over all the Python, mypy over workflows/ and steps/ (pyproject.toml has both
@@ -58,3 +58,5 @@ constraints:
 
 clean:
 	rm -rf $(VENV) .demo .demo-2 build *.egg-info
+
+include py312.mk
