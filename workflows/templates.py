@@ -38,7 +38,6 @@ from workflows.config import ClusterSpec, PipelineConfig, PodPlacement, VolumeSp
 
 # RUN in docs/design.md: each submission (a new workflow name) gets its own run folder.
 RUN = run_folder(WORKSPACE_MOUNT, "{{workflow.name}}")
-RUN_DIR = RUN.root
 
 WORKSPACE_VOLUME = "workspace"
 HF_CACHE_VOLUME = "hf-cache"
