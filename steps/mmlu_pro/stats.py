@@ -15,7 +15,7 @@ numbers, one correctly rounded division at the end) rather than through scipy.st
 alone costs the aggregate step about 0.7 s of CPU: the p-values are scipy's two-sided definitions
 (McNemar: twice the smaller tail, at most 1; Fisher: every table no more probable than the observed
 one, with scipy's relative tolerance of 1e-14) and agree with scipy.stats to its rounding
-(tests/test_stats.py compares them on a grid). The Wilson interval is scipy's formula with its
+(tests/test_aggregate_costs.py compares them on a grid). The Wilson interval is scipy's formula with its
 normal quantile (scipy.special.ndtri), so intervals are bit for bit what binomtest gives.
 """
 from __future__ import annotations
