@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PIP) install --quiet -c constraints.txt -e ".[eval,train,dev]"
 	touch $(STAMP)
 
-test: install static-check
+test: install static-check test-py312
 	$(PY) -m pytest -q
 
 # ruff's small rule set over all the Python, mypy over workflows/ and steps/ (pyproject.toml has both
@@ -36,12 +36,11 @@ demo: install
 	$(PY) -m steps.tiny_assets --out build/demo-assets
 	$(VENV)/bin/tunebench run configs/pipelines/smoke.yaml --workdir .demo
 
-# A second run on a copy of the demo's volumes (history included), as a second run on one
-# cluster: without state.json the runner starts a new workflow; it prints trend.png's path.
+# Another run of the demo on its volumes (history included), as a second run on one cluster:
+# --new-run starts a new workflow in .demo instead of resuming; it prints trend.png's path.
 demo-trend: demo
-	rm -rf .demo-2 && cp -a .demo .demo-2 && rm .demo-2/state.json
-	$(VENV)/bin/tunebench run configs/pipelines/smoke.yaml --workdir .demo-2
-	$(VENV)/bin/tunebench history .demo-2/volumes/workspace/history/mmlu-pro --subject math
+	$(VENV)/bin/tunebench run configs/pipelines/smoke.yaml --workdir .demo --new-run
+	$(VENV)/bin/tunebench history .demo/volumes/workspace/history/mmlu-pro --subject math
 
 render: install
 	$(VENV)/bin/tunebench render configs/pipelines/gemma2-2b-acereason-math.yaml --kind all
@@ -59,3 +58,5 @@ constraints:
 
 clean:
 	rm -rf $(VENV) .demo .demo-2 build *.egg-info
+
+include py312.mk

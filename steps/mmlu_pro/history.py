@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from steps.common import StepInputError, atomic_path
+from steps.mmlu_pro.report import drop_text
 from steps.mmlu_pro.stats import ALPHA, Difference, paired_outcomes, unpaired_difference
 
 if TYPE_CHECKING:
@@ -60,12 +61,7 @@ class Regression:
                 "test": self.difference.as_dict() if self.difference else None, "significant": self.significant}
 
     def __str__(self) -> str:
-        test = ""
-        if self.difference is not None:
-            low, high = self.difference.interval.as_list()
-            test = f", 95% CI [{low:+.4f}, {high:+.4f}], {self.difference.test} p={self.difference.p_value:.3g}"
-        return (f"{self.subject} ({self.model}: {self.previous_accuracy:.4f} in {self.previous_run} "
-                f"→ {self.accuracy:.4f}, −{self.drop:.4f}{test})")
+        return drop_text(self.as_dict())
 
 
 def check_run_id(run: str) -> str:
