@@ -36,12 +36,11 @@ demo: install
 	$(PY) -m steps.tiny_assets --out build/demo-assets
 	$(VENV)/bin/tunebench run configs/pipelines/smoke.yaml --workdir .demo
 
-# A second run on a copy of the demo's volumes (history included), as a second run on one
-# cluster: without state.json the runner starts a new workflow; it prints trend.png's path.
+# Another run of the demo on its volumes (history included), as a second run on one cluster:
+# --new-run starts a new workflow in .demo instead of resuming; it prints trend.png's path.
 demo-trend: demo
-	rm -rf .demo-2 && cp -a .demo .demo-2 && rm .demo-2/state.json
-	$(VENV)/bin/tunebench run configs/pipelines/smoke.yaml --workdir .demo-2
-	$(VENV)/bin/tunebench history .demo-2/volumes/workspace/history/mmlu-pro --subject math
+	$(VENV)/bin/tunebench run configs/pipelines/smoke.yaml --workdir .demo --new-run
+	$(VENV)/bin/tunebench history .demo/volumes/workspace/history/mmlu-pro --subject math
 
 render: install
 	$(VENV)/bin/tunebench render configs/pipelines/gemma2-2b-acereason-math.yaml --kind all

@@ -6,7 +6,7 @@ interval, every Δ with a paired interval and test: `steps.mmlu_pro.uncertainty`
 once the history holds another run of a model, the Argo output parameters
 (`steps.mmlu_pro.node_outputs`) and, last, `summary.id` (see `steps.mmlu_pro.summary_file`); writes the run's rows to its own file in the history folder
 (`<history>/<run-id>.parquet`) and exits 4 when a subject fell by more than the threshold
-since the previous run of the same model, at the same revision, with the same settings
+since the last accepted (not regressed) run of the same model, at the same revision, with the same settings
 (and, unless `--no-require-significance`, significantly) (`--on-regression record` writes the regression into summary.json and exits 0, leaving the
 verdict to `steps.verdict`, as the DAG does). A missing or partial result is reported, never
 averaged away: overall, macro and every Δ compare the same questions only.
@@ -247,8 +247,9 @@ def aggregate_command(
     history: Annotated[Path | None, typer.Option(
         metavar="DIR",
         help="History folder shared by runs (created if missing): this run's rows are written to "
-             "DIR/<run-id>.parquet, replacing an earlier attempt's, after comparing them with the previous "
-             "run of the same model, revision and settings among the other *.parquet files there.")] = None,
+             "DIR/<run-id>.parquet, replacing an earlier attempt's, after comparing them with the last "
+             "accepted (not regressed) run of the same model, revision and settings among the other *.parquet "
+             "files there.")] = None,
     regression_threshold: Annotated[float, typer.Option(help="A regression: a subject's accuracy fell by more than this.")] = 0.02,
     on_regression: Annotated[Literal["fail", "record"], typer.Option(
         help="fail: exit 4 on a regression; record: only write it into summary.json and exit 0, for "

@@ -233,6 +233,10 @@ def step_errors(command: F) -> F:
         except PermissionError as error:
             # The volume's owner, not a retry, fixes it.
             fail(permission_message(error), EXIT_BAD_INPUT)
+        except RecursionError as error:
+            # json (and the YAML composer) recurse once per nesting level: only a hostile input gets here.
+            fail(f"an input is nested too deeply to read ({error}); no config, result or option value of the "
+                 "project nests more than a few levels", EXIT_BAD_INPUT)
         except (ConnectionError, TimeoutError) as error:
             fail(_os_error_message(error), EXIT_FAILURE)
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError, FileExistsError) as error:

@@ -43,10 +43,12 @@ DATASET_STATS = "stats.json"
 ESTIMATE_JSON = "estimate.json"
 FINAL_AXOLOTL_CONFIG = "axolotl.yaml"
 TRAIN_DONE = "done.json"
+TRAIN_REQUEST = "request.json"         # train.nodes > 1: the resolved train command every node runs
 TRAIN_PREPARED = "prepared"            # Axolotl's dataset_prepared_path
 TRAIN_OUTPUT = "output"                # Axolotl's output_dir: the adapter, checkpoint-*/
 MERGED_FOLDER = "merged"               # in TRAIN_OUTPUT: merge-lora's result
 MERGED_RECORD = "merged.json"          # beside MERGED_FOLDER: the adapter it was merged from
+PLAN_FOLDER = "plan"  # RUN/eval/plan: plan_eval's files, beside the models' results folders
 # plan_eval's files in RUN/eval/plan, by stem: the two item lists are also its output parameters.
 BASELINE_ITEMS = "baseline-items"
 FINETUNED_ITEMS = "finetuned-items"
@@ -111,6 +113,10 @@ class RunFolder:
         return self._at("train")
 
     @property
+    def train_request(self) -> str:
+        return join(self.train, TRAIN_REQUEST)
+
+    @property
     def final_axolotl_config(self) -> str:
         return join(self.train, FINAL_AXOLOTL_CONFIG)
 
@@ -128,7 +134,7 @@ class RunFolder:
 
     @property
     def plan(self) -> str:
-        return join(self.eval, "plan")
+        return join(self.eval, PLAN_FOLDER)
 
     def plan_file(self, stem: str) -> str:
         """One of plan_eval's files (`BASELINE_ITEMS`, `FINETUNED_ITEMS`, `PLANNED_MODELS`)."""

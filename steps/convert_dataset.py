@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import itertools
+import re
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -41,6 +42,10 @@ READ_BUFFER_BYTES = 1 << 20
 DEFAULT_BLOCK_BYTES = 1 << 20           # pyarrow's JSON and CSV readers' own default
 MAX_BLOCK_BYTES = (1 << 31) - 1         # their block size is an int32
 SCAN_CHUNK_BYTES = 8 << 20
+# pyarrow's JSON parser recurses per level of [ and { and crashes the process (a segfault, no message)
+# some ten thousand levels deep; no dataset row nests more than a few.
+MAX_JSON_NESTING = 1_000
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)  # a JSON string, escapes included
 BUCKET_ROWS = 32_768     # rows held at once when writing in shuffled order ...
 MAX_OPEN_BUCKETS = 512   # ... unless that would keep more files than this open (past 16M rows)
 OUTPUT_SCHEMA = pa.schema([("id", pa.int64()), ("question", pa.string()), ("answer", pa.string())])
@@ -130,8 +135,26 @@ def _open_reader(format_name: str, file: Path, fields: FieldMapping) -> tuple[pa
         reader = pa_csv.open_csv(file, read_options=pa_csv.ReadOptions(block_size=block_size),
                                  convert_options=pa_csv.ConvertOptions(column_types=text_columns))
     else:
+        check_json_nesting(file)
         reader = pa_json.open_json(file, read_options=pa_json.ReadOptions(block_size=block_size))
     return reader.schema, reader
+
+
+def check_json_nesting(file: Path) -> None:
+    """Refuse a JSON-lines file with a line nested deeper than MAX_JSON_NESTING, before pyarrow parses it.
+
+    Only a line holding that many opening brackets can nest that deep: those few are measured
+    exactly, with the brackets inside strings (LaTeX's braces, say) left out.
+    """
+    with file.open("rb") as lines:
+        for number, line in enumerate(lines, 1):
+            if line.count(b"[") + line.count(b"{") <= MAX_JSON_NESTING:
+                continue
+            bare = np.frombuffer(_JSON_STRING.sub(b"", line), dtype=np.uint8)
+            steps = np.isin(bare, (ord("["), ord("{"))).astype(np.int64) - np.isin(bare, (ord("]"), ord("}")))
+            if int(np.cumsum(steps).max(initial=0)) > MAX_JSON_NESTING:
+                raise StepInputError(f"--source {file}: line {number} nests more than {MAX_JSON_NESTING:,} levels of "
+                                     "[ and {; no dataset row does (is it the right file?)")
 
 
 def longest_line_bytes(file: Path) -> int:

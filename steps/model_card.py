@@ -3,8 +3,9 @@
 Scores come from the summary.json that steps.aggregate writes (`summarize`: `subjects`, and
 `models: [{label, role, subjects: {subject: {n, correct, accuracy, complete, n_questions}},
 overall: {n, correct, accuracy}, macro_accuracy}]`, and `deltas: [{model, baseline, subjects:
-{subject: delta}, overall, macro}]`): one row per subject, one column per model (the fine-tuned
-one first) and per delta. When the JSON lists no models the card embeds the summary.md written
+{subject: delta}, overall, macro}]`, with the 95 % `interval` of each accuracy and the `paired` /
+`overall_paired` interval and p of each Δ that `steps.mmlu_pro.uncertainty` adds): one row per
+subject, one column per model (the fine-tuned one first) and per delta. When the JSON lists no models the card embeds the summary.md written
 beside it, so the card never invents a number.
 """
 from __future__ import annotations
@@ -18,6 +19,7 @@ import yaml
 from huggingface_hub import ModelCardData
 
 from steps.contract import REPO_ID, ROLE_FINETUNED, ROLE_NAMES
+from steps.mmlu_pro.report import p_text
 from steps.mmlu_pro.summary_file import read_summary
 from steps.training.axolotl_config import DATASET_TYPE
 
@@ -41,6 +43,15 @@ class Result:
     n: int | None = None
     complete: bool = True
     n_questions: int | None = None
+    interval: tuple[float, float] | None = None   # 95 % Wilson
+
+
+@dataclass(frozen=True)
+class Paired:
+    """A Δ's paired 95 % interval and the p-value of its test over the same questions."""
+    low: float
+    high: float
+    p_value: float
 
 
 @dataclass(frozen=True)
@@ -60,6 +71,8 @@ class Delta:
     subjects: dict[str, float] = field(default_factory=dict)
     overall: float | None = None
     macro: float | None = None
+    paired: dict[str, Paired] = field(default_factory=dict)
+    overall_paired: Paired | None = None
 
 
 @dataclass(frozen=True)
@@ -101,6 +114,17 @@ def _count(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+def _interval(value: Any) -> tuple[float, float] | None:
+    bounds = [_number(v) for v in value] if isinstance(value, list) and len(value) == 2 else []
+    return (bounds[0], bounds[1]) if len(bounds) == 2 and bounds[0] is not None and bounds[1] is not None else None
+
+
+def _paired(value: Any) -> Paired | None:
+    interval = _interval(value.get("interval")) if isinstance(value, dict) else None
+    p_value = _number(value.get("p_value")) if isinstance(value, dict) else None
+    return None if interval is None or p_value is None else Paired(*interval, p_value)
+
+
 def _result(value: Any) -> Result | None:
     """aggregate's `{n, correct, accuracy[, complete, n_questions]}`, or a bare accuracy."""
     if not isinstance(value, dict):
@@ -110,7 +134,7 @@ def _result(value: Any) -> Result | None:
     if accuracy is None:
         return None
     return Result(accuracy, _count(value.get("correct")), _count(value.get("n")), value.get("complete") is not False,
-                  _count(value.get("n_questions")))
+                  _count(value.get("n_questions")), _interval(value.get("interval")))
 
 
 def _model_scores(entry: Any) -> ModelScores | None:
@@ -131,9 +155,12 @@ def _delta(entry: Any) -> Delta | None:
     if not isinstance(entry, dict) or not all(isinstance(entry.get(key), str) for key in ("model", "baseline")):
         return None
     subjects: dict[str, Any] = entry["subjects"] if isinstance(entry.get("subjects"), dict) else {}
+    paired: dict[str, Any] = entry["paired"] if isinstance(entry.get("paired"), dict) else {}
     return Delta(entry["model"], entry["baseline"],
                  {str(name): value for name, raw in subjects.items() if (value := _number(raw)) is not None},
-                 _number(entry.get("overall")), _number(entry.get("macro")))
+                 _number(entry.get("overall")), _number(entry.get("macro")),
+                 {str(name): found for name, raw in paired.items() if (found := _paired(raw)) is not None},
+                 _paired(entry.get("overall_paired")))
 
 
 def parse_scores(summary: Any) -> Scores | None:
@@ -185,11 +212,21 @@ def _result_cell(result: Result | None) -> str:
     if result is None:
         return "missing"
     counts = f" ({result.correct}/{result.n})" if result.correct is not None and result.n else ""
-    return f"{result.accuracy:.1%}{counts}{'' if result.complete else '*'}"
+    interval = f" [{result.interval[0]:.1%}, {result.interval[1]:.1%}]" if result.interval else ""
+    return f"{result.accuracy:.1%}{interval}{counts}{'' if result.complete else '*'}"
 
 
 def _points(value: float | None) -> str:
     return "–" if value is None else f"{value * 100:+.1f} pp"
+
+
+def _delta_cell(value: float | None, paired: Paired | None) -> str:
+    """Δ in points, its paired 95 % interval and p; ▲/▼ when the interval lies above/below 0."""
+    if value is None or paired is None:
+        return _points(value)
+    mark = " ▲" if paired.low > 0 else " ▼" if paired.high < 0 else ""
+    return (f"{_points(value)} [{paired.low * 100:+.1f}, {paired.high * 100:+.1f}] "
+            f"{p_text(paired.p_value)}{mark}")
 
 
 def _model_column(score: ModelScores) -> str:
@@ -206,10 +243,10 @@ def scores_table(scores: Scores) -> str:
     lines = ["| subject | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
     for subject in scores.subjects:
         cells = [_result_cell(m.subjects.get(subject)) for m in scores.models]
-        cells += [_points(d.subjects.get(subject)) for d in scores.deltas]
+        cells += [_delta_cell(d.subjects.get(subject), d.paired.get(subject)) for d in scores.deltas]
         lines.append(f"| {_cell(subject)} | " + " | ".join(cells) + " |")
     overall = [f"**{_result_cell(m.overall)}**" if m.overall else "–" for m in scores.models]
-    lines.append("| **overall** | " + " | ".join(overall + [f"**{_points(d.overall)}**" for d in scores.deltas]) + " |")
+    lines.append("| **overall** | " + " | ".join(overall + [f"**{_delta_cell(d.overall, d.overall_paired)}**" for d in scores.deltas]) + " |")
     if len(scores.subjects) > 1:
         macro = [_percent(m.macro) for m in scores.models] + [_points(d.macro) for d in scores.deltas]
         lines.append("| macro | " + " | ".join(macro) + " |")
@@ -259,6 +296,11 @@ def _training_section(cfg: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _has_uncertainty(scores: Scores) -> bool:
+    results = [r for m in scores.models for r in (m.overall, *m.subjects.values()) if r is not None]
+    return any(r.interval for r in results) or any(d.paired or d.overall_paired for d in scores.deltas)
+
+
 def _scores_section(inputs: CardInputs) -> list[str]:
     scores = inputs.scores
     if scores:
@@ -270,6 +312,11 @@ def _scores_section(inputs: CardInputs) -> list[str]:
         if scores.deltas:
             intro += ("; Δ is the fine-tuned model minus a baseline, in percentage points, on the same "
                       "questions only")
+        if _has_uncertainty(scores):
+            intro += ". [low, high] is a 95 % interval: Wilson for an accuracy"
+            if scores.deltas:
+                intro += ("; for a Δ, paired over the same questions (Newcombe), with the p-value of McNemar's "
+                          "exact test; ▲/▼ mark a Δ whose interval lies above/below 0")
         return ["## MMLU-Pro", "", intro + ".", "", scores_table(scores), "", *_scores_notes(scores)]
     if inputs.scores_markdown:
         return ["## MMLU-Pro", "", inputs.scores_markdown.strip(), ""]

@@ -13,8 +13,8 @@ from typing import Annotated, Any
 import typer
 
 from steps.common import StepInputError, step_errors, step_main, write_json_atomic
-from steps.contract import (BASELINE_ITEMS, FINETUNED_ITEMS, FINETUNED_SLUG, PLANNED_MODELS, ROLE_BASELINE,
-                            ROLE_FINETUNED, plan_file)
+from steps.contract import (BASELINE_ITEMS, FINETUNED_ITEMS, FINETUNED_SLUG, PLAN_FOLDER, PLANNED_MODELS,
+                            ROLE_BASELINE, ROLE_FINETUNED, plan_file)
 from steps.mmlu_pro.subjects import parse_subjects
 
 
@@ -36,12 +36,29 @@ def parse_baselines(value: str) -> list[str]:
     clashing = [b for b in baselines if model_slug(b) == FINETUNED_SLUG]
     if clashing:
         raise StepInputError(f"--baselines: {clashing[0]!r} would share the results folder of the fine-tuned model")
+    by_slug: dict[str, str] = {}
+    for baseline in baselines:
+        # Each model's results need a folder of their own directly under RUN/eval: two models in one
+        # folder overwrite each other's results, and aggregate would report one under the other's name.
+        slug = model_slug(baseline)
+        if slug in ("", ".", "..", PLAN_FOLDER):
+            raise StepInputError(f"--baselines: {baseline!r} gives no results folder of its own under RUN/eval "
+                                 f"(its folder name would be {slug!r}); give a hub id (ORG/NAME) or a model directory")
+        if slug in by_slug:
+            raise StepInputError(f"--baselines: {by_slug[slug]!r} and {baseline!r} would share one results folder "
+                                 f"({slug!r}); evaluate one of them in another run")
+        by_slug[slug] = baseline
     return baselines
 
 
 def plan(baselines: list[str], subjects: list[str], finetuned_model: str | None = None,
          finetuned_label: str | None = None) -> dict[str, list[dict[str, Any]]]:
     models = [{"model": b, "slug": model_slug(b), "role": ROLE_BASELINE, "label": b} for b in baselines]
+    if finetuned_model and (finetuned_label or finetuned_model) in baselines:
+        # The summary, the history and the metrics name a model by its label: one name for two models
+        # would file the baseline's scores and the fine-tuned model's under each other.
+        raise StepInputError(f"--baselines names {finetuned_label or finetuned_model!r}, the fine-tuned model's "
+                             "name in reports: drop it from the baselines, or give --finetuned-label another name")
     if finetuned_model:
         models.append({"model": finetuned_model, "slug": FINETUNED_SLUG, "role": ROLE_FINETUNED,
                        "label": finetuned_label or finetuned_model})

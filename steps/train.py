@@ -22,7 +22,7 @@ from typing import Annotated, Any
 import typer
 
 from steps.common import EXIT_FAILURE, StepInputError, fail, write_json_atomic
-from steps.contract import FINAL_AXOLOTL_CONFIG
+from steps.contract import EXIT_OK, FINAL_AXOLOTL_CONFIG
 from steps.training import checkpoints
 from steps.training.distributed import CPU_DISTRIBUTED_ENV, DEFAULT_MASTER_PORT, Rendezvous, TrainRequest, rendezvous
 from steps.training.axolotl_config import (
@@ -173,7 +173,7 @@ def train(config: Path, *, base_model: str, dataset: Path, run_dir: Path, gpus: 
 
 
 def _launch(config_file: Path, chosen: Launcher, processes: int, group: Rendezvous | None, cuda_devices: int) -> int:
-    env = child_env()
+    env = child_env(processes=processes)
     if group is not None:
         LOG.info("node %d of %d: rendezvous %s at %s:%d", group.node_rank, group.nodes, group.rdzv_id,
                  group.master_addr, group.master_port)
@@ -228,7 +228,7 @@ def train_command(
             parse_overrides(settings.overrides)  # bad JSON fails here, before any GPU is requested
             settings.write(write_request)
             LOG.info("training request for the nodes: %s", write_request)
-            raise typer.Exit(0)
+            raise typer.Exit(EXIT_OK)
         code = train(Path(settings.config), base_model=settings.base_model, dataset=Path(settings.dataset),
                      run_dir=Path(settings.run_dir), gpus=settings.gpus, overrides=settings.overrides,
                      base_model_revision=settings.base_model_revision, launcher=launcher,  # type: ignore[arg-type]

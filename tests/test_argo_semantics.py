@@ -173,3 +173,19 @@ def test_fail_fast_waits_for_a_target_so_a_fan_out_runs_all_its_children(tmp_pat
     assert seen[0][0] == {"fan": "Failed", "after": "Omitted"}
     assert {name: phase for name, phase in seen[0][1].items() if name.startswith("fan")} == {
         "fan(0:a)": "Succeeded", "fan(1:b)": "Failed", "fan(2:c)": "Succeeded", "fan(3:d)": "Succeeded"}
+
+
+def test_the_templates_own_fail_fast_stops_new_children_after_any_failure(tmp_path: Path) -> None:
+    """test/e2e/functional_test.go TestWorkflowParallelismDAGFailFast (expectedfailures/parallelism-dag-fail-fast.yaml)
+    and operator.go checkParallelism: with the template's `failFast: true` a failed child, even one a dependant
+    handles, stops new children; running ones finish; the DAG fails with Argo's message."""
+    templates = [py("fail", "import sys; sys.exit(1)"), py("sleep", "import time; time.sleep(1)"), py("ok", OK)]
+    tasks = [task("task1", "fail"), task("task2", "sleep"), task("handler", "ok", "task1.Failed"),
+             task("later", "ok", "task2")]
+    manifest = workflow(templates, tasks)
+    manifest["spec"]["templates"][-1].update({"parallelism": 2, "failFast": True})
+    result = run(manifest, tmp_path, parallelism=4)
+    assert phases(result) == {"task1": "Failed", "task2": "Succeeded", "handler": "Pending", "later": "Pending"}
+    assert result.phase == "Failed"
+    assert result.message == "template has failed or errored children and failFast enabled"
+

@@ -3,9 +3,9 @@
 The guard below reads every string literal in workflows/, steps/ and the tests' step stand-ins
 (f-string pieces included, docstrings and prose left out) and fails when one spells a contract
 literal that steps/contract.py already names: a file or folder of a run, a mount path, a label,
-an object name suffix, a copy of the subject list, the repo-id pattern. The other tests spell
-the layout out on purpose: they pin what users and the docs see, so a change to the contract
-shows up in them.
+an object name suffix, a copy of the subject list, the repo-id pattern, or an exit code given
+as a number to typer.Exit, SystemExit or fail. The other tests spell the layout out on
+purpose: they pin what users and the docs see, so a change to the contract shows up in them.
 """
 from __future__ import annotations
 
@@ -26,12 +26,12 @@ SCANNED = sorted({*(ROOT / "workflows").rglob("*.py"), *(ROOT / "steps").rglob("
 
 # A path component (or its tail) that must come from the contract.
 FILE_NAMES = (contract.TRAIN_PARQUET, contract.HOLDOUT_PARQUET, contract.DATASET_STATS, contract.ESTIMATE_JSON,
-              contract.FINAL_AXOLOTL_CONFIG, contract.TRAIN_DONE, contract.MERGED_RECORD,
+              contract.FINAL_AXOLOTL_CONFIG, contract.TRAIN_DONE, contract.TRAIN_REQUEST, contract.MERGED_RECORD,
               contract.plan_file(contract.BASELINE_ITEMS), contract.plan_file(contract.FINETUNED_ITEMS),
               contract.plan_file(contract.PLANNED_MODELS), contract.SUBJECT_SUMMARY_SUFFIX,
               contract.SUMMARY_JSON, contract.SUMMARY_MD, contract.SCORES_PNG, contract.TREND_PNG,
               contract.SUMMARY_ID)
-# Anywhere inside a literal without spaces.
+# Anywhere inside a literal, messages included (they stay true when the contract changes).
 EMBEDDED = (contract.WORKSPACE_MOUNT, contract.HF_CACHE_MOUNT, contract.HISTORY_FOLDER, contract.APP_LABEL,
             contract.PIPELINE_LABEL, contract.REPO_ID.pattern)
 # A whole literal (or a whole f-string piece).
@@ -51,14 +51,14 @@ def _docstrings(tree: ast.AST) -> set[int]:
 
 
 def contract_literal(value: str) -> str | None:
-    """The contract literal `value` spells, if any (prose, which has spaces, names files freely)."""
+    """The contract literal `value` spells, if any (prose, which has spaces, may name files)."""
     if value in WHOLE:
         return value
-    if any(space in value for space in " \n\t"):
-        return None
     for literal in EMBEDDED:
         if literal in value:
             return literal
+    if any(space in value for space in " \n\t"):
+        return None
     parts = PurePosixPath(value).parts
     for name in FILE_NAMES:
         if any(part == name or (name.startswith(".") and part.endswith(name)) for part in parts):
@@ -74,14 +74,33 @@ def _lists_subjects(node: ast.AST) -> bool:
     return len(named) >= 2
 
 
+EXITS = ("Exit", "SystemExit", "exit", "fail", "_fail")  # typer.Exit, sys.exit, steps.common.fail, ...
+
+
+def _numbered_exit(node: ast.AST) -> int | None:
+    """The exit code a call like `typer.Exit(2)` or `fail(message, 1 if x else 2)` spells as a number."""
+    if not isinstance(node, ast.Call):
+        return None
+    name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+    if name not in EXITS:
+        return None
+    for argument in [*node.args, *(keyword.value for keyword in node.keywords)]:
+        choices = [argument.body, argument.orelse] if isinstance(argument, ast.IfExp) else [argument]
+        for choice in choices:
+            if isinstance(choice, ast.Constant) and type(choice.value) is int:
+                return choice.value
+    return None
+
+
 def repeated_literals(source: str) -> list[tuple[int, str]]:
-    """(line, literal) for each string constant in `source` that repeats a contract literal."""
+    """(line, literal) for each constant in `source` that repeats a contract literal."""
     tree = ast.parse(source)
     skipped = _docstrings(tree)
     strings = [(node.lineno, literal) for node in ast.walk(tree)
                if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in skipped
                and (literal := contract_literal(node.value)) is not None]
-    return strings + [(node.lineno, SUBJECT_LIST) for node in ast.walk(tree) if _lists_subjects(node)]
+    exits = [(node.lineno, f"exit code {code}") for node in ast.walk(tree) if (code := _numbered_exit(node)) is not None]
+    return strings + exits + [(node.lineno, SUBJECT_LIST) for node in ast.walk(tree) if _lists_subjects(node)]
 
 
 def test_no_contract_literal_outside_the_contract() -> None:
@@ -97,8 +116,12 @@ def test_no_contract_literal_outside_the_contract() -> None:
     ('name = f"{cfg.name}-rebenchmark"', "-rebenchmark"),
     ('labels = {"app.kubernetes.io/name": "tunebench"}', "app.kubernetes.io/name"),
     ('mount = "/mnt/workspace/hf-cache"', "/mnt/workspace"),
+    ('message = "the DAG uses /mnt/workspace/history/mmlu-pro"', "/mnt/workspace"),
     ('SUBJECTS = ("biology", "law")', SUBJECT_LIST),
     ('REPO = re.compile(r"[\\w.-]+/[\\w.-]+")', r"[\w.-]+/[\w.-]+"),
+    ("raise typer.Exit(2)", "exit code 2"),
+    ("raise typer.Exit(0 if ok else 1)", "exit code 0"),
+    ("fail(str(error), code=3)", "exit code 3"),
 ])
 def test_the_guard_finds_each_kind_of_literal(source: str, literal: str) -> None:
     assert [found for _, found in repeated_literals(source)] == [literal]
@@ -110,6 +133,7 @@ def test_the_guard_finds_each_kind_of_literal(source: str, literal: str) -> None
     'raise ValueError(f"{path}: not the summary.json aggregate wrote")',
     'outputs = "outputs"',
     'app.command("history")',
+    "sys.exit(main(sys.argv[1:]))",
 ])
 def test_the_guard_leaves_prose_and_generic_words(source: str) -> None:
     assert repeated_literals(source) == []

@@ -2,12 +2,16 @@
 measurement that was not itself a regression, so a regressed run never becomes the reference."""
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+
+from typer.testing import CliRunner
 
 from steps.aggregate import aggregate
 from steps.mmlu_pro.history import find_regressions, read_history
 from tests.test_uncertainty import TUNED, models_file, write_outcomes
+from workflows.cli import app
 
 QUESTIONS = 200
 START = datetime(2026, 1, 1, 3, tzinfo=timezone.utc)
@@ -68,3 +72,13 @@ def test_rows_written_before_the_regressed_column_count_as_accepted():
     history = [row("a", 1, 0.9), row("b", 2, 0.5), row("c", 3, 0.5, regressed=True)]
     [regression] = find_regressions(history, [row("d", 4, 0.4)], "d", 0.02)
     assert regression.previous_run == "b"
+
+
+def test_tunebench_history_marks_the_regressed_runs(tmp_path):
+    for day, math in ((1, 150), (2, 120), (3, 150)):
+        _run(tmp_path, day, math=math)
+    lines = CliRunner().invoke(app, ["history", str(tmp_path / "history"), "--subject", "math"]).output.splitlines()
+    assert [line.split()[1] for line in lines if line.endswith("  regressed")] == ["cron-2"]
+    found = json.loads(CliRunner().invoke(app, ["history", str(tmp_path / "history"), "--subject", "math",
+                                                "--json"]).output)
+    assert [(p["run"], p["regressed"]) for p in found] == [("cron-1", False), ("cron-2", True), ("cron-3", False)]

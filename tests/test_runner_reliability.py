@@ -200,6 +200,18 @@ def test_issue11_item6_the_runner_never_writes_through_a_symlink_it_did_not_crea
     assert list(elsewhere.iterdir()) == []
 
 
+@pytest.mark.parametrize("make", ["symlink", "directory", "fifo"])
+def test_issue11_item6_a_lock_file_that_is_not_a_plain_file_is_refused(tmp_path: Path, make: str) -> None:
+    workdir, target = tmp_path / "w", tmp_path / "elsewhere"
+    workdir.mkdir()
+    target.write_text("keep me")
+    {"symlink": lambda: (workdir / ".lock").symlink_to(target), "directory": lambda: (workdir / ".lock").mkdir(),
+     "fifo": lambda: os.mkfifo(workdir / ".lock")}[make]()
+    with pytest.raises(RunnerError, match=r"\.lock (cannot be the workdir's lock file|is not a regular file)"):
+        run(workflow([py("ok", OK)], [task("a", "ok")]), workdir)
+    assert target.read_text() == "keep me"
+
+
 # --- item 10: a damaged state.json is one line ---------------------------------------------------------------
 
 @pytest.mark.parametrize("content", ["[]", '{"version":1}', '{"version":1,"workflow":{},"nodes":{"a":3}}',

@@ -51,7 +51,7 @@ def test_the_card_carries_the_config_and_the_scores(tmp_path):
     card = (target / "README.md").read_text()
     assert "base_model: google/gemma-2-2b" in card
     assert "| lora_r | `32` |" in card and "adapter: qlora" in card
-    assert "| math | 23.8% (321/1351) | 10.7% (145/1351) | 37.0% (500/1351) | +13.0 pp | -13.2 pp |" in card
+    assert "| math | 23.8% [21.6%, 26.1%] (321/1351) | 10.7% [9.2%, 12.5%] (145/1351) | 37.0% [34.5%, 39.6%] (500/1351) | +13.0 pp | -13.2 pp |" in card
     assert "hf_do_not_publish" not in card
 
 
@@ -90,8 +90,8 @@ def test_card_only_rewrites_just_the_readme_of_a_local_upload_with_the_scores(tm
     assert header == ("| subject | acme/tiny-finetune (fine-tuned) | google/gemma-2-2b (baseline) | "
                       "google/gemma-3-12b-it (baseline) | Δ vs google/gemma-2-2b | Δ vs google/gemma-3-12b-it |")
     # 50 law questions against 100, and no law for the 12B: overall and Δ on math alone
-    assert "| law | 40.0% (20/50)* | 30.0% (30/100) | missing | – | – |" in card
-    assert "| **overall** | **23.8% (321/1351)** | **10.7% (145/1351)** | **37.0% (500/1351)** |" in card
+    assert "| law | 40.0% [27.6%, 53.8%] (20/50)* | 30.0% [21.9%, 39.6%] (30/100) | missing | – | – |" in card
+    assert "| **overall** | **23.8% [21.6%, 26.1%] (321/1351)** | **10.7% [9.2%, 12.5%] (145/1351)** | **37.0% [34.5%, 39.6%] (500/1351)** |" in card
     assert "Overall, macro and Δ count only the subjects every model has on the same questions: math" in card
     assert "partial: acme/tiny-finetune law (50 of 100 questions)" in card
     assert [p.name for p in target.iterdir() if p.name.startswith(".")] == []

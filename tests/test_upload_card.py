@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 import yaml
@@ -71,10 +72,11 @@ def test_scores_are_read_from_what_aggregate_writes(tmp_path):
     assert [(m.label, m.role) for m in scores.models] == [
         ("acme/tiny-finetune", "finetuned"), ("google/gemma-2-2b", "baseline"), ("google/gemma-3-12b-it", "baseline")]
     tuned, base, _ = scores.models
-    assert tuned.subjects["law"] == Result(0.4, 20, 50, False, 100)
+    wilson_20_of_50 = (pytest.approx(0.27608, abs=1e-5), pytest.approx(0.53819, abs=1e-5))   # by hand
+    assert tuned.subjects["law"] == Result(0.4, 20, 50, False, 100, wilson_20_of_50)
     # law is partial for one model and missing for another: overall and macro count math only
     assert scores.comparable_subjects == ["math"]
-    assert tuned.overall == Result(pytest.approx(321 / 1351), 321, 1351)
+    assert replace(tuned.overall, interval=None) == Result(pytest.approx(321 / 1351), 321, 1351)
     assert base.macro == pytest.approx(145 / 1351)
     assert [(d.model, d.baseline) for d in scores.deltas] == [
         ("acme/tiny-finetune", "google/gemma-2-2b"), ("acme/tiny-finetune", "google/gemma-3-12b-it")]
@@ -86,8 +88,8 @@ def test_one_subject_baselines_only_and_a_label_with_a_pipe(tmp_path):
     scores, _ = load_summary(write_reference_summary(tmp_path, results))
     card = render_model_card(CardInputs("acme/tiny", scores=scores))
     table = [line for line in card.splitlines() if line.startswith("|")]
-    assert table == ["| subject | google/gemma\\|2b (baseline) |", "|---|---:|", "| math | 10.7% (145/1351) |",
-                     "| **overall** | **10.7% (145/1351)** |"]
+    assert table == ["| subject | google/gemma\\|2b (baseline) |", "|---|---:|", "| math | 10.7% [9.2%, 12.5%] (145/1351) |",
+                     "| **overall** | **10.7% [9.2%, 12.5%] (145/1351)** |"]
     assert "Δ" not in card and "macro" not in card
 
 

@@ -115,7 +115,7 @@ def test_cli_card_only_commits_just_the_readme_to_the_existing_repo(hub, tmp_pat
     assert len(hub.commits) == 1 and list(hub.commits[0]) == ["README.md"]
     card = hub.commits[0]["README.md"].decode()
     assert "base_model: google/gemma-2-2b" in card and "revision `abc123`" in card
-    assert "| math | 23.8% (321/1351) | 10.7% (145/1351) | 37.0% (500/1351) | +13.0 pp | -13.2 pp |" in card
+    assert "| math | 23.8% [21.6%, 26.1%] (321/1351) | 10.7% [9.2%, 12.5%] (145/1351) | 37.0% [34.5%, 39.6%] (500/1351) | +13.0 pp | -13.2 pp |" in card
     assert hub.auth_headers == {f"Bearer {TOKEN}"}
     assert TOKEN not in result.stdout + result.stderr
 

@@ -83,11 +83,13 @@ def test_item1_a_regression_publishes_the_new_scores_and_the_workflow_ends_faile
     assert {task: phase for task, phase in _phases(workdir).items() if task in TAIL} == {
         "aggregate": "Succeeded", "publish-scores": "Succeeded", "verdict": "Failed"}
     card = _card(workdir)
-    assert "## MMLU-Pro" in card and "30.0% (60/200)" in card and "35.0% (70/200)" in card
+    assert "## MMLU-Pro" in card and "30.0% [24.1%, 36.7%] (60/200)" in card and "35.0% [28.7%, 41.8%] (70/200)" in card
     summary = json.loads((_run_dir(workdir) / "summary" / "summary.json").read_text())
     assert {r["subject"] for r in summary["regressions"]} == {"math", "physics"}
     assert "task 'verdict' failed: exit code 4" in result.stderr
-    assert "accuracy regressed by more than 0.02 in: math" in (workdir / "logs" / "verdict.log").read_text()
+    verdict_log = (workdir / "logs" / "verdict.log").read_text()
+    assert "accuracy regressed by more than 0.02 in: math" in verdict_log
+    assert "Δ -0.3000, 95% CI [" in verdict_log and " p<0.001" in verdict_log   # math: 0.6 → 0.3 of 200
 
 
 def test_item1_bad_regression_threshold_publishes_nothing_and_the_workflow_ends_failed(tmp_path):
@@ -106,7 +108,7 @@ def test_item1_without_a_regression_the_workflow_succeeds_with_the_scores_publis
     assert result.succeeded, result.message
     assert {task: phase for task, phase in phases(result).items() if task in TAIL} == {
         "aggregate": "Succeeded", "publish-scores": "Succeeded", "verdict": "Succeeded"}
-    assert "30.0% (60/200)" in _card(tmp_path / "run")
+    assert "30.0% [24.1%, 36.7%] (60/200)" in _card(tmp_path / "run")
 
 
 def test_item1_without_an_upload_a_regression_still_fails_the_workflow(tmp_path):

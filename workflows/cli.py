@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from steps.contract import EXIT_BAD_INPUT
+from steps.contract import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK
 from workflows.cli_common import PipelineArg, load_or_exit
 
 app = typer.Typer(
@@ -49,15 +49,18 @@ def render(
 
 @app.command()
 def lint(
-    pipeline: PipelineArg,
+    pipeline: Annotated[Path, typer.Argument(
+        help="pipeline config (configs/pipelines/*.yaml), or an Argo Workflow / WorkflowTemplate / CronWorkflow file",
+        show_default=False)],
     schema: Annotated[Path | None, typer.Option(help="Argo's JSON schema file (default: $TUNEBENCH_ARGO_SCHEMA or ../shared/data/argo)")] = None,
 ) -> None:
-    """Check the pipeline config, its Axolotl config and every rendered manifest; exit 1 on any problem."""
+    """Check the pipeline config, its Axolotl config and every rendered manifest (or an Argo file's manifests,
+    with what `tunebench run` would not emulate); exit 1 on any problem."""
     from workflows.check import check_pipeline
 
     report = check_pipeline(pipeline, schema)
     report.print()
-    raise typer.Exit(0 if report.ok else 1)
+    raise typer.Exit(EXIT_OK if report.ok else EXIT_FAILURE)
 
 
 # --- commands owned by other modules: one registration line each --------------------

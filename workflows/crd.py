@@ -24,6 +24,8 @@ from typing import Any
 
 import yaml
 
+from steps.contract import EXIT_BAD_INPUT
+
 SCHEMA_DIR = Path(__file__).resolve().parent / "crds"
 _DROPPED = {"description", "x-kubernetes-validations", "example"}
 
@@ -126,7 +128,7 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     if not args or not Path(args[0]).is_dir():
         print("usage: python -m workflows.crd CRD_DIR [OUT_DIR]  (CRD_DIR holds the CRDs' YAML files)", file=sys.stderr)
-        raise SystemExit(2)
+        raise SystemExit(EXIT_BAD_INPUT)
     out_dir = Path(args[1]) if len(args) > 1 else SCHEMA_DIR
     for path in generate(Path(args[0]).glob("*.yaml"), out_dir):
         print(f"wrote {path} ({path.stat().st_size} bytes)")

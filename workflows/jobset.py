@@ -29,7 +29,7 @@ from hera.workflows import DAG, Container, Resource, Task
 
 from steps.contract import VERDICT_EXIT_CODES, pipeline_labels
 from workflows.config import PipelineConfig, VolumeSpec
-from workflows.templates import HF_CACHE_VOLUME, RUN_DIR, WORKSPACE_VOLUME, StepTemplate
+from workflows.templates import HF_CACHE_VOLUME, RUN, WORKSPACE_VOLUME, StepTemplate
 
 API_VERSION = "jobset.x-k8s.io/v1alpha2"
 KIND = "JobSet"
@@ -37,7 +37,7 @@ TEMPLATE = "train-jobset"
 DELETE_TEMPLATE = "delete-train-jobset"
 DELETE_ACTION = "delete"
 REQUEST_TASK = "train-request"
-REQUEST_FILE = f"{RUN_DIR}/train/request.json"
+REQUEST_FILE = RUN.train_request
 EXIT_HANDLER = "exit-handler"
 NAME = "{{workflow.name}}-train"
 REPLICATED_JOB = "node"

@@ -12,16 +12,21 @@ that was not, so a lasting regression keeps failing until the accuracy recovers.
 """
 from __future__ import annotations
 
+import json
 import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from steps.common import StepInputError, atomic_path
+from steps.mmlu_pro.report import drop_text
 from steps.mmlu_pro.stats import ALPHA, Difference, paired_outcomes, unpaired_difference
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 _FLOAT_TOLERANCE = 1e-9
 HISTORY_COLUMNS = ("time", "run", "model", "role", "source", "model_revision", "subject", "n", "correct",
@@ -56,12 +61,7 @@ class Regression:
                 "test": self.difference.as_dict() if self.difference else None, "significant": self.significant}
 
     def __str__(self) -> str:
-        test = ""
-        if self.difference is not None:
-            low, high = self.difference.interval.as_list()
-            test = f", 95% CI [{low:+.4f}, {high:+.4f}], {self.difference.test} p={self.difference.p_value:.3g}"
-        return (f"{self.subject} ({self.model}: {self.previous_accuracy:.4f} in {self.previous_run} "
-                f"→ {self.accuracy:.4f}, −{self.drop:.4f}{test})")
+        return drop_text(self.as_dict())
 
 
 def check_run_id(run: str) -> str:
@@ -104,7 +104,9 @@ def read_history(directory: Path, warn: Callable[[str], None] = _warn) -> list[d
         if path.name.startswith((".", "_")) or not path.is_file():
             continue
         try:
-            table = pq.read_table(path)
+            # Not pq.read_table: its pyarrow.dataset imports pandas (0.4 s of the step's start-up).
+            with pq.ParquetFile(path) as parquet:
+                table = parquet.read()
         except (OSError, ValueError) as error:   # pyarrow's ArrowInvalid is a ValueError
             warn(f"history file {path} cannot be read ({error}); it is left out of the regression check")
             continue
@@ -112,13 +114,14 @@ def read_history(directory: Path, warn: Callable[[str], None] = _warn) -> list[d
     return rows
 
 
-def write_run(directory: Path, run: str, rows: list[dict[str, Any]]) -> Path:
-    """Store the rows of `run` as `<directory>/<run>.parquet`, atomically, replacing an earlier attempt's."""
+def history_table(rows: list[dict[str, Any]]) -> pa.Table:
+    """The rows as a table of the history schema, built by pyarrow's JSON reader: every conversion
+    from Python objects (pa.array, Table.from_pylist, pa.table) imports pandas on its first call,
+    0.4 s of the aggregate step's start-up. Python writes each float as its shortest round-trip
+    form and Arrow parses it back to the same double, so the stored values are the rows' own."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
+    import pyarrow.json as pa_json
 
-    directory = Path(directory)
-    _check_folder(directory)
     schema = pa.schema([
         ("time", pa.string()), ("run", pa.string()), ("model", pa.string()), ("role", pa.string()),
         ("source", pa.string()), ("model_revision", pa.string()), ("subject", pa.string()),
@@ -126,7 +129,22 @@ def write_run(directory: Path, run: str, rows: list[dict[str, Any]]) -> Path:
         ("question_ids", pa.list_(pa.string())), ("question_correct", pa.list_(pa.bool_())),
         ("regressed", pa.bool_()),
     ])
-    table = pa.Table.from_pylist([{column: row.get(column) for column in HISTORY_COLUMNS} for row in rows], schema=schema)
+    if not rows:
+        return schema.empty_table()
+    lines = "".join(json.dumps({column: row.get(column) for column in HISTORY_COLUMNS}) + "\n" for row in rows)
+    data = lines.encode("utf-8")
+    return pa_json.read_json(pa.BufferReader(data), read_options=pa_json.ReadOptions(block_size=len(data) + 1),
+                             parse_options=pa_json.ParseOptions(explicit_schema=schema,
+                                                                unexpected_field_behavior="error"))
+
+
+def write_run(directory: Path, run: str, rows: list[dict[str, Any]]) -> Path:
+    """Store the rows of `run` as `<directory>/<run>.parquet`, atomically, replacing an earlier attempt's."""
+    import pyarrow.parquet as pq
+
+    directory = Path(directory)
+    _check_folder(directory)
+    table = history_table(rows)
     path = run_file(directory, run)
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)

@@ -47,14 +47,25 @@ def _delta_cell(value: float | None, paired: dict[str, Any] | None) -> str:
     return f"{value:+.4f} [{low:+.3f}, {high:+.3f}] {p_text(paired['p_value'])}{mark}"
 
 
-def _drop_text(drop: dict[str, Any]) -> str:
-    test = drop.get("test")
-    detail = ""
-    if test:
-        low, high = test["interval"]
-        detail = f", Δ 95% CI [{low:+.3f}, {high:+.3f}], {test['test']} {p_text(test['p_value'])}"
-    return (f"{drop['model']} {drop['subject']} {drop['previous_accuracy']:.4f} → {drop['accuracy']:.4f} "
-            f"(previous run {drop['previous_run']}{detail})")
+def _accuracy(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, (int, float)) else "?"
+
+
+def test_text(test: Any) -> str:
+    """', Δ −0.1500, 95% CI [−0.210, −0.090], McNemar exact p<0.001' from a Difference's dict ('' without one)."""
+    if not isinstance(test, dict) or not isinstance(test.get("p_value"), (int, float)):
+        return ""
+    delta = f", Δ {test['delta']:+.4f}" if isinstance(test.get("delta"), (int, float)) else ""
+    interval = test.get("interval")
+    shown = f", 95% CI [{interval[0]:+.3f}, {interval[1]:+.3f}]" if isinstance(interval, list) and len(interval) == 2 else ""
+    return f"{delta}{shown}, {test.get('test') or 'test'} {p_text(test['p_value'])}"
+
+
+def drop_text(drop: dict[str, Any]) -> str:
+    """One drop (a regression or not) on one line: subject, model, the reference run's accuracy and
+    this one's, Δ with its paired 95 % interval and p."""
+    return (f"{drop.get('subject')} ({drop.get('model')}: {_accuracy(drop.get('previous_accuracy'))} in "
+            f"{drop.get('previous_run')} → {_accuracy(drop.get('accuracy'))}{test_text(drop.get('test'))})")
 
 
 def render_markdown(summary: dict[str, Any]) -> str:
@@ -98,12 +109,12 @@ def render_markdown(summary: dict[str, Any]) -> str:
     significantly = " and significantly (p < 0.05)" if summary.get("regression_requires_significance") else ""
     if summary["regressions"]:
         lines.append(f"**Regressions** (fell by more than {summary['regression_threshold']:g}{significantly} since the "
-                     "previous run of the same model revision with the same settings): "
-                     + "; ".join(_drop_text(r) for r in summary["regressions"]))
+                     "last accepted run of the same model revision with the same settings): "
+                     + "; ".join(drop_text(r) for r in summary["regressions"]))
         lines.append("")
     if summary.get("drops_not_significant"):
         lines.append(f"Drops beyond {summary['regression_threshold']:g} that a test does not tell apart from noise "
-                     "(not regressions): " + "; ".join(_drop_text(r) for r in summary["drops_not_significant"]))
+                     "(not regressions): " + "; ".join(drop_text(r) for r in summary["drops_not_significant"]))
         lines.append("")
     for entry in models:
         lines.append(f"- {_cell_text(entry['label'])}: `{entry['model']}` revision `{entry['model_revision']}`, "

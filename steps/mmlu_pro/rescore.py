@@ -22,6 +22,9 @@ from steps.mmlu_pro.prompt import OPTION_LETTERS
 from steps.mmlu_pro.results import Score, apply_extraction, score
 
 TEXT_FIELDS = ("generated_text", "model_outputs")
+# The reference's outputs for the whole test split unpack to about 20 MB: a zip that unpacks to a
+# hundred times that is a zip bomb, refused before it is read into memory.
+MAX_UNZIPPED_BYTES = 2 << 30
 
 
 def _parse(text: str, name: str) -> list[dict[str, Any]]:
@@ -52,8 +55,12 @@ def _raw_rows(path: Path) -> Iterator[tuple[str, list[dict[str, Any]]]]:
 def _zip_rows(path: Path) -> Iterator[tuple[str, list[dict[str, Any]]]]:
     try:
         with zipfile.ZipFile(path) as archive:
-            members = [m for m in archive.namelist() if m.endswith((".json", ".jsonl"))]
-            contents = [(member, archive.read(member)) for member in members]
+            members = [m for m in archive.infolist() if m.filename.endswith((".json", ".jsonl"))]
+            unzipped = sum(member.file_size for member in members)
+            if unzipped > MAX_UNZIPPED_BYTES:
+                raise StepInputError(f"{path} unpacks to {unzipped:,} bytes of JSON; saved outputs are tens of MB "
+                                     f"(at most {MAX_UNZIPPED_BYTES:,} bytes are read): is it the right file?")
+            contents = [(member.filename, archive.read(member)) for member in members]
     except (zipfile.BadZipFile, zlib.error, EOFError) as error:
         raise StepInputError(f"{path} is a damaged zip ({error})") from None
     if not contents:

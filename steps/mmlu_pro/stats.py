@@ -9,6 +9,14 @@
   Newcombe 1998, built from the two Wilson intervals and the correlation of the outcomes).
 - Two results without per-question records (an older history row) can only be compared as
   independent samples: Fisher's exact test and Newcombe's unpaired hybrid score interval.
+
+Both exact tests are summed here in integers (the binomial and hypergeometric weights as whole
+numbers, one correctly rounded division at the end) rather than through scipy.stats, whose import
+alone costs the aggregate step about 0.7 s of CPU: the p-values are scipy's two-sided definitions
+(McNemar: twice the smaller tail, at most 1; Fisher: every table no more probable than the observed
+one, with scipy's relative tolerance of 1e-14) and agree with scipy.stats to its rounding
+(tests/test_stats.py compares them on a grid). The Wilson interval is scipy's formula with its
+normal quantile (scipy.special.ndtri), so intervals are bit for bit what binomtest gives.
 """
 from __future__ import annotations
 
@@ -41,10 +49,53 @@ def wilson_interval(correct: int, n: int, confidence: float = CONFIDENCE) -> Int
         return None
     if not 0 <= correct <= n:
         raise ValueError(f"correct={correct} must be between 0 and n={n}")
-    from scipy.stats import binomtest
+    from scipy.special import ndtri
 
-    interval = binomtest(correct, n).proportion_ci(confidence_level=confidence, method="wilson")
-    return Interval(float(interval.low), float(interval.high))
+    # scipy.stats.binomtest(correct, n).proportion_ci(confidence, method="wilson"), step for step.
+    p = correct / n
+    z = float(ndtri(0.5 + 0.5 * confidence))
+    denominator = 2 * (n + z ** 2)
+    center = (2 * n * p + z ** 2) / denominator
+    half_width = z / denominator * math.sqrt(4 * n * p * (1 - p) + z ** 2)
+    return Interval(0.0 if correct == 0 else center - half_width, 1.0 if correct == n else center + half_width)
+
+
+def mcnemar_exact_p_value(gained: int, lost: int) -> float:
+    """Two-sided binomial test of `gained` against `lost` discordant questions at 1/2 (scipy's
+    binomtest(gained, gained + lost).pvalue): twice the smaller tail, at most 1."""
+    discordant = gained + lost
+    smaller = min(gained, lost)
+    if 2 * smaller == discordant:
+        return 1.0
+    weight, tail = 1, 0
+    for count in range(smaller + 1):   # weight = C(discordant, count)
+        tail += weight
+        weight = weight * (discordant - count) // (count + 1)
+    return min(1.0, 2 * tail / 2 ** discordant)
+
+
+FISHER_RELATIVE_TOLERANCE = 10 ** 14   # scipy's fisher_exact counts tables within 1 + 1e-14 of the observed one
+
+
+def fisher_exact_p_value(a: int, b: int, c: int, d: int) -> float:
+    """Two-sided Fisher exact test of the table [[a, b], [c, d]] (scipy's fisher_exact(...).pvalue):
+    the probability, given the margins, of every table no more probable than this one."""
+    row, other_row, column = a + b, c + d, a + c
+    if 0 in (row, other_row, column, b + d):
+        return 1.0
+    # weight(x) = C(row, x) · C(other_row, column - x): the probability of first cell x times C(N, column).
+    def weight(x: int) -> int:
+        return math.comb(row, x) * math.comb(other_row, column - x)
+
+    limit = weight(a) * (FISHER_RELATIVE_TOLERANCE + 1)
+    x = max(0, column - other_row)
+    current, as_extreme = weight(x), 0
+    while x <= min(row, column):
+        if current * FISHER_RELATIVE_TOLERANCE <= limit:
+            as_extreme += current
+        current = current * (row - x) * (column - x) // ((x + 1) * (other_row - column + x + 1))
+        x += 1
+    return min(1.0, as_extreme / math.comb(row + other_row, column))
 
 
 @dataclass(frozen=True)
@@ -97,17 +148,13 @@ def paired_difference(both: int, gained: int, lost: int, neither: int,
     n = sum(counts)
     if n == 0:
         return None
-    from scipy.stats import binomtest
-
     p_new, p_reference = (both + gained) / n, (both + lost) / n
     new, reference = wilson_interval(both + gained, n, confidence), wilson_interval(both + lost, n, confidence)
     assert new is not None and reference is not None
     margins = (both + gained) * (lost + neither) * (both + lost) * (gained + neither)
     correlation = (both * neither - gained * lost) / math.sqrt(margins) if margins else 0.0
-    discordant = gained + lost
-    p_value = float(binomtest(gained, discordant, 0.5).pvalue) if discordant else 1.0
     return Difference(p_new - p_reference, _hybrid_score(p_new, new, p_reference, reference, correlation),
-                      min(1.0, p_value), PAIRED_TEST, n, gained, lost)
+                      mcnemar_exact_p_value(gained, lost), PAIRED_TEST, n, gained, lost)
 
 
 def paired_outcomes(new: Mapping[Any, bool], reference: Mapping[Any, bool],
@@ -126,10 +173,7 @@ def unpaired_difference(correct_new: int, n_new: int, correct_reference: int, n_
     new, reference = wilson_interval(correct_new, n_new, confidence), wilson_interval(correct_reference, n_reference, confidence)
     if new is None or reference is None:
         return None
-    from scipy.stats import fisher_exact
-
     p_new, p_reference = correct_new / n_new, correct_reference / n_reference
-    table = [[correct_new, n_new - correct_new], [correct_reference, n_reference - correct_reference]]
-    p_value = float(fisher_exact(table).pvalue)
+    p_value = fisher_exact_p_value(correct_new, n_new - correct_new, correct_reference, n_reference - correct_reference)
     return Difference(p_new - p_reference, _hybrid_score(p_new, new, p_reference, reference, 0.0),
-                      min(1.0, p_value), UNPAIRED_TEST, min(n_new, n_reference))
+                      p_value, UNPAIRED_TEST, min(n_new, n_reference))

@@ -17,6 +17,7 @@ from typing import Any
 
 from steps.common import StepInputError
 from steps.contract import SUMMARY_JSON
+from steps.mmlu_pro.report import drop_text
 
 
 def file_digest(path: Path) -> str | None:
@@ -59,15 +60,10 @@ def read_summary(path: Path, expected_id: str | None, option: str = "--summary")
     return summary
 
 
-def _accuracy(value: Any) -> str:
-    return f"{value:.4f}" if isinstance(value, (int, float)) else "?"
-
-
 def regression_message(summary: dict[str, Any]) -> str:
-    """One line naming each regression aggregate recorded in `summary`."""
+    """One line naming each regression aggregate recorded in `summary`: subject, model, the reference
+    run's accuracy and this one's, Δ with its 95 % interval and the test's p."""
     threshold = summary.get("regression_threshold")
-    found = "; ".join(
-        f"{r.get('subject')} ({r.get('model')}: {_accuracy(r.get('previous_accuracy'))} in {r.get('previous_run')} "
-        f"→ {_accuracy(r.get('accuracy'))})" for r in summary.get("regressions") or [])
+    found = "; ".join(drop_text(r) for r in summary.get("regressions") or [] if isinstance(r, dict))
     beyond = f" by more than {threshold:g}" if isinstance(threshold, (int, float)) else ""
     return f"accuracy regressed{beyond} in: {found}"

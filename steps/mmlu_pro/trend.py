@@ -19,6 +19,7 @@ from typing import Annotated, Any
 import typer
 
 from steps.common import StepInputError, check_output_file, fail
+from steps.contract import HISTORY_DIR
 from steps.mmlu_pro.history import read_history
 from steps.mmlu_pro.report import save_png
 from steps.mmlu_pro.stats import wilson_interval
@@ -38,6 +39,7 @@ class Point:
     low: float | None
     high: float | None
     settings_hash: str | None
+    regressed: bool = False   # reported as a regression in its run (never a later run's reference)
 
 
 def _point(row: dict[str, Any]) -> Point:
@@ -45,7 +47,7 @@ def _point(row: dict[str, Any]) -> Point:
     return Point(str(row.get("time") or ""), str(row.get("run") or ""), str(row["model"]), row.get("role"),
                  row.get("model_revision"), str(row["subject"]), int(row["n"]), int(row["correct"]),
                  float(row["accuracy"]), interval.low if interval else None, interval.high if interval else None,
-                 row.get("settings_hash"))
+                 row.get("settings_hash"), row.get("regressed") is True)
 
 
 def trend_points(rows: list[dict[str, Any]], model: str | None = None, subject: str | None = None) -> list[Point]:
@@ -64,7 +66,8 @@ def _short(revision: str | None) -> str:
 def format_point(point: Point) -> str:
     interval = f"[{point.low:.3f}, {point.high:.3f}]" if point.low is not None else ""
     return (f"{point.time}  {point.run}  {point.model}  rev {_short(point.model_revision)}  {point.subject}  "
-            f"{point.accuracy:.4f} {interval} ({point.correct}/{point.n})  settings {point.settings_hash}")
+            f"{point.accuracy:.4f} {interval} ({point.correct}/{point.n})  settings {point.settings_hash}"
+            + ("  regressed" if point.regressed else ""))
 
 
 def _time(point: Point) -> datetime | None:
@@ -199,7 +202,7 @@ def history_command(
             check_output_file(plot)  # before reading the history: a bad --plot is one line, not a traceback later
         if not history_dir.is_dir():
             raise StepInputError(f"HISTORY_DIR {history_dir} is not a folder (aggregate --history writes one "
-                                 "<run>.parquet per run there; the DAG uses /mnt/workspace/history/mmlu-pro)")
+                                 f"<run>.parquet per run there; the DAG uses {HISTORY_DIR})")
         rows = read_history(history_dir)
         points = trend_points(rows, model, subject)
         if rows and not points:

@@ -90,12 +90,26 @@ def train_command(config: Path, launcher: Launcher, gpus: int, rendezvous: Rende
     return axolotl_command("train", config, "--launcher", launcher, *launcher_args)
 
 
-def child_env(base: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment for Axolotl: this interpreter's bin first on PATH, for the `accelerate` it execs."""
+# The thread counts torch reads (its intra-op pool); the pod sets them from its CPU limit.
+TORCH_THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def child_env(base: dict[str, str] | None = None, processes: int = 1) -> dict[str, str]:
+    """The environment for Axolotl: this interpreter's bin first on PATH, for the `accelerate` it execs,
+    and the pod's torch threads shared among the node's `processes` trainers.
+
+    accelerate hands every worker the launcher's OMP_NUM_THREADS and torchrun keeps it, so three
+    GPU workers in a `cpu: 12` pod would each start 12 threads. torch has no variable for its
+    inter-op pool (sized from the node's cores), but eager training never starts that pool: only
+    inter-op tasks (torch.jit.fork) do (tests/test_train_threads.py).
+    """
     env = dict(os.environ if base is None else base)
     bin_dir = str(Path(sys.executable).parent)
     env["PATH"] = os.pathsep.join([bin_dir, env["PATH"]]) if env.get("PATH") else bin_dir
     env.setdefault("AXOLOTL_DO_NOT_TRACK", "1")
+    for name in TORCH_THREAD_VARIABLES:
+        if env.get(name, "").strip().isdigit() and int(env[name]) > 0:
+            env[name] = str(max(1, int(env[name]) // max(1, processes)))
     return env
 
 

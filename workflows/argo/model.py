@@ -41,7 +41,8 @@ class Template:
     # dag
     tasks: dict[str, Task] = field(default_factory=dict)
     parallelism: int | None = None
-    fail_fast: bool = True
+    fail_fast: bool = True  # dag.failFast: stop once a target's branch failed
+    stop_on_failed_child: bool = False  # the template's own `failFast`: stop once any child failed
     targets: list[str] | None = None
 
     def input_names(self) -> list[str]:

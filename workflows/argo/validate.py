@@ -36,7 +36,7 @@ SPEC_IGNORED = {"serviceAccountName", "podGC", "ttlStrategy", "securityContext",
                 "volumeClaimGC", "podDisruptionBudget", "workflowMetadata", "executor", "automountServiceAccountToken",
                 "hostAliases", "artifactGC", "metrics"}
 TEMPLATE_FIELDS = {"name", "inputs", "outputs", "container", "dag", "volumes", "activeDeadlineSeconds",
-                   "retryStrategy", "parallelism", "timeout"}
+                   "retryStrategy", "parallelism", "timeout", "failFast"}
 TEMPLATE_IGNORED = {"nodeSelector", "affinity", "tolerations", "schedulerName", "priorityClassName", "priority",
                     "serviceAccountName", "automountServiceAccountToken", "securityContext", "metadata",
                     "hostAliases", "executor", "archiveLocation", "metrics",
@@ -401,7 +401,8 @@ def _dag_template(name: str, raw: dict[str, Any], inputs: list[InputParam], outp
     targets = str(dag["target"]).split() if dag.get("target") else None
     return Template(name, "dag", raw, inputs, outputs, tasks=tasks,
                     parallelism=_positive(raw.get("parallelism"), f"{where} parallelism", check),
-                    fail_fast=True if fail_fast is None else bool(fail_fast), targets=targets)
+                    fail_fast=True if fail_fast is None else bool(fail_fast), targets=targets,
+                    stop_on_failed_child=raw.get("failFast") is True)
 
 
 def _task(dag_name: str, raw: dict[str, Any], check: _Checker) -> Task | None:

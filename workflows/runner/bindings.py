@@ -92,7 +92,7 @@ class Bindings:
             text = substitute(spec.with_param, scope, f"{where} withParam", explain)
             try:
                 items = json.loads(text)
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, RecursionError):  # nested too deep to parse
                 items = None
             if not isinstance(items, list):
                 shown = text.strip()

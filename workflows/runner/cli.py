@@ -65,6 +65,9 @@ def run_command_with(after_run: AfterRun | None = None) -> Callable[..., None]:
                          help="override a workflow parameter, NAME=VALUE (repeatable), as `argo submit -p`")] = None,
         resume: Annotated[bool, typer.Option("--resume/--no-resume",
                           help="skip tasks that succeeded in an earlier run in this workdir with the same inputs")] = True,
+        new_run: Annotated[bool, typer.Option("--new-run",
+                           help="start a new run (a new name from metadata.generateName) in a workdir that holds "
+                                "one, on the same volumes, instead of resuming it; the earlier run's files stay")] = False,
         backoff_scale: Annotated[float | None, typer.Option("--backoff-scale", min=0.0,
                                  help="multiply retry backoff waits (0 retries at once) "
                                       "", show_default="$TUNEBENCH_BACKOFF_SCALE or 1")] = None,
@@ -100,6 +103,7 @@ def run_command_with(after_run: AfterRun | None = None) -> Callable[..., None]:
             parallelism=parallelism or default_parallelism(),
             parameters=_parameters(param or []),
             resume=resume,
+            new_run=new_run,
             backoff_scale=backoff_scale,
         )
         reporter = ConsoleReporter(console, quiet=quiet)

@@ -61,6 +61,7 @@ from workflows.runner.written import missing
 
 PENDING, RUNNING, SUCCEEDED, FAILED = Phase.PENDING, Phase.RUNNING, Phase.SUCCEEDED, Phase.FAILED
 ERROR, SKIPPED, OMITTED = Phase.ERROR, Phase.SKIPPED, Phase.OMITTED
+TEMPLATE_FAIL_FAST = "template has failed or errored children and failFast enabled"  # Argo's own message
 
 
 @dataclass
@@ -70,6 +71,7 @@ class RunOptions:
     parallelism: int | None = None
     parameters: dict[str, str] = field(default_factory=dict)
     resume: bool = True
+    new_run: bool = False   # a new workflow name in a workdir that holds a run, on the same volumes
     backoff_scale: float = 1.0
     kill_grace_s: float = 10.0
     env: Mapping[str, str] | None = None
@@ -151,7 +153,14 @@ class Engine:
                 raise RunnerError(
                     f"{self.workdir} holds the run '{stored}' of another workflow; use another --workdir "
                     "(or delete this one to start over)")
-            return stored
+            if not self.options.new_run:
+                return stored
+            if wanted:
+                raise RunnerError(
+                    f"--new-run: the workflow's metadata.name '{wanted}' is fixed, and {self.workdir} already holds "
+                    "its run (Argo refuses a second Workflow of one name too); give it metadata.generateName, "
+                    "or use another --workdir")
+            self.state.forget_nodes()
         name = wanted or f"{prefix}{_random_suffix()}"
         if not valid_object_name(name):
             field_name = "metadata.name" if wanted else "metadata.generateName"
@@ -363,6 +372,8 @@ class Engine:
         dag.finished = _now()
         if dag.parent is not None:
             dag.parent.running_dags -= 1
+            if dag.phase in FAILED_OR_ERROR:
+                self._child_failed(dag.parent)
         if dag.task is not None:
             self.listener.dag_ended(dag)
 
@@ -453,6 +464,7 @@ class Engine:
         except (UnresolvedReference, ExpressionError, ManifestError) as error:
             child.phase, child.message = ERROR, str(error)
             self._child_ended(child)
+            self._child_failed(dag)
             return
         if isinstance(child, DagNode):
             dag.waiting_dags.append(child)
@@ -474,6 +486,7 @@ class Engine:
         except ArgoError as error:
             child.phase, child.message = ERROR, str(error)
             self.listener.dag_ended(child)
+            self._child_failed(parent)
             return
         parent.running_dags += 1
         self.listener.dag_started(child)
@@ -695,6 +708,8 @@ class Engine:
         self.state.record(pod)
         self.state.save()
         self.listener.pod_ended(pod)
+        if phase in FAILED_OR_ERROR:
+            self._child_failed(pod.dag)
 
     # --- tasks and DAGs finishing ---------------------------------------------------------------------------
 
@@ -726,6 +741,13 @@ class Engine:
         task.started = task.started or task.finished
         self.listener.task_ended(task)
         self._check_fail_fast(task.dag)
+
+    def _child_failed(self, dag: DagNode) -> None:
+        """The template-level `failFast` (operator.go checkParallelism): once any child of the DAG — a pod or
+        a nested DAG, handled or not — has failed, no new child starts and the DAG fails."""
+        if dag.template.stop_on_failed_child and dag.stopped_by is None:
+            dag.stopped_by = TEMPLATE_FAIL_FAST
+            self.listener.fail_fast(dag, None)
 
     def _check_fail_fast(self, dag: DagNode) -> None:
         """Argo's `dag.failFast` (assessDAGPhase): once a target task has ended and its branch failed, the

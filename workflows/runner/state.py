@@ -62,7 +62,7 @@ class RunState:
         if path.exists():
             try:
                 data = _check_shape(json.loads(path.read_text(encoding="utf-8")), path)
-            except (OSError, ValueError) as error:  # ValueError: JSON or UTF-8 decoding
+            except (OSError, ValueError, RecursionError) as error:  # JSON or UTF-8 decoding; nesting too deep
                 raise RunnerError(f"{path} is unreadable ({error}); delete it to start over in this workdir") from None
         else:
             data = {"version": STATE_VERSION, "workflow": {}, "nodes": {}, "processes": {}}
@@ -81,6 +81,12 @@ class RunState:
         created = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         self.data["workflow"] = {"name": name, "origin": origin, "created": created}
         self.save()
+
+    def forget_nodes(self) -> None:
+        """Start a new run here: nothing of the earlier run's pods is reused (its processes are still
+        known, so that a leftover one is stopped before the new run starts)."""
+        with self._lock:
+            self.data["nodes"] = {}
 
     def node(self, key: str) -> dict[str, Any] | None:
         return self.data["nodes"].get(key)

@@ -39,7 +39,14 @@ class WorkdirLock:
 
     def acquire(self) -> None:
         real_dir(self.path.parent, self.path.parent)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, 0o644)
+        except OSError as error:
+            raise UnsafePath(f"{self.path} cannot be the workdir's lock file ({error.strerror}); the runner "
+                             "creates it as a plain file: delete what is there") from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise UnsafePath(f"{self.path} is not a regular file; delete it")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
