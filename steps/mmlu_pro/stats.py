@@ -74,7 +74,8 @@ def mcnemar_exact_p_value(gained: int, lost: int) -> float:
     return min(1.0, 2 * tail / 2 ** discordant)
 
 
-FISHER_RELATIVE_TOLERANCE = 10 ** 14   # scipy's fisher_exact counts tables within 1 + 1e-14 of the observed one
+# scipy's fisher_exact counts a table within a relative 1e-14 of the observed one as just as probable.
+FISHER_TIE_SCALE = 10 ** 14
 
 
 def fisher_exact_p_value(a: int, b: int, c: int, d: int) -> float:
@@ -87,11 +88,11 @@ def fisher_exact_p_value(a: int, b: int, c: int, d: int) -> float:
     def weight(x: int) -> int:
         return math.comb(row, x) * math.comb(other_row, column - x)
 
-    limit = weight(a) * (FISHER_RELATIVE_TOLERANCE + 1)
+    limit = weight(a) * (FISHER_TIE_SCALE + 1)
     x = max(0, column - other_row)
     current, as_extreme = weight(x), 0
     while x <= min(row, column):
-        if current * FISHER_RELATIVE_TOLERANCE <= limit:
+        if current * FISHER_TIE_SCALE <= limit:
             as_extreme += current
         current = current * (row - x) * (column - x) // ((x + 1) * (other_row - column + x + 1))
         x += 1
