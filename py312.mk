@@ -18,7 +18,10 @@ endif
 # they use (Axolotl's validation of the shipped configs included). Not the runner's end-to-end tests
 # (test_verdict: the workflow code runs in the light image's 3.11) nor, for time, the CPU training
 # ones (marker axolotl: the smoke e2e alone takes 6 minutes; run them with PY312_MARKERS=axolotl
-# PY312_TESTS="tests/test_train.py tests/test_merge_lora.py tests/test_smoke_e2e.py").
+# PY312_TESTS="tests/test_train.py tests/test_merge_lora.py tests/test_smoke_e2e.py"). Not the 2-node
+# smoke: without a GPU driver, PyPI's CUDA torch makes Axolotl's multi-process P2P probe fail
+# (torch.cuda.can_device_access_peer raises RuntimeError where the CPU build raises the AssertionError
+# Axolotl catches); on a GPU node it is fine.
 PY312_TESTS ?= $(addprefix tests/test_,$(addsuffix .py,step_entry_points step_common convert_dataset \
 	estimate_memory prefetch_model train_inputs train_support train_nodes merge_inputs axolotl_configs \
 	plan_eval eval_mmlu_pro eval_engine_costs eval_assets vllm_settings mmlu_pro_data mmlu_pro_extract \

@@ -90,7 +90,9 @@ def _read_summary(path: Path) -> dict[str, Any] | None:
     wrong = [name for name, kind in _RESULT_FIELDS.items() if not _is_kind(fields.get(name), kind)]
     if not wrong and not 0 <= found["correct"] <= found["n"] <= found["n_questions"]:
         wrong = ["n", "correct", "n_questions"]
-    if not wrong and abs(found["accuracy"] - (found["correct"] / found["n"] if found["n"] else 0.0)) > 1e-9:
+    expected_accuracy = found["correct"] / found["n"] if not wrong and found["n"] else 0.0
+    # `not <=` rather than `>`: a NaN accuracy compares false with everything and must not pass.
+    if not wrong and not abs(found["accuracy"] - expected_accuracy) <= 1e-9:
         wrong = ["accuracy (not correct/n)"]
     if wrong:
         raise StepInputError(f"{path} is not a complete subject summary (bad or missing: {', '.join(wrong)}); {redo}")

@@ -313,6 +313,8 @@ def test_item2_results_on_other_questions_or_settings_are_not_compared(tmp_path)
     ("[1, 2]", "is not a complete subject summary"),
     ('{"n": 10, "correct": 4, "accuracy": 0.9, "complete": true, "n_questions": 10, "settings_hash": "s"}',
      "is not a complete subject summary (bad or missing: accuracy (not correct/n))"),
+    ('{"n": 10, "correct": 4, "accuracy": NaN, "complete": true, "n_questions": 10, "settings_hash": "s"}',
+     "is not a complete subject summary (bad or missing: accuracy"),
 ])
 def test_item2_a_torn_subject_summary_is_an_error_naming_it(tmp_path, content, says):
     eval_dir = tmp_path / "eval"

@@ -15,7 +15,7 @@ numbers, one correctly rounded division at the end) rather than through scipy.st
 alone costs the aggregate step about 0.7 s of CPU: the p-values are scipy's two-sided definitions
 (McNemar: twice the smaller tail, at most 1; Fisher: every table no more probable than the observed
 one, with scipy's relative tolerance of 1e-14) and agree with scipy.stats to its rounding
-(tests/test_stats.py compares them on a grid). The Wilson interval is scipy's formula with its
+(tests/test_aggregate_costs.py compares them on a grid). The Wilson interval is scipy's formula with its
 normal quantile (scipy.special.ndtri), so intervals are bit for bit what binomtest gives.
 """
 from __future__ import annotations
@@ -74,7 +74,8 @@ def mcnemar_exact_p_value(gained: int, lost: int) -> float:
     return min(1.0, 2 * tail / 2 ** discordant)
 
 
-FISHER_RELATIVE_TOLERANCE = 10 ** 14   # scipy's fisher_exact counts tables within 1 + 1e-14 of the observed one
+# scipy's fisher_exact counts a table within a relative 1e-14 of the observed one as just as probable.
+FISHER_TIE_SCALE = 10 ** 14
 
 
 def fisher_exact_p_value(a: int, b: int, c: int, d: int) -> float:
@@ -87,11 +88,11 @@ def fisher_exact_p_value(a: int, b: int, c: int, d: int) -> float:
     def weight(x: int) -> int:
         return math.comb(row, x) * math.comb(other_row, column - x)
 
-    limit = weight(a) * (FISHER_RELATIVE_TOLERANCE + 1)
+    limit = weight(a) * (FISHER_TIE_SCALE + 1)
     x = max(0, column - other_row)
     current, as_extreme = weight(x), 0
     while x <= min(row, column):
-        if current * FISHER_RELATIVE_TOLERANCE <= limit:
+        if current * FISHER_TIE_SCALE <= limit:
             as_extreme += current
         current = current * (row - x) * (column - x) // ((x + 1) * (other_row - column + x + 1))
         x += 1
