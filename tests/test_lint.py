@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 
 import pytest
@@ -203,7 +204,10 @@ def test_cli_render_rejects_an_unknown_kind():
 def test_cli_lint_runs_axolotls_schema_over_the_final_config(tmp_path):
     axolotl_yaml = tmp_path / "bad-axolotl.yaml"
     reference_axolotl = ROOT / "configs" / "axolotl" / "gemma2-2b-qlora-fsdp.yaml"
-    axolotl_yaml.write_text(reference_axolotl.read_text() + "\nlora_r: many\nlora_dropuot: 0.1\n")
+    # A wrong type for a key Axolotl knows, and a misspelt key (a duplicate key would be refused earlier).
+    text = re.sub(r"(?m)^lora_r: .*$", "lora_r: many", reference_axolotl.read_text())
+    assert "lora_r: many" in text
+    axolotl_yaml.write_text(text + "\nlora_dropuot: 0.1\n")
     pipeline = tmp_path / "pipeline.yaml"
     pipeline.write_text(REFERENCE.read_text().replace("configs/axolotl/gemma2-2b-qlora-fsdp.yaml", str(axolotl_yaml)))
     result = CliRunner().invoke(app, ["lint", str(pipeline)])
