@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from steps.contract import EXIT_BAD_INPUT as EXIT_BAD_INPUT
 from steps.contract import EXIT_FAILURE as EXIT_FAILURE
 from steps.contract import EXIT_GATE_CLOSED as EXIT_GATE_CLOSED
+from steps.contract import EXIT_INTERRUPTED
 from steps.contract import EXIT_OK as EXIT_OK
 from steps.contract import EXIT_REGRESSION as EXIT_REGRESSION
 
@@ -246,8 +247,23 @@ def step_errors(command: F) -> F:
     return run  # type: ignore[return-value]
 
 
-def step_main(command: Callable[..., Any]) -> None:
-    """The `main()` of a step module: run its typer command as a program, with `step_errors`' exit codes."""
+def step_main(command: Callable[..., Any], argv: list[str] | None = None) -> None:
+    """The `main()` of a step module: run its typer command as a program, with `step_errors`' exit codes.
+
+    A bad option value (`--regression-threshold abc`, a missing required option) is bad input like any
+    other: one line and exit 2, where click would print a usage box of several lines into the pod log.
+    """
+    import click
     import typer
 
-    typer.run(step_errors(command))
+    app = typer.Typer(add_completion=False)
+    app.command()(step_errors(command))
+    program = typer.main.get_command(app)
+    try:
+        outcome = program.main(args=argv, standalone_mode=False)
+    except click.UsageError as error:
+        message = " ".join(error.format_message().split())
+        fail(f"{message} (see --help)", EXIT_BAD_INPUT)
+    except click.Abort:
+        raise SystemExit(EXIT_INTERRUPTED) from None
+    raise SystemExit(outcome if isinstance(outcome, int) else EXIT_OK)

@@ -20,12 +20,14 @@ from typer.testing import CliRunner
 from steps.common import (
     EXIT_BAD_INPUT,
     EXIT_FAILURE,
+    EXIT_REGRESSION,
     StepFailure,
     StepInputError,
     TransientFailure,
     atomic_path,
     permission_message,
     step_errors,
+    step_main,
     write_text_atomic,
 )
 from workflows.cli import app as tunebench
@@ -186,3 +188,38 @@ def test_issue12_no_import_shadows_a_step_command(module_name):
     bound = [alias.asname or alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
              for alias in node.names]
     assert f"{module_name}_command" not in bound
+
+
+def _threshold_command(regression_threshold: float = typer.Option(0.02), out: str = typer.Option(...)) -> None:
+    if regression_threshold > 1:
+        raise typer.Exit(EXIT_REGRESSION)
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["--out", "x", "--regression-threshold", "abc"],
+     "error: Invalid value for '--regression-threshold': 'abc' is not a valid float. (see --help)"),
+    (["--regression-threshold", "0.1"], "error: Missing option '--out'. (see --help)"),
+    (["--out", "x", "--zzz"], "error: No such option '--zzz'. (see --help)"),
+])
+def test_issue11_a_bad_option_value_is_one_line_and_exit_2_not_a_usage_box(capsys, argv, says):
+    with pytest.raises(SystemExit) as exited:
+        step_main(_threshold_command, argv)
+    captured = capsys.readouterr()
+    assert exited.value.code == EXIT_BAD_INPUT and captured.out == ""
+    assert captured.err == says + "\n"
+
+
+def test_step_main_keeps_the_commands_own_exit_code():
+    with pytest.raises(SystemExit) as exited:
+        step_main(_threshold_command, ["--out", "x", "--regression-threshold", "2"])
+    assert exited.value.code == EXIT_REGRESSION
+    with pytest.raises(SystemExit) as exited:
+        step_main(_threshold_command, ["--out", "x"])
+    assert exited.value.code == 0
+
+
+def test_issue11_a_steps_bad_option_value_is_one_line_in_its_log():
+    result = subprocess.run([sys.executable, "-m", "steps.aggregate", "--regression-threshold", "abc"],
+                            capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1], timeout=120)
+    assert result.returncode == EXIT_BAD_INPUT and result.stdout == ""
+    assert result.stderr.startswith("error: Invalid value for '--regression-threshold'") and result.stderr.count("\n") == 1
