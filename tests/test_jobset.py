@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from workflows import crd, jobset
+from workflows.argo.jobset import condition_holds
 from workflows.check import check_pipeline
 from workflows.config import ConfigError, load_pipeline, parse_pipeline
 from workflows.render import manifests
@@ -223,8 +224,8 @@ FAILED = {"replicatedJobsStatus": [{"name": "node", "active": 0, "ready": 0, "su
 def test_the_templates_conditions_read_the_jobset_status(gemma_on_4_nodes, status, verdict):
     resource = _templates(gemma_on_4_nodes)[jobset.TEMPLATE]["resource"]
     obj = {**_jobset(gemma_on_4_nodes), **({"status": status} if status is not None else {})}
-    failed = jobset.condition_holds(resource["failureCondition"], obj)
-    succeeded = jobset.condition_holds(resource["successCondition"], obj)
+    failed = condition_holds(resource["failureCondition"], obj)
+    succeeded = condition_holds(resource["successCondition"], obj)
     assert {(False, False): "waiting", (True, False): "succeeded", (False, True): "failed"}[(succeeded, failed)] == verdict
 
 
@@ -234,9 +235,9 @@ def test_the_templates_conditions_read_the_jobset_status(gemma_on_4_nodes, statu
     ("status.terminalState == Completed,status.restarts == 2", False), ("status.missing == x", False),
 ])
 def test_conditions_follow_argos_requirement_syntax(condition, holds):
-    assert jobset.condition_holds(condition, {"status": COMPLETED}) is holds
+    assert condition_holds(condition, {"status": COMPLETED}) is holds
 
 
 def test_a_condition_without_an_operator_is_refused():
     with pytest.raises(ValueError, match="is not `path == value`"):
-        jobset.condition_holds("status.terminalState", {})
+        condition_holds("status.terminalState", {})

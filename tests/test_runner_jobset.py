@@ -17,7 +17,7 @@ import yaml
 from test_runner_support import pods, py, run, task, workflow, workspace
 
 from workflows.runner import ManifestError
-from workflows.jobset import without_jobset_cleanup
+from workflows.argo.jobset import without_jobset_cleanup
 from workflows.runner.jobset import expand_var_refs
 
 pytestmark = pytest.mark.timeout(180)

@@ -20,8 +20,8 @@ from workflows.argo.errors import ExpressionError, ManifestError
 from workflows.argo.expr import DependsExpr
 from workflows.argo.model import InputParam, Mount, OutputParam, Task, Template, Workflow
 from workflows.argo.subst import references, strings_in
-from workflows.jobset import not_emulated as jobset_not_emulated
-from workflows.jobset import without_jobset_cleanup
+from workflows.argo.jobset import not_emulated as jobset_not_emulated
+from workflows.argo.jobset import without_jobset_cleanup
 
 WIRING_ERROR = "wiring error"
 NOT_EMULATED = "not emulated locally"

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from workflows.argo.phase import Phase
-from workflows.jobset import condition_holds, plan
+from workflows.argo.jobset import condition_holds, plan
 from workflows.runner.process import ERROR, FAILED, SUCCEEDED, AttemptResult, LocalProcess, PrepareError
 from workflows.runner.workdir import open_log
 
