@@ -46,9 +46,24 @@ def test_aggregate_template_exposes_scores_and_counts_regressions(kind):
     [counter] = template["metrics"]["prometheus"]
     assert counter["name"] == "tunebench_mmlu_pro_regressions"
     assert counter["counter"] == {"value": "{{outputs.parameters.regressions}}"}
-    assert counter["when"] == "{{outputs.parameters.regressions}} > 0"
     assert counter["labels"] == [{"key": "pipeline", "value": "gemma2-2b-acereason-math"}]
     assert "--require-significance" in template["container"]["args"]
+
+
+@pytest.mark.parametrize("kind", ["workflow", "template"])
+def test_the_regression_counter_is_emitted_on_every_run_so_the_alert_sees_the_first_regression(kind):
+    """Prometheus' increase() cannot see the step of a counter series born at its first regression:
+    the counter is emitted with 0 on a clean run (no `when`), and the documented alert also fires on
+    a series that did not exist a day earlier."""
+    [counter] = _templates(kind)["aggregate"]["metrics"]["prometheus"]
+    assert "when" not in counter
+    text = (Path(__file__).parent.parent / "docs" / "results.md").read_text()
+    [rule] = [block for block in text.split("```yaml")[1:] if "alert: MMLUProRegression" in block]
+    [alert] = yaml.safe_load(rule.split("```")[0])["groups"][0]["rules"]
+    expression = " ".join(alert["expr"].split())
+    counter_series = '{__name__=~"argo_workflows_tunebench_mmlu_pro_regressions(_total)?"}'
+    assert f"increase({counter_series}[1d])" in expression
+    assert f"{counter_series} unless {counter_series} offset 1d" in expression
 
 
 def test_significance_can_be_switched_off_in_the_config(tmp_path):

@@ -249,13 +249,14 @@ def eval_mmlu_pro(cfg: PipelineConfig) -> Container:
 
 def aggregate_metrics(cfg: PipelineConfig) -> list[Counter]:
     """Counts the regressions aggregate found (it writes them even when it exits 4; Argo reads
-    output parameters of a failed container too)."""
-    regressions = _output(node_outputs.REGRESSIONS)
+    output parameters of a failed container too). Emitted on every run, 0 included: a counter
+    series born with its first regression has no earlier sample, and Prometheus' increase() reads
+    that regression as no change, so an alert on it would stay silent."""
     return [Counter(
         name="tunebench_mmlu_pro_regressions",
         help="Subjects whose MMLU-Pro accuracy regressed against the previous run of the same model revision",
         labels=[Label(key="pipeline", value=cfg.name)],
-        when=f"{regressions} > 0", value=regressions,
+        value=_output(node_outputs.REGRESSIONS),
     )]
 
 
