@@ -131,3 +131,33 @@ def test_history_files_without_per_question_columns_still_read_and_compare_by_co
     [regression] = find_drops([row], [current], "new", 0.02, require_significance=True).regressions
     assert regression.difference.test == "Fisher exact" and regression.difference.p_value < 0.001
     assert _history_cli(str(folder)).exit_code == 0
+
+
+def test_the_trend_plot_draws_each_series_it_names_with_a_break_at_a_new_revision(tmp_path, monkeypatch):
+    """The PNG's `Series` metadata is written from the points, not from what was drawn: look at the
+    figure itself. math: org/a in two segments (rev-1 runs joined, rev-2 apart with a hollow marker)
+    and org/b in one; law: org/a alone."""
+    from matplotlib.container import ErrorbarContainer
+
+    from steps.mmlu_pro import trend
+
+    drawn: dict[str, list] = {}
+
+    def capture(figure, path, series):
+        for axes in figure.axes:
+            if axes.get_visible():
+                drawn[axes.get_title()] = axes
+        figure.savefig(path, format="png")
+
+    monkeypatch.setattr(trend, "save_png", capture)
+    assert _history_cli(str(_history(tmp_path)), "--plot", str(tmp_path / "trend.png")).exit_code == 0
+    assert sorted(drawn) == ["law", "math"]
+
+    def segments(axes) -> list[int]:   # points per errorbar, in drawing order
+        return [len(c.lines[0].get_xdata()) for c in axes.containers if isinstance(c, ErrorbarContainer)]
+
+    assert segments(drawn["math"]) == [2, 1, 2]   # org/a rev-1 (run-1, run-2), org/a rev-2 (run-3), org/b
+    assert segments(drawn["law"]) == [1]
+    hollow = [line for line in drawn["math"].lines if line.get_markerfacecolor() == "none"]
+    assert len(hollow) == 1 and [t.get_text() for t in drawn["math"].texts] == ["rev rev-2"]
+    assert sorted(drawn["math"].get_legend_handles_labels()[1]) == ["org/a", "org/b"]

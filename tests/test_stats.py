@@ -53,6 +53,14 @@ def test_newcombe_paired_interval_on_a_known_table():
     assert difference.interval.excludes(0.0)
 
 
+
+def test_newcombe_paired_interval_matches_the_published_example():
+    # Newcombe (1998), Stat Med 17:2635, Table II example (a): 36, 12, 2, 0 of 50; method 10 gives 0.0569 to 0.3404
+    difference = paired_difference(both=36, gained=12, lost=2, neither=0)
+    assert difference.delta == pytest.approx(0.2)
+    assert (round(difference.interval.low, 4), round(difference.interval.high, 4)) == (0.0569, 0.3404)
+    assert difference.p_value == pytest.approx(2 * (1 + 14 + 91) / 2 ** 14)   # McNemar exact: 2·P(X ≤ 2), X ~ Bin(14, 1/2)
+
 def test_a_loss_of_10_against_2_is_significant_and_a_single_flip_is_not():
     loss = paired_difference(both=0, gained=2, lost=10, neither=0)
     assert loss.p_value == pytest.approx(158 / 4096)   # 2·(1 + 12 + 66)/2^12
