@@ -33,10 +33,11 @@ def longest_pod_name(workflow_name_length: int, nodes: int) -> int:
 def admission_problems(manifest: dict[str, Any]) -> list[str]:
     """What JobSet's webhook refuses in a manifest that its CRD schema lets through: failure policy rule names."""
     rules = ((manifest.get("spec") or {}).get("failurePolicy") or {}).get("rules") or []
-    names = [rule.get("name", "") for rule in rules if isinstance(rule, dict)]
+    # A rule without a name is named `failurePolicyRuleN` by the webhook's defaulting, before it validates.
+    names = [str(rule["name"]) for rule in rules if isinstance(rule, dict) and rule.get("name")]
     problems = [f"spec.failurePolicy.rules name {name!r}: JobSet's webhook requires a letter, then letters, digits, "
                 f"'_', ',' or ':', ending in a letter, digit or '_', at most {RULE_NAME_MAX} characters"
-                for name in names if len(name) > RULE_NAME_MAX or not RULE_NAME.fullmatch(str(name))]
+                for name in names if len(name) > RULE_NAME_MAX or not RULE_NAME.fullmatch(name)]
     problems += [f"spec.failurePolicy.rules name {name!r}: used twice; JobSet's webhook requires unique names"
                  for name in sorted({n for n in names if names.count(n) > 1})]
     return problems
