@@ -205,6 +205,54 @@ def test_lint_names_a_field_the_jobset_crd_does_not_know(monkeypatch):
                for p in problems), problems
 
 
+
+def test_lint_applies_jobsets_webhook_to_failure_policy_rule_names(monkeypatch):
+    """JobSet v0.12's webhook refuses a rule name with '-' (the CRD schema has no pattern for it): the
+    rendered JobSet's names pass, and lint names a hyphenated or repeated one before a cluster refuses it."""
+    workflow = manifests(_config(GEMMA, nodes=4, gpus=8), "workflow")[0]
+    assert [rule["name"] for rule in _jobset(workflow)["spec"]["failurePolicy"]["rules"]] == [
+        "NoRestartAfterAVerdictOrTheDeadline"]
+    real = jobset.jobset_manifest
+
+    def hyphenated(*args, **kwargs):
+        manifest = real(*args, **kwargs)
+        rule = manifest["spec"]["failurePolicy"]["rules"][0]
+        manifest["spec"]["failurePolicy"]["rules"] = [{**rule, "name": "no-restart"}, {**rule, "name": "Twice"},
+                                                      {**rule, "name": "Twice"}]
+        return manifest
+
+    monkeypatch.setattr(jobset, "jobset_manifest", hyphenated)
+    problems = jobset.resource_manifest_problems(manifests(_config(SMOKE_2NODE), "workflow")[0])
+    assert len(problems) == 2, problems
+    assert "rules name 'no-restart': JobSet's webhook requires a letter" in problems[0]
+    assert "rules name 'Twice': used twice" in problems[1]
+
+
+@pytest.mark.parametrize("nodes, longest", [(2, 36), (10, 36), (11, 35), (64, 35)])
+def test_a_multi_node_name_leaves_room_for_jobsets_pod_names(nodes, longest):
+    """JobSet's webhook refuses `<run>-train-node-0-<last index>-abcde` past 63 characters; the run is
+    `<name>-xxxxx`. The longest name passes, one more character is refused at load, not at the train step."""
+    data = yaml.safe_load(SMOKE_2NODE.read_text())
+    data["train"]["nodes"] = nodes
+    data["name"] = "a" * longest
+    parse_pipeline(data)
+    pod = f"{data['name']}-abcde-train-node-0-{nodes - 1}-abcde"
+    assert len(pod) == 63  # the webhook's own construction, by hand
+    data["name"] += "a"
+    with pytest.raises(ConfigError, match=f"too long for train.nodes {nodes}: .* use at most {longest}"):
+        parse_pipeline(data)
+    data["train"]["nodes"] = 1
+    assert parse_pipeline(data).train.nodes == 1
+
+
+def test_a_multi_node_name_starts_with_a_letter():
+    data = yaml.safe_load(SMOKE_2NODE.read_text())
+    data["name"] = "7b-math"
+    with pytest.raises(ConfigError, match="must start with a letter for train.nodes 2"):
+        parse_pipeline(data)
+    data["train"]["nodes"] = 1
+    assert parse_pipeline(data).name == "7b-math"
+
 # Status shapes as JobSet's controller writes them (replicatedJobsStatus, restarts, terminalState).
 RUNNING = {"replicatedJobsStatus": [{"name": "node", "active": 1, "ready": 1, "succeeded": 0, "failed": 0}],
            "restarts": 0}

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from steps.contract import REPO_ID, SUBJECTS
 from steps.safe_yaml import YamlInputError, printable, read_yaml
+from workflows.argo.jobset import GENERATED_SUFFIX, POD_NAME_MAX, longest_pod_name
 from workflows.cron import schedule_problem, timezone_problem
 from workflows.naming import (
     image_reference_problem,
@@ -394,6 +395,22 @@ class PipelineConfig(Strict):
             raise ValueError(
                 f"train.nodes {self.train.nodes} needs cluster.workspace.{field}.access_mode ReadWriteMany "
                 f"(got {claim.access_mode}): every node reads and writes the same checkpoints")
+        return self
+
+    @model_validator(mode="after")
+    def _nodes_need_a_name_jobset_accepts(self) -> PipelineConfig:
+        # The run is `<name>-xxxxx` (generateName); JobSet's webhook refuses a JobSet whose pod names would pass
+        # a DNS-1035 label (63 characters, starting with a letter), and the run would fail at its train step.
+        nodes = self.train.nodes
+        if nodes > 1:
+            longest = POD_NAME_MAX - longest_pod_name(1 + GENERATED_SUFFIX, nodes)  # the pod name grows with the name
+            if len(self.name) > longest:
+                raise ValueError(
+                    f"name {_shown(self.name)} ({len(self.name)} characters) is too long for train.nodes {nodes}: "
+                    f"its JobSet's pod names would pass {POD_NAME_MAX} characters; use at most {longest}")
+            if not self.name[0].isalpha():
+                raise ValueError(f"name {_shown(self.name)} must start with a letter for train.nodes {nodes}: "
+                                 "JobSet names its pods and headless Service after the run (DNS-1035)")
         return self
 
     @model_validator(mode="after")

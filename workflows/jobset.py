@@ -28,7 +28,7 @@ import yaml
 from hera.workflows import DAG, Container, Resource, Task
 
 from steps.contract import VERDICT_EXIT_CODES, pipeline_labels
-from workflows.argo.jobset import API_VERSION, DELETE_ACTION, KIND
+from workflows.argo.jobset import API_VERSION, DELETE_ACTION, KIND, NAME_SUFFIX, REPLICATED_JOB, admission_problems
 from workflows.config import PipelineConfig, VolumeSpec
 from workflows.templates import HF_CACHE_VOLUME, RUN, WORKSPACE_VOLUME, StepTemplate
 
@@ -37,8 +37,7 @@ DELETE_TEMPLATE = "delete-train-jobset"
 REQUEST_TASK = "train-request"
 REQUEST_FILE = RUN.train_request
 EXIT_HANDLER = "exit-handler"
-NAME = "{{workflow.name}}-train"
-REPLICATED_JOB = "node"
+NAME = "{{workflow.name}}" + NAME_SUFFIX
 CONTAINER = "train"
 MASTER_PORT = 29500
 SUCCESS_CONDITION = "status.terminalState == Completed"
@@ -133,7 +132,7 @@ def jobset_manifest(cfg: PipelineConfig, train_template: dict[str, Any],
             "successPolicy": {"operator": "All"},
             "failurePolicy": {
                 "maxRestarts": cfg.train.max_restarts,
-                "rules": [{"name": "no-restart-after-a-verdict-or-the-deadline", "action": "FailJobSet",
+                "rules": [{"name": "NoRestartAfterAVerdictOrTheDeadline", "action": "FailJobSet",
                            "onJobFailureReasons": list(FAIL_JOBSET_REASONS)}],
             },
             "replicatedJobs": [{"name": REPLICATED_JOB, "replicas": 1,
@@ -224,6 +223,8 @@ def resource_manifest_problems(document: dict[str, Any]) -> list[str]:
             continue
         try:
             problems += [f"{where}: {problem}" for problem in crd.validate(manifest)]
+            if isinstance(manifest, dict) and (manifest.get("apiVersion"), manifest.get("kind")) == (API_VERSION, KIND):
+                problems += [f"{where}: {problem}" for problem in admission_problems(manifest)]
         except crd.NoSchema as error:
             problems.append(f"{where}: {error}")
     return problems

@@ -3,6 +3,7 @@ processes the runner emulates (workflows/runner/jobset.py). Pure data, no Hera a
 so the validator and the runner depend on it and not on the builder (workflows/jobset.py)."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +12,35 @@ import yaml
 API_VERSION = "jobset.x-k8s.io/v1alpha2"
 KIND = "JobSet"
 DELETE_ACTION = "delete"
+# The JobSet is `{{workflow.name}}` + NAME_SUFFIX; its one replicated job is REPLICATED_JOB.
+NAME_SUFFIX = "-train"
+REPLICATED_JOB = "node"
+# What JobSet's admission webhook (v0.12) refuses and its CRD schema does not say: a failure policy
+# rule's name, and generated pod names past a DNS-1035 label.
+RULE_NAME = re.compile(r"[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?")
+RULE_NAME_MAX = 128
+POD_NAME_MAX = 63
+# The random part Argo appends to a generateName, and the Job controller to an Indexed pod's name.
+GENERATED_SUFFIX = 5
+
+
+def longest_pod_name(workflow_name_length: int, nodes: int) -> int:
+    """The webhook's check: `<jobset>-<replicated job>-<job index>-<pod index>-abcde` for the last node."""
+    return (workflow_name_length + len(NAME_SUFFIX) + len(f"-{REPLICATED_JOB}-0-{nodes - 1}")
+            + 1 + GENERATED_SUFFIX)
+
+
+def admission_problems(manifest: dict[str, Any]) -> list[str]:
+    """What JobSet's webhook refuses in a manifest that its CRD schema lets through: failure policy rule names."""
+    rules = ((manifest.get("spec") or {}).get("failurePolicy") or {}).get("rules") or []
+    # A rule without a name is named `failurePolicyRuleN` by the webhook's defaulting, before it validates.
+    names = [str(rule["name"]) for rule in rules if isinstance(rule, dict) and rule.get("name")]
+    problems = [f"spec.failurePolicy.rules name {name!r}: JobSet's webhook requires a letter, then letters, digits, "
+                f"'_', ',' or ':', ending in a letter, digit or '_', at most {RULE_NAME_MAX} characters"
+                for name in names if len(name) > RULE_NAME_MAX or not RULE_NAME.fullmatch(name)]
+    problems += [f"spec.failurePolicy.rules name {name!r}: used twice; JobSet's webhook requires unique names"
+                 for name in sorted({n for n in names if names.count(n) > 1})]
+    return problems
 
 
 # --- the resource template's conditions, as Argo's executor evaluates them --------------------------------
