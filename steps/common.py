@@ -57,6 +57,27 @@ def load_failure(what: str, error: BaseException) -> Exception:
     return StepInputError(message)
 
 
+@contextlib.contextmanager
+def hub_errors(what: str, repo: str = "repo") -> Iterator[None]:
+    """Hub calls inside: a gated, missing or unpinnable repo is bad input (exit 2) naming `what`; other hub
+    and network errors go through `load_failure` (a 5xx, 429 or timeout is transient, exit 1). A
+    PermissionError passes through: the cache volume's owner fixes it, and step_errors says so in one line."""
+    from huggingface_hub import errors
+
+    try:
+        yield
+    except errors.GatedRepoError:
+        raise StepInputError(f"{what}: the repo is gated; accept its licence on the hub and set HF_TOKEN") from None
+    except errors.RepositoryNotFoundError:
+        raise StepInputError(f"{what}: no such {repo} on the hub (a private one needs HF_TOKEN)") from None
+    except errors.RevisionNotFoundError:
+        raise StepInputError(f"{what}: no such revision in the repo") from None
+    except PermissionError:
+        raise
+    except (errors.HfHubHTTPError, OSError) as error:
+        raise load_failure(what, error) from None
+
+
 # --- writing outputs -------------------------------------------------------------------------
 
 def _kind_of(mode: int) -> str:

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
-from steps.common import StepInputError, load_failure, write_json_atomic, write_text_atomic
+from steps.common import StepInputError, hub_errors, write_json_atomic, write_text_atomic
 from steps.contract import REPO_ID
 
 # What vLLM and transformers read; other formats' copies of the weights would only take space.
@@ -58,24 +58,6 @@ def _ignored_weights(repo_id: str, revision: str) -> list[str]:
     return [*IGNORED_FILES, *(["*.bin"] if has_safetensors else [])]
 
 
-def _hub_errors(what: str, call: Any) -> Any:
-    """Run a hub call, turning its errors into bad input (exit 2) or transient failures (exit 1)."""
-    from huggingface_hub import errors
-
-    try:
-        return call()
-    except errors.GatedRepoError:
-        raise StepInputError(f"{what}: the repo is gated; accept its licence on the hub and set HF_TOKEN") from None
-    except errors.RepositoryNotFoundError:
-        raise StepInputError(f"{what}: no such repo on the hub (a private one needs HF_TOKEN)") from None
-    except errors.RevisionNotFoundError:
-        raise StepInputError(f"{what}: no such revision in the repo") from None
-    except PermissionError:
-        raise  # the cache volume's owner fixes it, not a retry: step_errors says so in one line
-    except (errors.HfHubHTTPError, OSError) as error:
-        raise load_failure(what, error) from None
-
-
 def fetch_model(model: str, revision: str | None = None) -> dict[str, Any]:
     """One model in the cache: a local directory is checked, a hub repo downloaded once."""
     local = Path(model)
@@ -89,8 +71,9 @@ def fetch_model(model: str, revision: str | None = None) -> dict[str, Any]:
 
     wanted = revision or "main"
     what = f"--model {model} (revision {wanted})"
-    ignored = _hub_errors(what, lambda: _ignored_weights(model, wanted))
-    path = _hub_errors(what, lambda: snapshot_download(model, revision=wanted, ignore_patterns=ignored))
+    with hub_errors(what):
+        ignored = _ignored_weights(model, wanted)
+        path = snapshot_download(model, revision=wanted, ignore_patterns=ignored)
     return {"model": model, "local": False, "revision": wanted, "commit": Path(path).name, "path": path}
 
 

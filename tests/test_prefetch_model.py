@@ -38,7 +38,11 @@ def test_merge_memory_follows_the_model_size():
 
 def test_local_model_is_checked_not_downloaded_and_sizes_the_merge(tmp_path, monkeypatch):
     model = write_model(tmp_path / "tiny", {"model.embed_tokens.weight": [32, 8], "lm_head.weight": [32, 8]})
-    monkeypatch.setattr(prefetch_model, "_hub_errors", lambda *a: pytest.fail("a local model must not reach the hub"))
+    def no_hub(*args, **kwargs):
+        pytest.fail("a local model must not reach the hub")
+
+    monkeypatch.setattr(prefetch_model, "_ignored_weights", no_hub)
+    monkeypatch.setattr("huggingface_hub.snapshot_download", no_hub)
     out, memory = tmp_path / "run" / "base.json", tmp_path / "run" / "merge-memory"
     prefetch_model_command(out=out, model=str(model), merge_memory_out=memory)
     record = json.loads(out.read_text())

@@ -16,7 +16,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from steps.common import StepInputError, TransientFailure, load_failure
+from steps.common import StepInputError, TransientFailure, hub_errors
 from steps.contract import REPO_ID
 from steps.memory.architectures import ModelDims, Shapes, decoder_tensors, model_dims, ties_embeddings
 
@@ -162,26 +162,20 @@ def _hub_repo(repo_id: str, revision: str | None) -> ModelInventory:
     from huggingface_hub import errors
 
     where = f"--model {repo_id} (revision {revision or 'main'})"
-    try:
-        config = _read_config(Path(huggingface_hub.hf_hub_download(repo_id, "config.json", revision=revision)), repo_id)
+    with hub_errors(where, "model repo"):
         try:
-            metadata = huggingface_hub.get_safetensors_metadata(repo_id, revision=revision)
-        except errors.NotASafetensorsRepoError:
-            return inventory_from_config(repo_id, config)
-    except errors.GatedRepoError:
-        raise StepInputError(f"{where}: the repo is gated; accept its licence on the hub and set HF_TOKEN") from None
-    except errors.RepositoryNotFoundError:
-        raise StepInputError(f"{where}: no such model repo on the hub (a private one needs HF_TOKEN)") from None
-    except errors.RevisionNotFoundError:
-        raise StepInputError(f"{where}: no such revision in the repo") from None
-    except errors.LocalEntryNotFoundError as error:
-        # Raised when the hub is unreachable (or HF_HUB_OFFLINE is set) and nothing is cached.
-        raise ModelSourceUnavailable(f"{where}: the Hugging Face hub is unreachable and config.json "
-                                     f"is not in the HF_HOME cache: {error}") from None
-    except errors.EntryNotFoundError:
-        raise StepInputError(f"{where}: the repo has no config.json, so it is not a transformers model") from None
-    except (errors.HfHubHTTPError, OSError) as error:  # 5xx, 429, timeouts, refused connections, ...
-        raise load_failure(where, error) from None
+            config = _read_config(Path(huggingface_hub.hf_hub_download(repo_id, "config.json", revision=revision)),
+                                  repo_id)
+            try:
+                metadata = huggingface_hub.get_safetensors_metadata(repo_id, revision=revision)
+            except errors.NotASafetensorsRepoError:
+                return inventory_from_config(repo_id, config)
+        except errors.LocalEntryNotFoundError as error:
+            # Raised when the hub is unreachable (or HF_HUB_OFFLINE is set) and nothing is cached.
+            raise ModelSourceUnavailable(f"{where}: the Hugging Face hub is unreachable and config.json "
+                                         f"is not in the HF_HOME cache: {error}") from None
+        except errors.EntryNotFoundError:
+            raise StepInputError(f"{where}: the repo has no config.json, so it is not a transformers model") from None
     shapes = {name: tuple(info.shape) for file in metadata.files_metadata.values()
               for name, info in file.tensors.items()}
     return _inventory(repo_id, "hub safetensors metadata", config, shapes)
