@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 import typer
 
-from steps.common import EXIT_FAILURE, EXIT_GATE_CLOSED, StepInputError, TransientFailure, fail, write_json_atomic
+from steps.common import EXIT_FAILURE, EXIT_GATE_CLOSED, StepInputError, TransientFailure, fail, step_main, write_json_atomic
 
 ShardingChoice = Literal["auto", "none", "fsdp", "zero3", "zero2", "zero1"]
 MAX_GPUS = 2**20
@@ -177,8 +177,6 @@ def estimate_memory_command(
 
 
 def main() -> None:
-    from steps.common import step_main
-
     step_main(estimate_memory_command)
 
 

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
-from steps.common import StepInputError, hub_errors, write_json_atomic, write_text_atomic
+from steps.common import StepInputError, hub_errors, step_main, write_json_atomic, write_text_atomic
 from steps.contract import REPO_ID
 
 # What vLLM and transformers read; other formats' copies of the weights would only take space.
@@ -129,8 +129,6 @@ def prefetch_model_command(
 
 
 def main() -> None:
-    from steps.common import step_main
-
     step_main(prefetch_model_command)
 
 

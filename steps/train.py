@@ -21,7 +21,7 @@ from typing import Annotated, Any
 
 import typer
 
-from steps.common import EXIT_FAILURE, StepInputError, fail, write_json_atomic
+from steps.common import EXIT_FAILURE, StepInputError, fail, step_main, write_json_atomic
 from steps.contract import EXIT_OK, FINAL_AXOLOTL_CONFIG
 from steps.training import checkpoints
 from steps.training.distributed import CPU_DISTRIBUTED_ENV, DEFAULT_MASTER_PORT, Rendezvous, TrainRequest, rendezvous
@@ -255,8 +255,6 @@ def _request(request: Path | None, **flags: Any) -> TrainRequest:
 
 
 def main() -> None:
-    from steps.common import step_main
-
     step_main(train_command)
 
 
