@@ -37,6 +37,7 @@ from workflows.argo.expr import DependsRef, evaluate_when
 from workflows.argo.phase import FAILED_OR_ERROR, Phase, depends_result
 from workflows.argo.subst import item_label, item_scope, substitute
 from workflows.argo.validate import Task, Template, Workflow, load_workflow
+from workflows.naming import is_dns_subdomain
 from workflows.runner.errors import RunnerError
 from workflows.runner.bindings import Bindings
 from workflows.runner.events import RunListener
@@ -53,7 +54,7 @@ from workflows.runner.nodes import (
 )
 from workflows.runner.process import AttemptResult, AttemptRunner, LocalProcess, PrepareError, default_python, prepare
 from workflows.runner.retry import decide, retry_limit
-from workflows.runner.state import RunState, valid_object_name
+from workflows.runner.state import RunState
 from workflows.runner.survivors import stop, survivors
 from workflows.runner.timeline import build_timeline
 from workflows.runner.workdir import WorkdirLock, make_workdir, real_dir
@@ -162,7 +163,7 @@ class Engine:
                     "or use another --workdir")
             self.state.forget_nodes()
         name = wanted or f"{prefix}{_random_suffix()}"
-        if not valid_object_name(name):
+        if not is_dns_subdomain(name):
             field_name = "metadata.name" if wanted else "metadata.generateName"
             raise ManifestError(f"{field_name} {wanted or prefix!r} does not make a valid workflow name ({name!r}): "
                                 "lowercase letters, digits, '-' and '.', starting and ending with a letter or digit, "

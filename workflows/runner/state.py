@@ -3,26 +3,18 @@ outputs, so a rerun resumes) and `timeline.json`. Both are written atomically.""
 from __future__ import annotations
 
 import json
-import re
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from steps.common import write_json_atomic
+from workflows.naming import is_dns_subdomain
 from workflows.runner.errors import RunnerError
 from workflows.runner.nodes import PodNode
 from workflows.runner.survivors import ProcessIdentity
 
 STATE_VERSION = 1
-# Kubernetes object names (DNS-1123 subdomain): the run name becomes a folder under the volumes.
-DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-
-
-def valid_object_name(name: str) -> bool:
-    return len(name) <= 253 and DNS1123_SUBDOMAIN.match(name) is not None
-
-
 def _check_shape(data: Any, path: Path) -> dict[str, Any]:
     """The parsed state.json, or a RunnerError saying in one line what is wrong with it."""
     def broken(what: str) -> RunnerError:
@@ -40,7 +32,7 @@ def _check_shape(data: Any, path: Path) -> dict[str, Any]:
     if not all(isinstance(node, dict) for node in data["nodes"].values()):
         raise broken("an entry of 'nodes' is not an object")
     name = data["workflow"].get("name")
-    if name is not None and not (isinstance(name, str) and valid_object_name(name)):
+    if name is not None and not (isinstance(name, str) and is_dns_subdomain(name)):
         raise broken(f"the run name {name!r} is not a valid workflow name (lowercase letters, digits, '-' and '.', "
                      "starting and ending with a letter or digit)")
     processes = data.setdefault("processes", {})
