@@ -189,3 +189,81 @@ def test_the_templates_own_fail_fast_stops_new_children_after_any_failure(tmp_pa
     assert result.phase == "Failed"
     assert result.message == "template has failed or errored children and failFast enabled"
 
+
+
+# --- failFast without timing: what starts after a failure depends on outcomes, not on which process ends first ---
+
+SLEEP_THEN_EXIT = "import sys, time; time.sleep(float(sys.argv[1])); sys.exit(int(sys.argv[2]))"
+
+
+def _timing_variants(build: Any, tmp_path: Path, **options: Any) -> list[tuple[str, str, dict[str, str], dict[str, str]]]:
+    """Runs `build(first, second)` twice: the failing task ends first (0 s against 1.2 s), then last."""
+    seen = []
+    for index, (fail_s, other_s) in enumerate([("0", "1.2"), ("1.2", "0")]):
+        result = run(build(fail_s, other_s), tmp_path / str(index), **options)
+        seen.append((result.phase, result.message.replace(str(result.workdir), "WORKDIR"), phases(result),
+                     {name: pod["phase"] for name, pod in pods(result).items()}))
+    return seen
+
+
+def test_fail_fast_starts_the_next_tasks_only_once_everything_begun_has_ended(tmp_path: Path) -> None:
+    """dag.go assessDAGPhase stops new tasks once a target's branch failed, so on Argo whether `b2` (after `b1`)
+    and the nested DAG's `n2` start depends on whether `b1`/`n1` end before `a` fails (as `D` in
+    examples/dag-continue-on-fail.yaml). The local runner starts a failFast DAG's tasks in steps — the next
+    ones once all it began have ended — so both timings give the run where every pod of a step takes as long:
+    `b2` never starts, and the nested DAG, begun in the same step as `a`, runs to its end."""
+    step = py("step", SLEEP_THEN_EXIT, ("seconds", "code"))
+    inner = {"name": "inner", "inputs": {"parameters": [{"name": "seconds"}]},
+             "dag": {"tasks": [task("n1", "step", args={"seconds": "{{inputs.parameters.seconds}}", "code": "0"}),
+                               task("n2", "step", "n1", args={"seconds": "0", "code": "0"})]}}
+
+    def build(fail_s: str, other_s: str) -> dict[str, Any]:
+        return workflow([step, inner], [
+            task("a", "step", args={"seconds": fail_s, "code": "1"}),
+            task("b1", "step", args={"seconds": other_s, "code": "0"}),
+            task("b2", "step", "b1", args={"seconds": "0", "code": "0"}),
+            task("n", "inner", args={"seconds": other_s})])
+
+    first, second = _timing_variants(build, tmp_path, parallelism=4)
+    assert first == second
+    assert first[:3] == ("Failed", "task 'a' failed: exit code 1", {
+        "a": "Failed", "b1": "Succeeded", "b2": "Pending", "n": "Succeeded", "n.n1": "Succeeded",
+        "n.n2": "Succeeded"})
+
+
+def test_the_failure_a_failed_dag_reports_does_not_depend_on_which_ended_first(tmp_path: Path) -> None:
+    """Two targets fail in one step, one as Error (its declared output was not written) and one as Failed: the
+    DAG's phase and message name the first of them in the DAG's order, whichever process ended first."""
+    errs = py("errs", "import sys, time; time.sleep(float(sys.argv[1]))", ("seconds",),
+              outputs={"out": "/workspace/never-written"})
+    fails = py("fails", SLEEP_THEN_EXIT, ("seconds", "code"))
+
+    def build(fail_s: str, other_s: str) -> dict[str, Any]:
+        return workflow([errs, fails], [task("e", "errs", args={"seconds": other_s}),
+                                        task("f", "fails", args={"seconds": fail_s, "code": "3"})])
+
+    first, second = _timing_variants(build, tmp_path, parallelism=4)
+    assert first == second
+    assert first[0] == "Error" and first[1].startswith("task 'e'")
+    assert first[2] == {"e": "Error", "f": "Failed"}
+
+
+def test_the_templates_own_fail_fast_lets_every_pod_of_a_begun_task_run(tmp_path: Path) -> None:
+    """operator.go checkParallelism: with the template's `failFast: true` Argo creates no child after a failure, so
+    under `parallelism: 2` which items of a fan-out begun beside the failing task still run depends on timing.
+    Locally every pod of a task that began runs (parallelism only paces them); the next tasks do not start."""
+    step = py("step", SLEEP_THEN_EXIT, ("seconds", "code"))
+
+    def build(fail_s: str, other_s: str) -> dict[str, Any]:
+        manifest = workflow([step], [
+            task("x", "step", args={"seconds": fail_s, "code": "1"}),
+            task("fan", "step", withItems=["1", "2", "3"], args={"seconds": other_s, "code": "0"}),
+            task("after", "step", "fan", args={"seconds": "0", "code": "0"})])
+        manifest["spec"]["templates"][-1].update({"parallelism": 2, "failFast": True})
+        return manifest
+
+    first, second = _timing_variants(build, tmp_path, parallelism=4)
+    assert first == second
+    assert first[:3] == ("Failed", "template has failed or errored children and failFast enabled",
+                         {"x": "Failed", "fan": "Succeeded", "after": "Pending"})
+    assert sorted(first[3].values()) == ["Failed", "Succeeded", "Succeeded", "Succeeded"]

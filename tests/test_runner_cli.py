@@ -125,3 +125,28 @@ def test_sigterm_ends_the_tasks_processes_and_a_rerun_resumes(tmp_path: Path) ->
     result = runner.invoke(app, ["run", str(manifest), "--workdir", str(tmp_path / "w")])
     assert result.exit_code == 0, result.output
     assert "first reused" in result.output
+
+
+def test_the_table_says_why_a_ready_task_waits_in_a_fail_fast_dag(tmp_path: Path) -> None:
+    """A failFast DAG starts its next tasks once all it began have ended (docs/local-runner.md): while `slow` runs,
+    `after` (whose dependency `quick` is done) shows why it has not started."""
+    from rich.console import Console
+
+    from workflows.runner import RunOptions, run_workflow
+    from workflows.runner.progress import ConsoleReporter
+
+    notes: list[str] = []
+
+    class Recorder(ConsoleReporter):
+        def task_ended(self, task) -> None:  # type: ignore[no-untyped-def]
+            super().task_ended(task)
+            if task.key == "quick" and self.run is not None:
+                table = self.summary_table(self.run)
+                notes.append("".join(str(cell) for cell in table.columns[4].cells))
+
+    manifest = workflow([py("ok", OK), py("slow", "import time; time.sleep(1)")],
+                        [task("quick", "ok"), task("slow", "slow"), task("after", "ok", "quick")])
+    reporter = Recorder(Console(file=open(tmp_path / "out.txt", "w"), width=200), live=False)
+    result = run_workflow(manifest, RunOptions(workdir=tmp_path / "w", cwd=tmp_path, parallelism=4), reporter)
+    assert result.succeeded
+    assert notes and "waits for the running tasks of its DAG to end (failFast)" in notes[0]

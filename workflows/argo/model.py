@@ -45,6 +45,13 @@ class Template:
     stop_on_failed_child: bool = False  # the template's own `failFast`: stop once any child failed
     targets: list[str] | None = None
 
+    @property
+    def paced(self) -> bool:
+        """A failure can stop this DAG from starting tasks, so the local runner starts its tasks in steps: the
+        next ones only once all it began have ended (docs/local-runner.md, "failFast"), which makes what
+        starts after a failure independent of which process ends first."""
+        return self.kind == "dag" and (self.fail_fast or self.stop_on_failed_child)
+
     def input_names(self) -> list[str]:
         return [param.name for param in self.inputs]
 

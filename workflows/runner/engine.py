@@ -120,6 +120,7 @@ class Engine:
         self.scope = self._workflow_scope()
         self.bindings = Bindings(self.workflow, self.scope, self.name)
         self.deadline: float | None = None
+        self.halted: str | None = None  # why nothing more starts at all (the workflow's deadline, an interrupt)
         self.started = _now()
         self.interrupted = False
 
@@ -337,6 +338,7 @@ class Engine:
         self._drain()
 
     def _stop_everything(self, reason: str) -> None:
+        self.halted = reason
         for task in self.all_tasks:
             if task.dag.stopped_by is None:
                 task.dag.stopped_by = reason
@@ -352,18 +354,16 @@ class Engine:
     # --- reconciling the DAGs ------------------------------------------------------------------------
 
     def _reconcile(self, dag: DagNode) -> None:
-        while dag.waiting_dags and (dag.stopped_by is not None or dag.has_room()):
-            self._start_dag(dag.waiting_dags.pop(0))
-        for task in dag.order:
-            if task.phase == PENDING:
-                self._maybe_start_task(dag, task)
-            if task.phase == RUNNING:
-                for child in task.children:
-                    if isinstance(child, DagNode) and child.phase == RUNNING:
-                        self._reconcile(child)
-                self._maybe_finish_task(task)
         if dag.fulfilled:
             return
+        self._start_waiting_dags(dag)
+        while True:
+            self._settle_running_tasks(dag)
+            if dag.template.paced and any(task.phase == RUNNING for task in dag.order):
+                break  # a paced DAG starts its next tasks only once the ones begun have all ended
+            self._check_fail_fast(dag)
+            if not self._start_ready_tasks(dag):
+                break
         if any(task.phase == RUNNING for task in dag.order):
             return
         pending = [t for t in dag.order if t.phase == PENDING and (dag.needed is None or t.name in dag.needed)]
@@ -373,10 +373,35 @@ class Engine:
         dag.finished = _now()
         if dag.parent is not None:
             dag.parent.running_dags -= 1
-            if dag.phase in FAILED_OR_ERROR:
-                self._child_failed(dag.parent)
         if dag.task is not None:
             self.listener.dag_ended(dag)
+
+    def _start_waiting_dags(self, dag: DagNode) -> None:
+        while dag.waiting_dags and (self.halted is not None or dag.has_room()):
+            self._start_dag(dag.waiting_dags.pop(0))
+
+    def _settle_running_tasks(self, dag: DagNode) -> None:
+        for task in dag.order:
+            if task.phase == RUNNING:
+                self._settle(task)
+
+    def _settle(self, task: TaskNode) -> None:
+        for child in task.children:
+            if isinstance(child, DagNode) and child.phase == RUNNING:
+                self._reconcile(child)
+        self._maybe_finish_task(task)
+
+    def _start_ready_tasks(self, dag: DagNode) -> bool:
+        """Start every task whose dependencies are done (one step of a paced DAG); True if any task left
+        Pending. Tasks that end at once (skipped, omitted, reused) let their dependants start in the same pass."""
+        changed = False
+        for task in dag.order:
+            if task.phase == PENDING:
+                self._maybe_start_task(dag, task)
+                changed = changed or task.phase != PENDING
+            if task.phase == RUNNING:
+                self._settle(task)
+        return changed
 
     def _child_ended(self, child: PodNode | DagNode) -> None:
         if isinstance(child, PodNode):
@@ -465,21 +490,19 @@ class Engine:
         except (UnresolvedReference, ExpressionError, ManifestError) as error:
             child.phase, child.message = ERROR, str(error)
             self._child_ended(child)
-            self._child_failed(dag)
             return
         if isinstance(child, DagNode):
             dag.waiting_dags.append(child)
-            while dag.waiting_dags and (dag.stopped_by is not None or dag.has_room()):
-                self._start_dag(dag.waiting_dags.pop(0))
+            self._start_waiting_dags(dag)
             return
         self._queue_pod(child)
 
     def _start_dag(self, child: DagNode) -> None:
-        """A nested DAG invocation starts, or is omitted when its parent stopped (failFast)."""
+        """A nested DAG invocation starts, or is omitted once the workflow halted (deadline, interrupt)."""
         parent = child.parent
         assert parent is not None
-        if parent.stopped_by is not None:
-            child.phase, child.message = OMITTED, f"not started: fail-fast after {parent.stopped_by}"
+        if self.halted is not None:
+            child.phase, child.message = OMITTED, f"not started: {self.halted}"
             self.listener.dag_ended(child)
             return
         try:
@@ -487,7 +510,6 @@ class Engine:
         except ArgoError as error:
             child.phase, child.message = ERROR, str(error)
             self.listener.dag_ended(child)
-            self._child_failed(parent)
             return
         parent.running_dags += 1
         self.listener.dag_started(child)
@@ -537,14 +559,6 @@ class Engine:
 
     # --- launching pods ----------------------------------------------------------------------------------
 
-    def _chain(self, pod: PodNode) -> list[DagNode]:
-        chain: list[DagNode] = []
-        dag: DagNode | None = pod.dag
-        while dag is not None:
-            chain.append(dag)
-            dag = dag.parent
-        return chain
-
     def _launch(self) -> None:
         if not self.ready:
             return
@@ -555,11 +569,9 @@ class Engine:
                 return
             if pod.retry_at is not None and pod.retry_at > now:
                 continue
-            chain = self._chain(pod)
-            if not pod.attempts and any(dag.stopped_by for dag in chain):
+            if not pod.attempts and self.halted is not None:
                 self.ready.remove(pod)
-                pod.phase = OMITTED
-                pod.message = f"not started: fail-fast after {next(d.stopped_by for d in chain if d.stopped_by)}"
+                pod.phase, pod.message = OMITTED, f"not started: {self.halted}"
                 self.listener.pod_ended(pod)
                 continue
             if not pod.dag.has_room():
@@ -709,8 +721,6 @@ class Engine:
         self.state.record(pod)
         self.state.save()
         self.listener.pod_ended(pod)
-        if phase in FAILED_OR_ERROR:
-            self._child_failed(pod.dag)
 
     # --- tasks and DAGs finishing ---------------------------------------------------------------------------
 
@@ -731,7 +741,7 @@ class Engine:
             if failed:
                 phase, message = failed[-1].phase, f"{len(failed)} of {len(phases)} failed"
             elif stopped:
-                phase, message = OMITTED, f"{len(stopped)} of {len(phases)} not started (fail-fast)"
+                phase, message = OMITTED, f"{len(stopped)} of {len(phases)} not started"
             else:
                 phase, message = SUCCEEDED, ""
         self._task_done(task, phase, message)
@@ -741,20 +751,20 @@ class Engine:
         task.finished = task.finished or _now()
         task.started = task.started or task.finished
         self.listener.task_ended(task)
-        self._check_fail_fast(task.dag)
-
-    def _child_failed(self, dag: DagNode) -> None:
-        """The template-level `failFast` (operator.go checkParallelism): once any child of the DAG — a pod or
-        a nested DAG, handled or not — has failed, no new child starts and the DAG fails."""
-        if dag.template.stop_on_failed_child and dag.stopped_by is None:
-            dag.stopped_by = TEMPLATE_FAIL_FAST
-            self.listener.fail_fast(dag, None)
 
     def _check_fail_fast(self, dag: DagNode) -> None:
-        """Argo's `dag.failFast` (assessDAGPhase): once a target task has ended and its branch failed, the
-        DAG has failed and starts nothing more; running tasks finish. A failure a dependant handles, or
-        one in a fan-out whose other children are still to run, decides no target yet."""
-        if not dag.template.fail_fast or dag.stopped_by is not None:
+        """Whether a failure stops the DAG from starting more tasks, decided only while nothing of the DAG runs
+        (see _reconcile), so neither the decision nor the failure it names depends on which process ended first.
+        The template's own `failFast` (operator.go checkParallelism): any failed child — a pod or a nested DAG,
+        handled or not — stops it, with Argo's message. `dag.failFast` (assessDAGPhase): a target task that has
+        ended with its branch failed does; a failure a dependant handles decides no target."""
+        if dag.stopped_by is not None:
+            return
+        if dag.template.stop_on_failed_child and any(_has_failed_child(task) for task in dag.order):
+            dag.stopped_by = TEMPLATE_FAIL_FAST
+            self.listener.fail_fast(dag, None)
+            return
+        if not dag.template.fail_fast:
             return
         targets = dag.targets or [t.name for t in dag.order if not t.spec.dependents]
         decided = [name for name in targets if dag.tasks[name].fulfilled]
@@ -779,6 +789,10 @@ class Engine:
             return phase, ""
         culprit = next((t for t in dag.order if t.phase in FAILED_OR_ERROR), dag.tasks[failed_target])
         return phase, describe_failure(culprit)
+
+
+def _has_failed_child(task: TaskNode) -> bool:
+    return task.phase in FAILED_OR_ERROR or any(child.phase in FAILED_OR_ERROR for child in task.children)
 
 
 def _fingerprint(template: str, resolved: dict[str, Any], inputs: dict[str, str]) -> str:

@@ -143,8 +143,7 @@ class ConsoleReporter(RunListener):
 
     def fail_fast(self, dag: DagNode, task: TaskNode | None) -> None:
         where = f" in {dag.label}" if dag.task is not None else ""
-        self._print(f"  [red]fail-fast[/]{where}: {escape(dag.stopped_by or '')}; no new tasks start, "
-                    "running ones finish")
+        self._print(f"  [red]fail-fast[/]{where}: {escape(dag.stopped_by or '')}; no further tasks start")
 
     def workflow_ended(self, run: RunView, result: RunResult) -> None:
         self.close()
@@ -191,12 +190,21 @@ class ConsoleReporter(RunListener):
                 note = f"attempt {len(pods[0].attempts)}" + (f" — {pods[0].message}" if pods[0].retry_at else "")
             elif len(pods) == 1 and pods[0].message and phase != SUCCEEDED:
                 note = pods[0].message
+            elif phase == PENDING and task.dag.stopped_by is None and _held_for_its_step(task):
+                note = "dependencies done; waits for the running tasks of its DAG to end (failFast)"
             table.add_row(Text(task.key), state, progress, duration, Text(note or "", style="dim"))
         if not final:
             limit = run.limit if run.limit is not None else "∞"
             table.caption = (f"{run.name} · {format_duration(now - run.started)} elapsed · "
                              f"{run.running_count} running (limit {limit}) · logs in {run.workdir / 'logs'}")
         return table
+
+
+def _held_for_its_step(task: TaskNode) -> bool:
+    """Ready, but its DAG starts tasks in steps (Template.paced) and a step is still running."""
+    dag = task.dag
+    return (dag.template.paced and all(dag.tasks[name].fulfilled for name in task.spec.deps)
+            and any(other.phase == RUNNING for other in dag.order))
 
 
 class _View:
