@@ -79,6 +79,18 @@ def test_bad_history_folders_and_filters_say_what_exists(tmp_path):
     assert empty.exit_code == 0 and "no runs in" in empty.output
 
 
+def test_a_parquet_file_that_is_not_a_history_file_is_reported_and_left_out(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = _history(tmp_path)
+    pq.write_table(pa.table({"question": ["q1"], "answer": ["A"]}), folder / "stray.parquet")
+    result = _history_cli(str(folder), "--model", "org/c")
+    assert result.exit_code == 2
+    assert "models there: org/a, org/b;" in result.output   # not "None" from the stray file's absent columns
+    assert "stray.parquet has no time, run, model, subject, n, correct, accuracy column" in result.output
+
+
 def test_aggregate_draws_the_trend_beside_scores_once_a_model_has_two_runs(tmp_path):
     def run(run_id: str, tuned_right: int) -> Path:
         eval_dir = tmp_path / run_id / "eval"

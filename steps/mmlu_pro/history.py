@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 _FLOAT_TOLERANCE = 1e-9
 HISTORY_COLUMNS = ("time", "run", "model", "role", "source", "model_revision", "subject", "n", "correct",
                    "accuracy", "settings_hash", "question_ids", "question_correct", "regressed")
+# What a run's file must hold to be compared at all; files from before per-question results lack the rest.
+REQUIRED_COLUMNS = ("time", "run", "model", "subject", "n", "correct", "accuracy")
 # Argo workflow names are lowercase letters, digits, '-' and '.'; anything else that is a
 # plain file name works too, but never a path or a hidden (temporary) file.
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -74,8 +76,8 @@ def check_run_id(run: str) -> str:
 
 def _check_folder(directory: Path) -> None:
     if directory.exists() and not directory.is_dir():
-        raise StepInputError(f"--history {directory} is a file; it must be a folder (one <run-id>.parquet per run "
-                             "is written into it)")
+        raise StepInputError(f"--history {directory} must be a folder (one <run-id>.parquet per run is written "
+                             "into it), and something that is not a folder is there")
 
 
 def run_file(directory: Path, run: str) -> Path:
@@ -109,6 +111,11 @@ def read_history(directory: Path, warn: Callable[[str], None] = _warn) -> list[d
                 table = parquet.read()
         except (OSError, ValueError) as error:   # pyarrow's ArrowInvalid is a ValueError
             warn(f"history file {path} cannot be read ({error}); it is left out of the regression check")
+            continue
+        absent = [column for column in REQUIRED_COLUMNS if column not in table.schema.names]
+        if absent:
+            warn(f"history file {path} has no {', '.join(absent)} column (is it a history file?); "
+                 "it is left out of the regression check")
             continue
         rows += [{column: row.get(column) for column in HISTORY_COLUMNS} for row in table.to_pylist()]
     return rows
