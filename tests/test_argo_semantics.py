@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from test_runner_support import OK, phases, pods, py, run, task, workflow, workspace
+from test_runner_support import OK, most_at_once, phases, pods, py, run, task, workflow, workspace
 
 pytestmark = pytest.mark.timeout(120)
 KEEP = "import sys; open('/workspace/' + sys.argv[1], 'w').write(sys.argv[2])"  # name, value
@@ -17,15 +17,6 @@ KEEP = "import sys; open('/workspace/' + sys.argv[1], 'w').write(sys.argv[2])"  
 
 def _pod_windows(result: Any, prefix: str) -> list[tuple[float, float]]:
     return [(pod["start_s"], pod["end_s"]) for name, pod in pods(result).items() if name.startswith(prefix)]
-
-
-def _most_at_once(windows: list[tuple[float, float]]) -> int:
-    events = sorted([(start, 1) for start, _ in windows] + [(end, -1) for _, end in windows])
-    running = most = 0
-    for _, change in events:
-        running += change
-        most = max(most, running)
-    return most
 
 
 def test_non_zero_exits_signal_kills_and_commands_that_cannot_start_are_failed(tmp_path: Path) -> None:
@@ -78,7 +69,7 @@ def test_dag_parallelism_counts_its_own_children_not_the_pods_of_dags_it_invokes
     result = run(manifest, tmp_path, parallelism=8)
     assert phases(result) == {"one": "Succeeded", "two": "Succeeded", "one.p1": "Succeeded", "one.p2": "Succeeded",
                               "two.p1": "Succeeded", "two.p2": "Succeeded"}
-    assert _most_at_once(_pod_windows(result, "one.")) == 2  # inside a nested DAG, both pods at once
+    assert most_at_once(_pod_windows(result, "one.")) == 2  # inside a nested DAG, both pods at once
     one, two = _pod_windows(result, "one."), _pod_windows(result, "two.")
     assert max(end for _, end in one) <= min(start for start, _ in two) or \
         max(end for _, end in two) <= min(start for start, _ in one)  # one nested DAG at a time

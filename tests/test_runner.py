@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_runner_support import APPEND, FAIL, OK, phases, pods, py, run, task, workflow, workspace
+from test_runner_support import APPEND, FAIL, OK, most_at_once, phases, pods, py, run, task, workflow, workspace
 
 from workflows.runner import ManifestError, RunnerError
 
@@ -324,13 +324,8 @@ def test_with_param_that_is_not_a_list(tmp_path: Path) -> None:
 
 
 def _overlap(result, prefix: str) -> int:
-    intervals = [(p["attempts"][0]["start"], p["attempts"][0]["end"]) for n, p in pods(result).items() if n.startswith(prefix)]
-    events = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals], key=lambda x: (x[0], x[1]))
-    most = current = 0
-    for _, delta in events:
-        current += delta
-        most = max(most, current)
-    return most
+    return most_at_once([(p["attempts"][0]["start"], p["attempts"][0]["end"])
+                         for n, p in pods(result).items() if n.startswith(prefix)])
 
 
 def test_fan_out_runs_concurrently_up_to_the_parallelism(tmp_path: Path) -> None:

@@ -82,6 +82,16 @@ def pods(result: RunResult) -> dict[str, dict[str, Any]]:
     return {pod["node"]: pod for entry in timeline["tasks"] for pod in entry["pods"]}
 
 
+def most_at_once(windows: list[tuple[float, float]]) -> int:
+    """The most (start, end) windows open at one time."""
+    events = sorted([(start, 1) for start, _ in windows] + [(end, -1) for _, end in windows])
+    running = most = 0
+    for _, change in events:
+        running += change
+        most = max(most, running)
+    return most
+
+
 def workspace(result: RunResult) -> Path:
     return result.volume("workspace")
 
