@@ -9,7 +9,7 @@ export AXOLOTL_DO_NOT_TRACK ?= 1
 export WANDB_MODE ?= disabled
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install test demo demo-trend lint-configs render constraints crds clean
+.PHONY: install test test-py311 demo demo-trend lint-configs render constraints crds clean
 
 install: $(STAMP)
 
@@ -21,8 +21,19 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PIP) install --quiet -c constraints.txt -e ".[eval,train,dev]"
 	touch $(STAMP)
 
-test: install static-check test-py312
-	$(PY) -m pytest -q
+# `make test`: .venv, then the static checks and the Python 3.11 suite while .venv312 installs (pip mostly
+# waits on downloads there; into a log, so the tests' progress stays readable), then the Python 3.12 checks.
+test: install
+	$(MAKE) --no-print-directory -j2 test-py311 install-py312-quietly
+	$(MAKE) --no-print-directory test-py312
+
+# pytest-xdist: TEST_WORKERS processes (0: none, all in pytest's own), each given whole test files (a module's
+# fixtures are built once) in collection order (conftest.py puts the minute-long Axolotl files first).
+TEST_WORKERS ?= 2
+PYTEST_PARALLEL = -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+
+test-py311: install static-check
+	$(PY) -m pytest -q $(PYTEST_PARALLEL)
 
 # ruff's small rule set over all the Python, mypy over workflows/ and steps/ (pyproject.toml has both
 # configurations; mypy's cache keeps a rerun to seconds).

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_smoke_e2e import ASSETS, PROJECT_ROOT, _env, _run
+from test_smoke_e2e import PROJECT_ROOT, _env, demo_assets
 
 from workflows.config import load_pipeline
 
@@ -42,8 +42,7 @@ def _training_worker(workdir: Path, node: int) -> int | None:
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> tuple[int, str, Path]:
-    code, output, _ = _run([sys.executable, "-m", "steps.tiny_assets", "--out", str(ASSETS)], timeout=300)
-    assert code == 0, output
+    demo_assets(tmp_path_factory)
     workdir = tmp_path_factory.mktemp("smoke-2node")
     runner = subprocess.Popen([sys.executable, "-m", "workflows.cli", "run", str(SMOKE_2NODE), "--workdir", str(workdir)],
                               cwd=PROJECT_ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from fixtures.run_once import once_per_run
 
 from workflows.config import load_pipeline
 from steps.mmlu_pro.run_summary import first_pattern_shares
@@ -49,11 +50,20 @@ def _run(command: list[str], timeout: float) -> tuple[int, str, float]:
     return process.returncode, output, time.time() - started
 
 
-@pytest.fixture(scope="module")
-def assets() -> Path:
-    code, output, _ = _run([sys.executable, "-m", "steps.tiny_assets", "--out", str(ASSETS)], timeout=300)
-    assert code == 0, output
+def demo_assets(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`make demo`'s first command, once per test run: a rebuild swaps the folders that both smoke modules'
+    pipelines read, maybe while the other xdist worker's pipeline is reading them."""
+    def build(_: Path) -> None:
+        code, output, _ = _run([sys.executable, "-m", "steps.tiny_assets", "--out", str(ASSETS)], timeout=300)
+        assert code == 0, output
+
+    once_per_run(tmp_path_factory, "demo-assets", build)
     return ASSETS
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return demo_assets(tmp_path_factory)
 
 
 def test_smoke_config_points_at_the_tiny_assets() -> None:

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -85,11 +86,28 @@ def _wait_for_complete_checkpoint(output: Path, process: subprocess.Popen, timeo
     raise AssertionError("no checkpoint within the time limit")
 
 
-def test_a_killed_run_resumes_from_its_newest_complete_checkpoint(tmp_path_factory, tmp_path):
+@dataclass(frozen=True)
+class ResumedRun:
+    run_dir: Path
+    removed_partial: Path
+    resumed_from: checkpoints.Checkpoint
+    result: subprocess.CompletedProcess
+
+    @property
+    def log(self) -> str:
+        return self.result.stdout + self.result.stderr
+
+
+@pytest.fixture(scope="module")
+def resumed(tmp_path_factory) -> ResumedRun:
+    """A run killed after a complete checkpoint, with a half-saved one after it, run again to the end. The second
+    run goes through `--launcher accelerate`, what a GPU pod runs (`accelerate launch --num-processes N`; one
+    process on the CPU here), with a PATH without this environment's bin, as in a container whose venv is not
+    active: one training checks both the resume and that launch path (each a minute of CPU alone)."""
     assets = shared_assets(tmp_path_factory)
-    run_dir = tmp_path / "train"
+    run_dir = tmp_path_factory.mktemp("resumed") / "train"
     args = train_args(assets, run_dir, overrides='{"max_steps": 6}', save_steps=2)
-    first_log = (tmp_path / "first.log").open("w")
+    first_log = (run_dir.parent / "first.log").open("w")
     first = subprocess.Popen([sys.executable, "-m", "steps.train", *args], cwd=PROJECT_ROOT, env=offline_env(),
                              stdout=first_log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
@@ -105,11 +123,18 @@ def test_a_killed_run_resumes_from_its_newest_complete_checkpoint(tmp_path_facto
         partial.mkdir()
         (partial / "adapter_model.safetensors").write_bytes((reached.path / "adapter_model.safetensors").read_bytes())
     newest = checkpoints.newest_complete(run_dir / "output")
+    assert newest is not None
 
-    second = run_step("steps.train", *args)
-    log = second.stdout + second.stderr
-    assert second.returncode == 0, log[-3000:]
-    assert f"removed {partial}: an incomplete checkpoint" in log
+    second = subprocess.run([sys.executable, "-m", "steps.train", *args, "--launcher", "accelerate"],
+                            cwd=PROJECT_ROOT, env=offline_env(PATH="/usr/bin:/bin"), capture_output=True, text=True,
+                            timeout=600)
+    return ResumedRun(run_dir, partial, newest, second)
+
+
+def test_a_killed_run_resumes_from_its_newest_complete_checkpoint(resumed):
+    run_dir, newest, log = resumed.run_dir, resumed.resumed_from, resumed.log
+    assert resumed.result.returncode == 0, log[-3000:]
+    assert f"removed {resumed.removed_partial}: an incomplete checkpoint" in log
     assert f"resuming from {newest.path} (step {newest.step})" in log
     # The trainer went on from the checkpoint: it logged only the steps after it, and its state counts all six.
     assert log.count("{'loss'") == 6 - newest.step
@@ -120,15 +145,7 @@ def test_a_killed_run_resumes_from_its_newest_complete_checkpoint(tmp_path_facto
     assert json.loads((run_dir / "done.json").read_text())["resumed_from"] == str(newest.path)
 
 
-def test_the_gpu_launch_path_runs_through_accelerate(tmp_path_factory, tmp_path):
-    """`--launcher accelerate` is what a GPU pod runs (`accelerate launch --num-processes N`); here with one
-    process on the CPU, and a PATH without this environment's bin, as in a container whose venv is not active."""
-    assets = shared_assets(tmp_path_factory)
-    run_dir = tmp_path / "train"
-    args = train_args(assets, run_dir, overrides='{"max_steps": 1}', save_steps=1)
-    result = subprocess.run([sys.executable, "-m", "steps.train", *args, "--launcher", "accelerate"],
-                            cwd=PROJECT_ROOT, env=offline_env(PATH="/usr/bin:/bin"), capture_output=True, text=True,
-                            timeout=600)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "--launcher accelerate --num-processes 1" in result.stderr
-    assert (run_dir / "output" / "adapter_model.safetensors").is_file()
+def test_the_gpu_launch_path_runs_through_accelerate(resumed):
+    assert resumed.result.returncode == 0, resumed.log[-6000:]
+    assert "--launcher accelerate --num-processes 1" in resumed.result.stderr
+    assert (resumed.run_dir / "output" / "adapter_model.safetensors").is_file()

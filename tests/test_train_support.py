@@ -5,6 +5,7 @@ train, merge and upload tests all read that run (each test that changes it works
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -12,12 +13,15 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from fixtures.run_once import once_per_run
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 TINY_CONFIG = PROJECT_ROOT / "configs" / "axolotl" / "tiny-cpu-lora.yaml"
 DATASET_ROWS = 48
 # A handful of steps: enough for two checkpoints, little enough for seconds of CPU.
 QUICK_OVERRIDES = '{"max_steps": 4}'
 QUICK_SAVE_STEPS = 2
+RESULT = "result.json"  # the shared run's exit code and output, for the workers that did not train it
 
 
 @dataclass(frozen=True)
@@ -64,29 +68,34 @@ def build_assets(root: Path) -> TinyAssets:
     from steps import tiny_assets
     from steps.convert_dataset import convert_dataset
 
-    base_model = tiny_assets.build_tiny_llama(root / "tiny-llama")
+    tiny_assets.build_tiny_llama(root / "tiny-llama")
     raw = tiny_assets.build_acereason_dataset(root / "acereason.parquet", n=DATASET_ROWS, seed=0)
     convert_dataset(str(raw), root / "data")
-    return TinyAssets(base_model, root / "data" / "train.parquet")
-
-
-_SESSION: dict[str, object] = {}
+    return _assets_in(root)
 
 
 def shared_assets(tmp_path_factory) -> TinyAssets:
-    if "assets" not in _SESSION:
-        _SESSION["assets"] = build_assets(tmp_path_factory.mktemp("tiny-assets"))
-    return _SESSION["assets"]  # type: ignore[return-value]
+    """The tiny model and converted dataset, built once per test run."""
+    return _assets_in(once_per_run(tmp_path_factory, "train-assets", build_assets))
+
+
+def _assets_in(root: Path) -> TinyAssets:
+    return TinyAssets(root / "tiny-llama", root / "data" / "train.parquet")
 
 
 def shared_trained_run(tmp_path_factory) -> TrainedRun:
-    """One `steps.train` run of the tiny config, made on first use and reused by every module."""
-    if "run" not in _SESSION:
-        assets = shared_assets(tmp_path_factory)
-        run_dir = tmp_path_factory.mktemp("trained") / "train"
-        result = run_step("steps.train", *train_args(assets, run_dir))
-        _SESSION["run"] = TrainedRun(assets, run_dir, result)
-    return _SESSION["run"]  # type: ignore[return-value]
+    """One `steps.train` run of the tiny config, made on first use in this test run and reused by every module
+    (in every xdist worker: its output is kept beside the run folder)."""
+    assets = shared_assets(tmp_path_factory)
+
+    def train(folder: Path) -> None:
+        result = run_step("steps.train", *train_args(assets, folder / "train"))
+        (folder / RESULT).write_text(json.dumps({"args": result.args, "returncode": result.returncode,
+                                                 "stdout": result.stdout, "stderr": result.stderr}))
+
+    folder = once_per_run(tmp_path_factory, "trained", train)
+    result = subprocess.CompletedProcess(**json.loads((folder / RESULT).read_text()))
+    return TrainedRun(assets, folder / "train", result)
 
 
 def copy_run(run: TrainedRun, destination: Path) -> TrainedRun:
