@@ -21,11 +21,11 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PIP) install --quiet -c constraints.txt -e ".[eval,train,dev]"
 	touch $(STAMP)
 
-# `make test`: .venv, then the static checks and the Python 3.11 suite while .venv312 installs (pip mostly
-# waits on downloads there; into a log, so the tests' progress stays readable), then the Python 3.12 checks.
+# `make test`: .venv, then two jobs side by side: the static checks and the Python 3.11 suite, and test-py312
+# (its install mostly waits on downloads). test-py312 writes to a log, printed after the suite's output.
 test: install
-	$(MAKE) --no-print-directory -j2 test-py311 install-py312-quietly
-	$(MAKE) --no-print-directory test-py312
+	@rm -f $(PY312_LOG); $(MAKE) --no-print-directory -j2 test-py311 test-py312-logged; status=$$?; \
+		cat $(PY312_LOG) 2>/dev/null; exit $$status
 
 # pytest-xdist: TEST_WORKERS processes (0: none, all in pytest's own), each given whole test files (a module's
 # fixtures are built once) in collection order (conftest.py puts the minute-long Axolotl files first).
