@@ -9,6 +9,10 @@ from typing import Any
 
 import pytest
 
+from workflows.argo.errors import ManifestError
+from workflows.argo.phase import Phase
+from workflows.runner.process import AttemptResult
+from workflows.runner.retry import decide
 from test_runner_support import OK, most_at_once, phases, pods, py, run, task, workflow, workspace
 
 pytestmark = pytest.mark.timeout(120)
@@ -258,3 +262,52 @@ def test_the_templates_own_fail_fast_lets_every_pod_of_a_begun_task_run(tmp_path
     assert first[:3] == ("Failed", "template has failed or errored children and failFast enabled",
                          {"x": "Failed", "fan": "Succeeded", "after": "Pending"})
     assert sorted(first[3].values()) == ["Failed", "Succeeded", "Succeeded", "Succeeded"]
+
+
+# --- issue 12 review: what a failed DAG names, retry strategies Argo cannot read, -p and dag.target -------------
+
+def test_a_failed_dag_names_the_failure_on_the_failed_targets_branch_not_one_continue_on_forgave(
+        tmp_path: Path) -> None:
+    """examples/dag-continue-on-fail.yaml: `B` fails with `continueOn: {failed: true}` and `D` after it runs; `E`
+    fails and omits the target `G`, which fails the DAG (dag.go assessDAGPhase). The DAG names `E`, whose
+    failure decided it, not `B`, which comes first in the DAG's order but decided nothing."""
+    templates = [py("ok", OK), py("fail", "import sys; sys.exit(1)")]
+    tasks = [task("A", "ok"), task("B", "fail", "A", continueOn={"failed": True}), task("C", "ok", "A"),
+             task("D", "ok", "B && C"), task("E", "fail", "A"), task("F", "ok", "A"), task("G", "ok", "E && F")]
+    result = run(workflow(templates, tasks), tmp_path, parallelism=4)
+    assert phases(result) == {"A": "Succeeded", "B": "Failed", "C": "Succeeded", "D": "Succeeded", "E": "Failed",
+                              "F": "Succeeded", "G": "Omitted"}
+    assert result.phase == "Failed"
+    assert result.message.startswith("task 'E' failed")
+
+
+def test_a_retry_limit_that_is_no_integer_once_substituted_is_the_tasks_error(tmp_path: Path) -> None:
+    """workflow/controller/operator.go processNodeRetries reads `limit` with intstr.Int32 and executeTemplate marks
+    the node Error when it cannot (a substituted input here; lint reports a literal one). It was a traceback."""
+    flaky = py("flaky", "import sys; sys.exit(1)", ("limit",), retryStrategy={"limit": "{{inputs.parameters.limit}}"})
+    tasks = [task("bad", "flaky", args={"limit": "two"}), task("good", "flaky", args={"limit": "1"})]
+    result = run(workflow([flaky], tasks, dag={"failFast": False}), tmp_path)
+    assert phases(result) == {"bad": "Error", "good": "Failed"}
+    assert "retryStrategy.limit: 'two' is not an integer" in pods(result)["bad"]["message"]
+    assert len(pods(result)["good"]["attempts"]) == 2
+
+
+def test_a_backoff_factor_applies_only_when_positive() -> None:
+    """operator.go processNodeRetries: `timeToWait = duration * factor^(retries)` only `if factor > 0`; otherwise
+    every wait is the base duration."""
+    failed = AttemptResult(Phase.FAILED, 1, "exit code 1", 0.0, 1.0)
+    delays = [decide({"limit": 5, "backoff": {"duration": "2s", "factor": factor}}, "t", 2, failed, 0.0).delay
+              for factor in (0, 3)]
+    assert delays == [2.0, 18.0]
+
+
+def test_a_parameter_given_with_p_is_validated_as_argo_submit_p_does(tmp_path: Path) -> None:
+    """`argo submit -p` sets spec.arguments before the server validates the Workflow: a parameterised dag.target
+    whose default names no task runs with `-p target=E` (examples/dag-targets.yaml), and is refused without."""
+    tasks = [task("A", "ok"), task("E", "ok", "A"), task("F", "ok", "A")]
+    manifest = workflow([py("ok", OK)], tasks, parameters={"target": "CHANGE-ME"},
+                        dag={"target": "{{workflow.parameters.target}}"})
+    result = run(manifest, tmp_path / "e", parameters={"target": "E"})
+    assert phases(result) == {"A": "Succeeded", "E": "Succeeded", "F": "Pending"}
+    with pytest.raises(ManifestError, match="gives 'CHANGE-ME' with the workflow parameters' values"):
+        run(manifest, tmp_path / "default")
