@@ -125,7 +125,10 @@ def test_a_metrics_block_is_ignored(tmp_path: Path) -> None:
 def test_outputs_of_skipped_tasks_follow_v4_1(tmp_path: Path) -> None:
     """docs/enhanced-depends-logic.md "Output references from Skipped or Omitted tasks" and the e2e workflows
     test/e2e/functional/dag-skipped-producer-default.yaml, dag-skipped-consumer-default.yaml and
-    dag-skipped-output-ref.yaml (workflow/controller/dag_test.go TestDAGSkippedOutputRef)."""
+    dag-skipped-output-ref.yaml (test/e2e/functional_test.go TestDAGSkippedOutputRef). The page says an
+    embedded reference resolves to "", but v4.1's code fails it: util/template/simple_template.go ("output is an
+    absent optional"), asserted by util/template/replace_test.go SimpleTagAbsentValueErrors for
+    `pre-{{tasks.producer.outputs.parameters.msg}}-post`; so `embedded` is an Error, as on the cluster."""
     producer = py("produce", "open('/workspace/out', 'w').write('real')", outputs={"msg": "/workspace/out"})
     with_default = py("produce-default", "open('/workspace/out', 'w').write('real')", outputs={"msg": "/workspace/out"})
     with_default["outputs"]["parameters"][0]["valueFrom"]["default"] = "hello-from-producer"
@@ -143,10 +146,13 @@ def test_outputs_of_skipped_tasks_follow_v4_1(tmp_path: Path) -> None:
     result = run(workflow([producer, with_default, consume, consume_default], tasks, dag={"failFast": False}),
                  tmp_path)
     assert phases(result) == {"p": "Skipped", "pd": "Skipped", "producer-default": "Succeeded",
-                              "consumer-default": "Succeeded", "embedded": "Succeeded", "no-default": "Error"}
+                              "consumer-default": "Succeeded", "embedded": "Error", "no-default": "Error"}
     volume = workspace(result)
-    assert [(volume / name).read_text() for name in "abc"] == ["hello-from-producer", "fallback-from-input", "x--y"]
+    assert [(volume / name).read_text() for name in "ab"] == ["hello-from-producer", "fallback-from-input"]
+    assert not (volume / "c").exists()
     assert "absent optional" in pods(result)["no-default"]["message"]
+    assert "output is an absent optional" in pods(result)["embedded"]["message"]
+    assert result.phase == "Error"  # TestDAGSkippedOutputRef: the workflow is an Error
 
 
 def test_fail_fast_waits_for_a_target_so_a_fan_out_runs_all_its_children(tmp_path: Path) -> None:

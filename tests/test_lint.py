@@ -300,6 +300,17 @@ ARGO_ACCEPTS = {
     # examples/dag-inline-workflow.yaml: a dag whose tasks are inline templates, one depending on another
     "inline tasks": _plain([{"name": "a", "inline": {"container": {"image": "busybox"}}},
                             {"name": "b", "template": "echo", "depends": "a"}]),
+    # test/e2e/functional/dag-skipped-volume-default.yaml: a configMap volume, mounted
+    "configMap volume": _plain([{"name": "a", "template": "mounts"}], [
+        {"name": "mounts", "container": {"image": "python:3.11", "command": ["python", "-c", "pass"],
+                                         "volumeMounts": [{"name": "cfg", "mountPath": "/cfg"}]}}],
+        volumes=[{"name": "cfg", "configMap": {"name": "c", "optional": True}}]),
+    # test/e2e/functional/nested-dag-outputs.yaml: a dag template's output parameter, read by the next task
+    "dag outputs": _plain([{"name": "n", "template": "nested"},
+                           {"name": "b", "template": "echo", "depends": "n", "arguments": {"parameters": [
+                               {"name": "x", "value": "{{tasks.n.outputs.parameters.out}}"}]}}], [
+        {"name": "nested", "dag": {"tasks": [{"name": "g", "template": "echo"}]},
+         "outputs": {"parameters": [{"name": "out", "valueFrom": {"parameter": "{{tasks.g.outputs.parameters.x}}"}}]}}]),
 }
 
 

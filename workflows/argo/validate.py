@@ -278,6 +278,7 @@ def _volume(raw: dict[str, Any], where: str, volumes: dict[str, str], check: _Ch
         shown = ", ".join(k for k in kinds if k not in ("persistentVolumeClaim", "emptyDir")) or "no source"
         check.unsupported(f"volume source {shown}", f"{where}.{name}",
                           "persistentVolumeClaim, volumeClaimTemplates and emptyDir are mapped to folders")
+        volumes[name] = NOT_EMULATED  # known, so that its mounts are not wiring errors; the run is refused anyway
         return
     volumes[name] = supported[0]
 
@@ -682,8 +683,9 @@ def task_reference_problem(workflow: Workflow, dag: Template, task: Task, ref: s
         if rest.startswith("outputs.parameters."):
             output = rest.removeprefix("outputs.parameters.")
             template = workflow.templates.get(dag.tasks[other].template)
-            if template is not None and template.kind in ("container", "dag") and output not in template.output_names():
-                have = ", ".join(template.output_names()) or "none"
+            declared = _declared_outputs(template) if template is not None else []
+            if template is not None and template.kind in ("container", "dag") and output not in declared:
+                have = ", ".join(declared) or "none"
                 return (f"task '{other}' (template '{template.name}') has no output parameter '{output}' "
                         f"(its outputs: {have})")
             return None
@@ -691,6 +693,13 @@ def task_reference_problem(workflow: Workflow, dag: Template, task: Task, ref: s
     if ref.startswith("steps."):
         return "steps.* references belong to steps templates; in a dag use tasks.<name>"
     return "unknown variable"
+
+
+def _declared_outputs(template: Template) -> list[str]:
+    """Every output parameter the template declares, those the runner does not emulate (a dag's outputs,
+    `valueFrom.expression`, ...) included: a reference to one is no wiring error."""
+    raw = ((template.raw.get("outputs") or {}).get("parameters") or []) if isinstance(template.raw, dict) else []
+    return [str(param.get("name")) for param in raw if isinstance(param, dict)]
 
 
 def workflow_reference_problem(workflow: Workflow, ref: str) -> str | None:

@@ -47,7 +47,9 @@ class Bindings:
                     scope[f"{prefix}.exitCode"] = str(pod.exit_code)
                 for output, value in pod.outputs.items():
                     scope[f"{prefix}.outputs.parameters.{output}"] = value
-        scope.update({key: value for key, (value, _) in self.outputs_never_produced(dag, task).items()})
+        # a producer's default is a value; an absent optional is none (see `explain` and `arguments`)
+        scope.update({key: value for key, (value, producer) in self.outputs_never_produced(dag, task).items()
+                      if producer is None})
         return scope
 
     def outputs_never_produced(self, dag: DagNode, task: TaskNode) -> dict[str, tuple[str, str | None]]:
@@ -55,7 +57,8 @@ class Bindings:
         (docs/enhanced-depends-logic.md, "Output references from Skipped or Omitted tasks";
         workflow/controller/scope.go addSkippedNodeOutputsToScope): reference -> (value, producer), where
         producer is None when the producer declares a `valueFrom.default` (the value), else the producer's
-        name: an absent optional, "" inside a longer string, unsupplied as a whole argument."""
+        name: an absent optional, unsupplied as a whole argument (the input's default applies) and an error
+        anywhere else (util/template/simple_template.go: "output is an absent optional")."""
         found: dict[str, tuple[str, str | None]] = {}
         for name in task.spec.ancestors:
             other = dag.tasks[name]
@@ -73,6 +76,10 @@ class Bindings:
                 other = dag.tasks.get(parts[1]) if len(parts) > 1 else None
                 if other is None:
                     return f"there is no task '{parts[1] if len(parts) > 1 else ''}' in this dag"
+                if other.phase in (SKIPPED, OMITTED) and ".outputs.parameters." in ref:
+                    # Argo v4.1's own words (util/template/simple_template.go)
+                    return (f"output is an absent optional (skipped/omitted node with no default): task "
+                            f"'{other.name}' was {other.phase.lower()} and its output declares no valueFrom.default")
                 if other.phase != SUCCEEDED:
                     return f"task '{other.name}' ended {other.phase}{' (' + other.message + ')' if other.message else ''}, so it has no outputs"
                 if ref.endswith(".exitCode"):
