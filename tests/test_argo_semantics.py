@@ -317,3 +317,17 @@ def test_a_parameter_given_with_p_is_validated_as_argo_submit_p_does(tmp_path: P
     assert phases(result) == {"A": "Succeeded", "E": "Succeeded", "F": "Pending"}
     with pytest.raises(ManifestError, match="gives 'CHANGE-ME' with the workflow parameters' values"):
         run(manifest, tmp_path / "default")
+
+
+def test_with_sequence_expands_as_argo_expand_sequence_does(tmp_path: Path) -> None:
+    """workflow/controller/operator.go expandSequence: `count: 0` is no item (the task is "Skipped, empty params"),
+    otherwise end = start + count - 1, so a negative count counts down past start; `end` below `start` counts down;
+    `format` is applied to each number."""
+    echo = py("echo", "pass", ("i",))
+    tasks = [task("none", "echo", withSequence={"count": "0"}, args={"i": "{{item}}"}),
+             task("negative", "echo", withSequence={"start": "1", "count": "-2"}, args={"i": "{{item}}"}),
+             task("down", "echo", withSequence={"start": "3", "end": "1", "format": "%02d"}, args={"i": "{{item}}"})]
+    result = run(workflow([echo], tasks), tmp_path)
+    assert phases(result) == {"none": "Skipped", "negative": "Succeeded", "down": "Succeeded"}
+    assert sorted(name for name in pods(result) if name.startswith(("negative", "down"))) == [
+        "down(0:03)", "down(1:02)", "down(2:01)", "negative(0:1)", "negative(1:0)", "negative(2:-1)", "negative(3:-2)"]

@@ -269,6 +269,10 @@ RUN_REFUSES = {
     "withSequence": (_plain([{"name": "a", "template": "echo", "withSequence": {"count": "2", "end": "5"},
                               "arguments": {"parameters": [{"name": "x", "value": "{{item}}"}]}}]),
                      "only one of count or end can be defined in withSequence"),
+    # validate.go validateDAG: an items-based result of a task that does not fan out
+    "AnySucceeded without items": (_plain([{"name": "a", "template": "echo"},
+                                           {"name": "b", "template": "echo", "depends": "a.AnySucceeded"}]),
+                                   "dependency 'a' uses an items-based condition such as .AnySucceeded"),
     # examples/dag-targets.yaml's parameterised target, with a value that names no task: run refused it, lint passed
     "parameterised target": (_parameterised_target(), "gives 'nope' with the workflow parameters' values"),
 }

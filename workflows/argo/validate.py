@@ -530,6 +530,12 @@ def _check_dag(workflow: Workflow, template: Template, check: _Checker) -> None:
     for task in tasks.values():
         for dep in task.deps:
             tasks[dep].dependents.append(task.name)
+        for depends_ref in task.depends.refs if task.depends is not None else []:
+            items_based = depends_ref.result in ("AnySucceeded", "AllFailed")
+            if items_based and depends_ref.task in tasks and not tasks[depends_ref.task].expands:
+                # Argo's validateDAG
+                check.problem(f"task '{task.name}' of {where}: dependency '{depends_ref.task}' uses an items-based condition "
+                              f"such as .AnySucceeded or .AllFailed but does not contain any items")
 
     cycle = _find_cycle(tasks)
     if cycle:
