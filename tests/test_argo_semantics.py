@@ -331,3 +331,13 @@ def test_with_sequence_expands_as_argo_expand_sequence_does(tmp_path: Path) -> N
     assert phases(result) == {"none": "Skipped", "negative": "Succeeded", "down": "Succeeded"}
     assert sorted(name for name in pods(result) if name.startswith(("negative", "down"))) == [
         "down(0:03)", "down(1:02)", "down(2:01)", "negative(0:1)", "negative(1:0)", "negative(2:-1)", "negative(3:-2)"]
+
+
+def test_a_long_generate_name_is_cut_as_kubernetes_cuts_it(tmp_path: Path) -> None:
+    """k8s.io/apiserver names.SimpleNameGenerator: a generateName longer than 58 characters is cut to 58 before the
+    5 random characters, so `{{workflow.name}}` (and RUN's folder) is 63 characters long; a resume finds it."""
+    manifest = workflow([py("ok", OK)], [task("a", "ok")])
+    manifest["metadata"]["generateName"] = "a" * 69 + "-"
+    result = run(manifest, tmp_path)
+    assert len(result.workflow_name) == 63 and result.workflow_name.startswith("a" * 58)
+    assert run(manifest, tmp_path).workflow_name == result.workflow_name

@@ -273,6 +273,9 @@ RUN_REFUSES = {
     "AnySucceeded without items": (_plain([{"name": "a", "template": "echo"},
                                            {"name": "b", "template": "echo", "depends": "a.AnySucceeded"}]),
                                    "dependency 'a' uses an items-based condition such as .AnySucceeded"),
+    # the API server's DNS-1123 check of metadata.name / generateName + 5 characters
+    "workflow name": ({**_plain([{"name": "a", "template": "echo"}]), "metadata": {"generateName": "Hello_World-"}},
+                      "metadata.generateName 'Hello_World-' does not make a valid workflow name"),
     # examples/dag-targets.yaml's parameterised target, with a value that names no task: run refused it, lint passed
     "parameterised target": (_parameterised_target(), "gives 'nope' with the workflow parameters' values"),
 }

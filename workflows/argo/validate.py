@@ -21,6 +21,7 @@ from workflows.argo.errors import ExpressionError, ManifestError
 from workflows.argo.expr import DependsExpr
 from workflows.argo.model import InputParam, Mount, OutputParam, Task, Template, Workflow
 from workflows.argo.subst import references, strings_in, substitute
+from workflows.naming import object_name_problem
 from workflows.argo.jobset import not_emulated as jobset_not_emulated
 from workflows.argo.jobset import without_jobset_cleanup
 
@@ -200,6 +201,14 @@ def validate(manifest: Any) -> Validation:
     )
     if not workflow.name and not workflow.generate_name:
         check.problem("metadata: set name or generateName")
+    else:
+        # the API server's check of the name, or of generateName (cut to 58 characters) plus 5 random ones
+        field_name, given = ("metadata.name", workflow.name) if workflow.name else \
+            ("metadata.generateName", workflow.generate_name or "")
+        made = given if workflow.name else given[:58] + "x0x0x"
+        problem = object_name_problem(made)
+        if problem:
+            check.problem(f"{field_name} {given!r} does not make a valid workflow name ({made!r}): {problem}")
 
     for template in templates.values():
         if template.kind == "dag":

@@ -39,7 +39,6 @@ from workflows.argo.expr import DependsRef, evaluate_when
 from workflows.argo.phase import FAILED_OR_ERROR, Phase, depends_result
 from workflows.argo.subst import item_label, item_scope, substitute
 from workflows.argo.validate import Task, Template, Workflow, load_workflow
-from workflows.naming import is_dns_subdomain
 from workflows.runner.errors import RunnerError
 from workflows.runner.bindings import Bindings
 from workflows.runner.events import RunListener
@@ -151,7 +150,8 @@ class Engine:
 
     def _workflow_name(self) -> str:
         wanted = self.workflow.name
-        prefix = self.workflow.generate_name
+        # Kubernetes cuts a generateName to 58 characters before it adds 5 random ones (the validator checked both)
+        prefix = (self.workflow.generate_name or "")[:58] or None
         stored = self.state.workflow_name
         if stored:
             if (wanted and stored != wanted) or (not wanted and prefix and not stored.startswith(prefix)):
@@ -167,11 +167,6 @@ class Engine:
                     "or use another --workdir")
             self.state.forget_nodes()
         name = wanted or f"{prefix}{_random_suffix()}"
-        if not is_dns_subdomain(name):
-            field_name = "metadata.name" if wanted else "metadata.generateName"
-            raise ManifestError(f"{field_name} {wanted or prefix!r} does not make a valid workflow name ({name!r}): "
-                                "lowercase letters, digits, '-' and '.', starting and ending with a letter or digit, "
-                                "at most 253 characters")
         self.state.begin(name, prefix or wanted or "")
         return name
 
