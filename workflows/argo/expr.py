@@ -78,98 +78,77 @@ def _govaluate_time(text: str) -> float | None:
     return None
 
 
-def _govaluate_tokens(text: str) -> list[Token]:
-    """`when`'s tokens as govaluate's lexer (parsing.go) reads them: numbers are runs of digits and dots (`.5`,
-    `5.`; no exponent) or `0x` hex; a word starts with a letter; a string ends at either quote and may read as a
-    time; `[any text]` is a word; an operator is the whole run of symbol characters (`==-1` is no operator)."""
-    tokens: list[Token] = []
-    i = 0
-    while i < len(text):
-        char = text[i]
-        if char.isspace():
-            i += 1
-        elif char.isdigit() or char == ".":
-            match = _GOVALUATE_NUMBER.match(text, i)
-            assert match is not None
-            try:
-                number = float(int(match.group(1), 16)) if match.group(1) is not None else float(match.group())
-            except ValueError:
-                raise ExpressionError(f"unable to parse the number {match.group()!r} at position {i} in {text!r}") from None
-            tokens.append(Token("num", number, i))
-            i = match.end()
-        elif char == ",":
-            tokens.append(Token("op", ",", i))
-            i += 1
-        elif char == "[":
-            end = text.find("]", i)
-            if end < 0:
-                raise ExpressionError(f"unclosed parameter bracket at position {i} in {text!r}")
-            tokens.append(Token("str", text[i + 1:end], i))  # a variable, which Argo turns into its own name
-            i = end + 1
-        elif char.isalpha():
-            match = _GOVALUATE_WORD.match(text, i)
-            assert match is not None
-            word = match.group()
-            tokens.append(Token("op", "in", i) if word in ("in", "IN") else Token("ident", word, i))
-            i = match.end()
-        elif char in "'\"":
-            quoted, i = _read_string(text, i, ends="'\"")
-            moment = _govaluate_time(quoted)
-            tokens.append(Token("str", quoted, i) if moment is None else Token("num", moment, i))
-        elif char in "()":
-            tokens.append(Token("op", char, i))
-            i += 1
-        else:
-            match = _GOVALUATE_SYMBOL.match(text, i)
-            symbol = match.group() if match else char
-            if symbol not in _GOVALUATE_SYMBOLS:
-                raise ExpressionError(f"invalid token {symbol!r} at position {i} in {text!r}")
-            tokens.append(Token("op", symbol, i))
-            i += len(symbol)
-    tokens.append(Token("end", None, len(text)))
-    return tokens
-
-
 def tokenize(text: str, word_operators: bool) -> list[Token]:
     """expr-lang's tokens (`word_operators`: `and`, `not`, `matches`, ...), or govaluate's (`when`)."""
-    if not word_operators:
-        return _govaluate_tokens(text)
+    read = _expr_token if word_operators else _govaluate_token
     tokens: list[Token] = []
     i = 0
     while i < len(text):
-        char = text[i]
-        if char.isspace():
+        if text[i].isspace():
             i += 1
             continue
-        if char in "'\"":
-            value, i = _read_string(text, i)
-            tokens.append(Token("str", value, i))
-            continue
-        number = _NUMBER.match(text, i)
-        if number:
-            raw = number.group()
-            number_value: float | int = float(raw) if any(c in raw for c in ".eE") else int(raw)
-            tokens.append(Token("num", number_value, i))
-            i = number.end()
-            continue
-        ident = _IDENT.match(text, i)
-        if ident:
-            word = ident.group()
-            if word in _WORD_OPERATORS:
-                tokens.append(Token("op", _WORD_OPERATORS[word], i))
-            else:
-                tokens.append(Token("ident", word, i))
-            i = ident.end()
-            continue
-        for op in _OPERATORS:
-            if text.startswith(op, i):
-                tokens.append(Token("op", op, i))
-                i += len(op)
-                break
-        else:
-            raise ExpressionError(f"unexpected character {char!r} at position {i} in {text!r}")
+        token, i = read(text, i)
+        tokens.append(token)
     tokens.append(Token("end", None, len(text)))
     return tokens
+
+
+def _govaluate_token(text: str, i: int) -> tuple[Token, int]:
+    """The token at `i` as govaluate's lexer (parsing.go) reads it, and where the next begins: numbers are runs of
+    digits and dots (`.5`, `5.`; no exponent) or `0x` hex; a word starts with a letter; a string ends at either
+    quote and may read as a time; `[any text]` is a word; an operator is the whole run of symbol characters
+    (`==-1` is no operator)."""
+    char = text[i]
+    if char.isdigit() or char == ".":
+        match = _GOVALUATE_NUMBER.match(text, i)
+        assert match is not None
+        try:
+            number = float(int(match.group(1), 16)) if match.group(1) is not None else float(match.group())
+        except ValueError:
+            raise ExpressionError(f"unable to parse the number {match.group()!r} at position {i} in {text!r}") from None
+        return Token("num", number, i), match.end()
+    if char in ",()":
+        return Token("op", char, i), i + 1
+    if char == "[":
+        end = text.find("]", i)
+        if end < 0:
+            raise ExpressionError(f"unclosed parameter bracket at position {i} in {text!r}")
+        return Token("str", text[i + 1:end], i), end + 1  # a variable, which Argo turns into its own name
+    if char.isalpha():
+        match = _GOVALUATE_WORD.match(text, i)
+        assert match is not None
+        word = match.group()
+        return (Token("op", "in", i) if word in ("in", "IN") else Token("ident", word, i)), match.end()
+    if char in "'\"":
+        quoted, after = _read_string(text, i, ends="'\"")
+        moment = _govaluate_time(quoted)
+        return (Token("str", quoted, i) if moment is None else Token("num", moment, i)), after
+    match = _GOVALUATE_SYMBOL.match(text, i)
+    symbol = match.group() if match else char
+    if symbol not in _GOVALUATE_SYMBOLS:
+        raise ExpressionError(f"invalid token {symbol!r} at position {i} in {text!r}")
+    return Token("op", symbol, i), i + len(symbol)
+
+
+def _expr_token(text: str, i: int) -> tuple[Token, int]:
+    """The expr-lang token at `i`, and where the next begins."""
+    char = text[i]
+    if char in "'\"":
+        value, after = _read_string(text, i)
+        return Token("str", value, after), after
+    number = _NUMBER.match(text, i)
+    if number:
+        raw = number.group()
+        return Token("num", float(raw) if any(c in raw for c in ".eE") else int(raw), i), number.end()
+    ident = _IDENT.match(text, i)
+    if ident:
+        word = ident.group()
+        token = Token("op", _WORD_OPERATORS[word], i) if word in _WORD_OPERATORS else Token("ident", word, i)
+        return token, ident.end()
+    op = next((op for op in _OPERATORS if text.startswith(op, i)), None)
+    if op is None:
+        raise ExpressionError(f"unexpected character {char!r} at position {i} in {text!r}")
+    return Token("op", op, i), i + len(op)
 
 
 def _read_string(text: str, start: int, ends: str = "") -> tuple[str, int]:
