@@ -276,6 +276,13 @@ RUN_REFUSES = {
     # the API server's DNS-1123 check of metadata.name / generateName + 5 characters
     "workflow name": ({**_plain([{"name": "a", "template": "echo"}]), "metadata": {"generateName": "Hello_World-"}},
                       "metadata.generateName 'Hello_World-' does not make a valid workflow name"),
+    # a `when` or `withSequence` without references that cannot evaluate: the task is an Error on every run
+    # (workflow/controller/steps.go shouldExecute, operator.go expandSequence); run did start the workflow
+    "static when": (_plain([{"name": "a", "template": "echo", "when": "v1.2 == v1.2"}]),
+                    "when 'v1.2 == v1.2' cannot be evaluated"),
+    "static withSequence": (_plain([{"name": "a", "template": "echo", "withSequence": {"count": "two"},
+                                     "arguments": {"parameters": [{"name": "x", "value": "{{item}}"}]}}]),
+                            "invalid withSequence"),
     # examples/dag-targets.yaml's parameterised target, with a value that names no task: run refused it, lint passed
     "parameterised target": (_parameterised_target(), "gives 'nope' with the workflow parameters' values"),
 }

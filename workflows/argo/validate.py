@@ -15,10 +15,10 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from workflows.argo.dag import ordered
+from workflows.argo.dag import ordered, sequence_items
 from workflows.argo.durations import parse_duration
 from workflows.argo.errors import ExpressionError, ManifestError
-from workflows.argo.expr import DependsExpr
+from workflows.argo.expr import DependsExpr, evaluate_when
 from workflows.argo.model import InputParam, Mount, OutputParam, Task, Template, Workflow
 from workflows.argo.subst import references, strings_in, substitute
 from workflows.naming import object_name_problem
@@ -642,6 +642,7 @@ def _check_task(workflow: Workflow, dag: Template, task: Task, check: _Checker) 
         texts.append(task.with_param)
     texts += strings_in(task.with_items or [])
     texts += strings_in(task.with_sequence or {})
+    _check_static_expansion(task, where, check)
     for key in ("template", "name"):
         if "{{" in str(task.raw.get(key, "")):
             check.unsupported(f"a {{{{...}}}} reference in the task's {key}", where)
@@ -667,6 +668,20 @@ def _check_task(workflow: Workflow, dag: Template, task: Task, check: _Checker) 
         if name not in declared:
             check.warnings.append(f"{where} passes parameter '{name}', which template '{target.name}' does not "
                                   "declare as an input (Argo ignores it)")
+
+
+def _check_static_expansion(task: Task, where: str, check: _Checker) -> None:
+    """A `when` or `withSequence` without `{{...}}` that cannot evaluate: on Argo the task is an Error every run."""
+    if task.when is not None and "{{" not in task.when:
+        try:
+            evaluate_when(task.when)
+        except ExpressionError as error:
+            check.problem(f"{where}: when {task.when!r} cannot be evaluated, so the task is an Error: {error}")
+    if task.with_sequence is not None and "{{" not in str(task.with_sequence):
+        try:
+            sequence_items(task.with_sequence, where)
+        except ManifestError as error:
+            check.problem(str(error))
 
 
 def task_reference_problem(workflow: Workflow, dag: Template, task: Task, ref: str) -> str | None:
