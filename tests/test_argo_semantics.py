@@ -4,6 +4,7 @@ Each test names the Argo document, example or test it follows (argoproj/argo-wor
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -344,3 +345,22 @@ def test_a_long_generate_name_is_cut_as_kubernetes_cuts_it(tmp_path: Path) -> No
     result = run(manifest, tmp_path)
     assert len(result.workflow_name) == 63 and result.workflow_name.startswith("a" * 58)
     assert run(manifest, tmp_path).workflow_name == result.workflow_name
+
+
+def test_a_task_whose_when_is_false_skips_an_expansion_it_cannot_parse(tmp_path: Path) -> None:
+    """workflow/controller/dag.go expandTask: a withParam that is no JSON list, or a withSequence that is no number,
+    is an error only when the task's `when` (evaluated before any `{{item}}`) is true; when it is false the task
+    has no items: "Skipped, empty params"."""
+    echo = py("echo", "pass", ("i",))
+    tasks = [task("param-off", "echo", when="{{workflow.parameters.run}} == yes", withParam="{{workflow.parameters.list}}",
+                  args={"i": "{{item}}"}),
+             task("param-on", "echo", when="{{workflow.parameters.list}} == none", withParam="{{workflow.parameters.list}}",
+                  args={"i": "{{item}}"}),
+             task("sequence-off", "echo", when="{{workflow.parameters.run}} == yes",
+                  withSequence={"count": "{{workflow.parameters.list}}"}, args={"i": "{{item}}"})]
+    result = run(workflow([echo], tasks, parameters={"run": "no", "list": "none"}, dag={"failFast": False}), tmp_path)
+    assert phases(result) == {"param-off": "Skipped", "param-on": "Error", "sequence-off": "Skipped"}
+    timeline = json.loads((result.workdir / "timeline.json").read_text())
+    messages = {entry["task"]: entry["message"] for entry in timeline["tasks"]}
+    assert "withParam value could not be parsed as a JSON list: none" in messages["param-on"]
+    assert messages["param-off"] == "Skipped, empty params"

@@ -677,7 +677,8 @@ def _check_static_expansion(task: Task, where: str, check: _Checker) -> None:
             evaluate_when(task.when)
         except ExpressionError as error:
             check.problem(f"{where}: when {task.when!r} cannot be evaluated, so the task is an Error: {error}")
-    if task.with_sequence is not None and "{{" not in str(task.with_sequence):
+    # (a task whose `when` is false is Skipped instead, expandTask: only a task without one is certain to fail)
+    if task.with_sequence is not None and task.when is None and "{{" not in str(task.with_sequence):
         try:
             sequence_items(task.with_sequence, where)
         except ManifestError as error:

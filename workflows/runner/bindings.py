@@ -7,7 +7,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from workflows.argo.dag import sequence_items
-from workflows.argo.errors import ManifestError
+from workflows.argo.errors import ArgoError, ManifestError
+from workflows.argo.expr import evaluate_when
 from workflows.argo.model import Template, Workflow
 from workflows.argo.phase import Phase
 from workflows.argo.subst import pure_reference, substitute, substitute_deep
@@ -102,13 +103,33 @@ class Bindings:
             except (json.JSONDecodeError, RecursionError):  # nested too deep to parse
                 items = None
             if not isinstance(items, list):
+                if self.when_is_false(task, scope, where):
+                    return []
                 shown = text.strip()
                 shown = shown if len(shown) <= 200 else shown[:200] + "..."
                 raise ManifestError(f"{where}: withParam value could not be parsed as a JSON list: {shown}")
             return items
         if spec.with_sequence is not None:
-            return sequence_items(substitute_deep(spec.with_sequence, scope, f"{where} withSequence", explain), where)
+            sequence = substitute_deep(spec.with_sequence, scope, f"{where} withSequence", explain)
+            try:
+                return sequence_items(sequence, where)
+            except ManifestError:
+                if self.when_is_false(task, scope, where):
+                    return []
+                raise
         return None
+
+    @staticmethod
+    def when_is_false(task: TaskNode, scope: Mapping[str, str], where: str) -> bool:
+        """Argo's expandTask (workflow/controller/dag.go): a withParam or withSequence that cannot be expanded is
+        no error, only no items ("Skipped, empty params"), when the task's `when` — before any `{{item}}` — is
+        false."""
+        if task.spec.when is None:
+            return False
+        try:
+            return not evaluate_when(substitute(task.spec.when, scope, f"{where} when"))
+        except ArgoError:
+            return False  # cannot be decided without the item: Argo reports the expansion's error
 
     def arguments(self, dag: DagNode, task: TaskNode, scope: Mapping[str, str], where: str) -> dict[str, str]:
         """The task's arguments, substituted; one that is exactly a reference to an absent optional (the
