@@ -95,6 +95,15 @@ def test_prompt_tokens_count_what_the_model_is_fed(tiny_assets):  # noqa: F811
     assert tokenizer(texts[0])["input_ids"][0] == tokenizer.bos_token_id
 
 
+def test_prompts_are_counted_alike_before_and_after_a_padded_batch(tiny_assets):  # noqa: F811
+    # The hf engine's batches are tokenized with padding=True, which the Rust tokenizer keeps as its state.
+    engine = load_engine("hf", str(tiny_assets["model"]), None, GenerationSettings(batch_size=2))
+    texts = ["Question: 1+1?", "Question: what is the sum of two and two, in words?"]
+    before = engine.count_tokens(texts)
+    engine.generate(texts, [2, 2])
+    assert engine.count_tokens(texts) == before and before[0] < before[1]
+
+
 def test_a_run_killed_midway_resumes_with_only_the_rest_and_equals_an_uninterrupted_run(
         tiny_assets, reference_run, tmp_path):  # noqa: F811
     out_dir = tmp_path / "killed"
