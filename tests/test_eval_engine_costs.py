@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-import weakref
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ from fixtures.mmlu_assets import tiny_assets  # noqa: F401  (fixture)
 from steps.eval_mmlu_pro import evaluate, records_path
 from steps.mmlu_pro.data import load_subject
 from steps.mmlu_pro.engines import GenerationSettings, load_engine
-from steps.mmlu_pro.engines.heap import long_lived_heap
+from steps.mmlu_pro.engines.heap import frozen_imports
 from steps.mmlu_pro.engines.hf import stop_criteria
 from steps.mmlu_pro.results import read_records
 
@@ -137,7 +136,7 @@ def test_reading_the_local_dataset_does_not_import_pandas(tiny_assets):  # noqa:
 
 @pytest.fixture
 def heap_unfrozen_after():
-    """long_lived_heap freezes this whole test process; hand its objects back to the collector after."""
+    """frozen_imports freezes this whole test process; hand its objects back to the collector after."""
     yield
     gc.unfreeze()
 
@@ -146,30 +145,26 @@ class _Node:
     link: object = None
 
 
-def test_a_loaded_heap_is_frozen_but_its_garbage_collected_first(heap_unfrozen_after):
+def test_the_import_heap_is_frozen_and_the_collector_back_on(heap_unfrozen_after):
     gc.unfreeze()
     kept = _Node()
-    with long_lived_heap():
+    kept.link = kept
+    with frozen_imports():
         assert not gc.isenabled()
-        cycle = _Node()
-        cycle.link = cycle
-        garbage = weakref.ref(cycle)
-        del cycle
-        kept.link = kept
-    assert gc.isenabled() and garbage() is None and gc.get_freeze_count() > 0
+    assert gc.isenabled() and gc.get_freeze_count() > 0
     assert all(item is not kept for item in gc.get_objects())  # frozen: no collection walks it
 
 
-def test_a_load_that_fails_freezes_nothing(heap_unfrozen_after):
+def test_imports_that_fail_freeze_nothing(heap_unfrozen_after):
     gc.unfreeze()
-    with pytest.raises(OSError), long_lived_heap():
-        raise OSError("no weights")
+    with pytest.raises(ImportError), frozen_imports():
+        raise ImportError("no module named torch")
     assert gc.isenabled() and gc.get_freeze_count() == 0
 
 
 @pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="triton (a nanobind extension) is not installed")
 def test_a_frozen_heap_with_triton_loaded_exits_without_a_leak_report():
-    code = "import triton; from steps.mmlu_pro.engines.heap import long_lived_heap\nwith long_lived_heap(): pass"
+    code = "from steps.mmlu_pro.engines.heap import frozen_imports\nwith frozen_imports(): import triton"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=ROOT,
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert result.returncode == 0 and "leaked" not in result.stderr, result.stderr

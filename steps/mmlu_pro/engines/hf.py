@@ -12,7 +12,7 @@ from steps.mmlu_pro.engines.base import (
     resolve_model,
     token_counter,
 )
-from steps.mmlu_pro.engines.heap import long_lived_heap
+from steps.mmlu_pro.engines.heap import frozen_imports
 from steps.torch_threads import match_interop_threads
 
 # transformers imports these whenever they are installed, though greedy generation of a plain
@@ -54,18 +54,15 @@ class HFEngine:
     _model: Any  # a transformers model, or a PeftModel over one
 
     def __init__(self, model: str, revision: str | None, settings: GenerationSettings):
-        with long_lived_heap():
-            self._load(model, revision, settings)
+        with frozen_imports():
+            hide_unused_packages()
+            import torch
 
-    def _load(self, model: str, revision: str | None, settings: GenerationSettings) -> None:
-        hide_unused_packages()
-        import torch
-
+            cuda = torch.cuda.is_available()
+            if not cuda:
+                hide_unused_packages(UNUSED_WITHOUT_GPU)
+            from transformers import AutoModelForCausalLM, AutoTokenizer
         match_interop_threads(torch)
-        cuda = torch.cuda.is_available()
-        if not cuda:
-            hide_unused_packages(UNUSED_WITHOUT_GPU)
-        from transformers import AutoModelForCausalLM, AutoTokenizer
 
         ref = resolve_model(model)
         base_revision = None if ref.adapter else revision
