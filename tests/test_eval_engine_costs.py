@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import weakref
 from pathlib import Path
 
 import pytest
@@ -81,17 +82,21 @@ def test_a_resumed_run_batches_the_rest_as_the_uninterrupted_run_did(tiny_assets
 def test_the_hf_engine_stays_on_its_threads_and_skips_packages_generation_does_not_use(tiny_assets):  # noqa: F811
     """One interpreter as the step runs it: OMP_NUM_THREADS caps both torch pools; neither sklearn,
     torchao nor scipy (which transformers imports whenever installed) is loaded, nor triton on a
-    CPU; the loaded heap is frozen with the collector back on, and the exit prints no leak report."""
-    code = ("import gc, sys, torch; from steps.mmlu_pro.engines import GenerationSettings, load_engine; "
+    CPU; the import heap is frozen, the collector's thresholds are back, nothing frozen holds on to
+    the engine (as import garbage whose frames reach the caller would), and the exit prints no
+    leak report."""
+    code = ("import gc, sys, weakref, torch; from steps.mmlu_pro.engines import GenerationSettings, load_engine; "
+            "thresholds = gc.get_threshold(); "
             f"engine = load_engine('hf', {str(tiny_assets['model'])!r}, None, GenerationSettings(batch_size=2)); "
             "engine.generate(['Question: 1+1?', 'Question: 2+2?'], [2, 2]); "
             "print(torch.get_num_threads(), torch.get_num_interop_threads(), "
             "[name for name in ('sklearn', 'torchao', 'scipy', 'pandas', 'triton') if sys.modules.get(name) is not None], "
-            "gc.isenabled(), gc.get_freeze_count() > 0)")
+            "gc.get_freeze_count() > 0, gc.get_threshold() == thresholds); "
+            "model = weakref.ref(engine._model); del engine; gc.collect(); print(model() is None)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=ROOT,
                             env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), "CUDA_VISIBLE_DEVICES": ""})
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["1", "1", "[]", "True", "True"]
+    assert result.stdout.split() == ["1", "1", "[]", "True", "True", "True"]
     assert "leaked" not in result.stderr
 
 
@@ -145,21 +150,35 @@ class _Node:
     link: object = None
 
 
-def test_the_import_heap_is_frozen_and_the_collector_back_on(heap_unfrozen_after):
+def test_imports_run_without_full_collections_then_their_heap_is_frozen_but_not_their_garbage(heap_unfrozen_after):
     gc.unfreeze()
+    thresholds = gc.get_threshold()
     kept = _Node()
     kept.link = kept
     with frozen_imports():
-        assert not gc.isenabled()
-    assert gc.isenabled() and gc.get_freeze_count() > 0
+        assert gc.get_threshold()[:2] == thresholds[:2] and gc.get_threshold()[2] > 10**9
+        cycle = _Node()
+        cycle.link = cycle
+        garbage = weakref.ref(cycle)
+        del cycle
+    assert gc.get_threshold() == thresholds and gc.get_freeze_count() > 0 and garbage() is None
     assert all(item is not kept for item in gc.get_objects())  # frozen: no collection walks it
 
 
-def test_imports_that_fail_freeze_nothing(heap_unfrozen_after):
+def test_the_heap_is_frozen_once_and_not_when_the_imports_fail(heap_unfrozen_after):
     gc.unfreeze()
+    thresholds = gc.get_threshold()
     with pytest.raises(ImportError), frozen_imports():
         raise ImportError("no module named torch")
-    assert gc.isenabled() and gc.get_freeze_count() == 0
+    assert gc.get_threshold() == thresholds and gc.get_freeze_count() == 0
+    with frozen_imports():
+        pass
+    frozen = gc.get_freeze_count()
+    later = _Node()
+    later.link = later
+    with frozen_imports():
+        pass
+    assert gc.get_freeze_count() == frozen and any(item is later for item in gc.get_objects())
 
 
 @pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="triton (a nanobind extension) is not installed")
