@@ -13,7 +13,7 @@ import weakref
 from pathlib import Path
 
 import pytest
-from fixtures.mmlu_assets import tiny_assets  # noqa: F401  (fixture)
+from fixtures.mmlu_assets import tiny_assets, unfrozen_heap  # noqa: F401  (fixtures)
 
 from steps.eval_mmlu_pro import evaluate, records_path
 from steps.mmlu_pro.data import load_subject
@@ -22,6 +22,7 @@ from steps.mmlu_pro.engines.heap import frozen_imports
 from steps.mmlu_pro.engines.hf import stop_criteria
 from steps.mmlu_pro.results import read_records
 
+pytestmark = pytest.mark.usefixtures("unfrozen_heap")
 SETTINGS = GenerationSettings(max_new_tokens=8, max_model_len=420, batch_size=3)
 SUBJECT = "computer science"
 ROOT = Path(__file__).resolve().parents[1]
@@ -139,18 +140,11 @@ def test_reading_the_local_dataset_does_not_import_pandas(tiny_assets):  # noqa:
     assert result.stdout.split() == ["False"]  # pyarrow.dataset would import it: 0.2 s of the step's start
 
 
-@pytest.fixture
-def heap_unfrozen_after():
-    """frozen_imports freezes this whole test process; hand its objects back to the collector after."""
-    yield
-    gc.unfreeze()
-
-
 class _Node:
     link: object = None
 
 
-def test_imports_run_without_full_collections_then_their_heap_is_frozen_but_not_their_garbage(heap_unfrozen_after):
+def test_imports_run_without_full_collections_then_their_heap_is_frozen_but_not_their_garbage():
     gc.unfreeze()
     thresholds = gc.get_threshold()
     kept = _Node()
@@ -165,7 +159,7 @@ def test_imports_run_without_full_collections_then_their_heap_is_frozen_but_not_
     assert all(item is not kept for item in gc.get_objects())  # frozen: no collection walks it
 
 
-def test_the_heap_is_frozen_once_and_not_when_the_imports_fail(heap_unfrozen_after):
+def test_the_heap_is_frozen_once_and_not_when_the_imports_fail():
     gc.unfreeze()
     thresholds = gc.get_threshold()
     with pytest.raises(ImportError), frozen_imports():

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import typer
-from fixtures.mmlu_assets import tiny_assets  # noqa: F401  (fixture)
+from fixtures.mmlu_assets import tiny_assets, unfrozen_heap  # noqa: F401  (fixtures)
 from typer.testing import CliRunner
 
 from steps.common import StepInputError
@@ -23,6 +23,7 @@ from steps.mmlu_pro.engines.base import resolve_model, token_counter
 from steps.mmlu_pro.extract import extract_answer
 from steps.mmlu_pro.results import read_records
 
+pytestmark = pytest.mark.usefixtures("unfrozen_heap")
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = GenerationSettings(max_new_tokens=12, max_model_len=420, batch_size=3)
 SUBJECT = "computer science"
