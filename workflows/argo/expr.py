@@ -4,7 +4,7 @@
   `Succeeded == Succeeded`, `'b' in ('a', 'b')`. As in Argo, a bare word that is not
   `true`/`false` is a string, so an unquoted substituted value compares as text; a bare word
   with a dot (`v1.2`, `model.bin`) is a govaluate accessor, which Argo cannot evaluate: an error
-  (govaluate raises it only when evaluated, so `false && v1.2` is false there, an error here).
+  (`v1.2` only when evaluated, so `false && v1.2` is false; `model.bin`, a lowercase field, at once).
   Numbers and strings never equal each other (`1 == '1'` is false); govaluate's lexer is followed:
   numbers are float64 (`.5`, `0x1F`; `1e3` is no number), a word starts with a letter, a string ends
   at either quote, a quoted date or RFC 3339 time is a number of seconds, `+` with text joins text
@@ -378,8 +378,16 @@ class _Parser:
             return lambda: value
         if not self.expr_mode:
             if "." in name:
-                raise self.error(f"unquoted {name!r} is a govaluate accessor, not a string, and Argo cannot "
-                                 f"evaluate it; quote it: '{name}'")
+                error = self.error(f"unquoted {name!r} is a govaluate accessor, not a string, and Argo cannot "
+                                   f"evaluate it; quote it: '{name}'")
+                fields = name.split(".")[1:]
+                if name.endswith(".") or any(part[:1].upper() != part[:1] for part in fields):
+                    raise error  # govaluate's lexer refuses a hanging or unexported (lowercase) field at once
+
+                def fail() -> Any:
+                    raise error  # any other accessor fails only when evaluated: `false && v1.2` is false
+
+                return fail
             # Argo's `when`: govaluate variables are turned into strings.
             return lambda: name
         if name == "nil":
