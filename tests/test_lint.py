@@ -283,6 +283,9 @@ RUN_REFUSES = {
     "static withSequence": (_plain([{"name": "a", "template": "echo", "withSequence": {"count": "two"},
                                      "arguments": {"parameters": [{"name": "x", "value": "{{item}}"}]}}]),
                             "invalid withSequence"),
+    "static withParam": (_plain([{"name": "a", "template": "echo", "withParam": "a,b",
+                                  "arguments": {"parameters": [{"name": "x", "value": "{{item}}"}]}}]),
+                         "withParam 'a,b' is not a JSON list"),
     # examples/dag-targets.yaml's parameterised target, with a value that names no task: run refused it, lint passed
     "parameterised target": (_parameterised_target(), "gives 'nope' with the workflow parameters' values"),
 }

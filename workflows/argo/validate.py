@@ -10,6 +10,7 @@ contexts, pod GC, TTL, ...) are accepted and ignored.
 """
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
@@ -683,6 +684,14 @@ def _check_static_expansion(task: Task, where: str, check: _Checker) -> None:
             sequence_items(task.with_sequence, where)
         except ManifestError as error:
             check.problem(str(error))
+    if task.with_param is not None and task.when is None and "{{" not in task.with_param:
+        try:
+            items = json.loads(task.with_param)
+        except (json.JSONDecodeError, RecursionError):
+            items = None
+        if not isinstance(items, list):
+            check.problem(f"{where}: withParam {task.with_param!r} is not a JSON list, so the task is an Error "
+                          "(expandTask)")
 
 
 def task_reference_problem(workflow: Workflow, dag: Template, task: Task, ref: str) -> str | None:
