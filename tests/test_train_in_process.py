@@ -108,3 +108,13 @@ def test_a_stop_signal_ends_the_training_process_at_once_as_it_ended_the_child(s
     finally:
         step.kill()
     assert f"stopped by {signal.Signals(signum).name} during training" in step.stderr.read()
+
+
+def test_the_step_module_imports_nothing_heavy_because_spawned_data_workers_import_it_again():
+    """datasets' save_to_disk(num_proc=N) starts its workers with `spawn`, and each imports the main module
+    again: steps.train now, where it was axolotl.cli.main (torch, transformers, Axolotl: seconds each)."""
+    heavy = ("torch", "transformers", "axolotl", "datasets", "pyarrow", "peft")
+    result = subprocess.run([sys.executable, "-c", "import sys, steps.train; print(' '.join(sorted(sys.modules)))"],
+                            cwd=PROJECT_ROOT, env=offline_env(), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert [name for name in heavy if name in result.stdout.split()] == []
