@@ -32,7 +32,11 @@ class TrainedRun:
     assets: TinyAssets
     run_dir: Path
     result: subprocess.CompletedProcess
-    process: dict  # what the step's process did (AUDITED_STEP)
+
+    @property
+    def process(self) -> dict:
+        """What the step's own process did (run_audited_train's report); the shared run has one."""
+        return json.loads((self.run_dir.parent / PROCESS_REPORT).read_text())
 
     @property
     def config(self) -> Path:
@@ -55,8 +59,8 @@ def run_step(module: str, *args: object, timeout: float = 600, **popen) -> subpr
                           capture_output=True, text=True, timeout=timeout, **popen)
 
 
-# `python -m steps.train ARGS` as the pod runs it, reporting to REPORT what its own process did: the
-# processes it started (audit events) and torch's thread pools once training is over.
+# `python -m steps.train ARGS` as the pod runs it, reporting what its own process did: the processes it
+# started (audit events) and torch's thread pools once training is over.
 AUDITED_STEP = """
 import json, runpy, sys
 report, args = sys.argv[1], sys.argv[2:]
@@ -74,8 +78,18 @@ finally:
         json.dump({"started": started, "threads": torch.get_num_threads(),
                    "interop_threads": torch.get_num_interop_threads()}, out)
 """
+PROCESS_REPORT = "process.json"  # beside the run folder
 # The pod's CPU limit as the downward API passes it; not the 2 torch would take from this machine's cores.
 AUDITED_THREADS = "1"
+
+
+def run_audited_train(*args: object) -> subprocess.CompletedProcess:
+    """steps.train with `args` (train_args), its process's report in PROCESS_REPORT beside its --run-dir."""
+    listed = list(map(str, args))
+    report = Path(listed[listed.index("--run-dir") + 1]).parent / PROCESS_REPORT
+    return subprocess.run([sys.executable, "-c", AUDITED_STEP, str(report), *listed], cwd=PROJECT_ROOT,
+                          env=offline_env(OMP_NUM_THREADS=AUDITED_THREADS), capture_output=True, text=True,
+                          timeout=600)
 
 
 def train_args(assets: TinyAssets, run_dir: Path, overrides: str = QUICK_OVERRIDES,
@@ -109,12 +123,8 @@ def shared_trained_run(tmp_path_factory) -> TrainedRun:
     if "run" not in _SESSION:
         assets = shared_assets(tmp_path_factory)
         run_dir = tmp_path_factory.mktemp("trained") / "train"
-        report = run_dir.parent / "process.json"
-        result = subprocess.run([sys.executable, "-c", AUDITED_STEP, str(report), *train_args(assets, run_dir)],
-                                cwd=PROJECT_ROOT, env=offline_env(OMP_NUM_THREADS=AUDITED_THREADS),
-                                capture_output=True, text=True, timeout=600)
-        process = json.loads(report.read_text()) if report.is_file() else {}
-        _SESSION["run"] = TrainedRun(assets, run_dir, result, process)
+        result = run_audited_train(*train_args(assets, run_dir))
+        _SESSION["run"] = TrainedRun(assets, run_dir, result)
     return _SESSION["run"]  # type: ignore[return-value]
 
 
@@ -123,4 +133,4 @@ def copy_run(run: TrainedRun, destination: Path) -> TrainedRun:
     shutil.copytree(run.run_dir, destination)
     config = destination / "axolotl.yaml"
     config.write_text(config.read_text().replace(str(run.run_dir), str(destination)))
-    return TrainedRun(run.assets, destination, run.result, run.process)
+    return TrainedRun(run.assets, destination, run.result)
