@@ -114,6 +114,13 @@ def eval_args(assets: Path, out_dir: Path, limit: int, role: str = "baseline") -
             "--out-dir", str(out_dir), "--limit", str(limit), "--max-new-tokens", "8", "--max-model-len", "1024"]
 
 
+def plan_args(model: str, out_dir: Path) -> list[str]:
+    """The tiny model as both baseline and fine-tuned model, told apart by the fine-tuned one's label
+    (plan_eval refuses a baseline named like the fine-tuned model)."""
+    return ["steps.plan_eval", "--baselines", json.dumps([model]), "--subjects", json.dumps([SUBJECT]),
+            "--finetuned-model", model, "--finetuned-label", "tiny-finetuned", "--out-dir", str(out_dir)]
+
+
 def step_commands(assets: Path, work: Path, out: Path) -> dict[str, list[str]]:
     """One fresh output place (`out`) per run: no step may find its previous output and skip the work."""
     model = str(assets / "tiny-llama")
@@ -123,8 +130,7 @@ def step_commands(assets: Path, work: Path, out: Path) -> dict[str, list[str]]:
         "gate": ["steps.estimate_memory", "--model", model, "--axolotl-config",
                  str(ROOT / "configs" / "axolotl" / "tiny-cpu-lora.yaml"), "--gpus", "1",
                  "--gpu-memory-gib", "80", "--out", str(out / "gate" / "estimate.json")],
-        "plan": ["steps.plan_eval", "--baselines", json.dumps([model]), "--subjects", json.dumps([SUBJECT]),
-                 "--finetuned-model", model, "--out-dir", str(out / "plan")],
+        "plan": plan_args(model, out / "plan"),
         "aggregate": ["steps.aggregate", "--eval-dir", str(work / "eval"), "--models",
                       str(work / "plan" / "models.json"), "--subjects", json.dumps([SUBJECT]),
                       "--out-dir", str(out / "summary"), "--run-id", f"bench-{out.name}",
@@ -164,8 +170,7 @@ def prepare(assets: Path, work: Path) -> None:
     subprocess.run([sys.executable, "-m", "steps.tiny_assets", "--out", str(assets)], cwd=ROOT, check=True,
                    env={**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}, capture_output=True)
     model = str(assets / "tiny-llama")
-    run_cpu_seconds(["steps.plan_eval", "--baselines", json.dumps([model]), "--subjects", json.dumps([SUBJECT]),
-                     "--finetuned-model", model, "--out-dir", str(work / "plan")])
+    run_cpu_seconds(plan_args(model, work / "plan"))
     subprocess.run([sys.executable, "-c", ADAPTER_CODE, model, str(work / "adapter")], cwd=ROOT, check=True,
                    env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True)
     run_cpu_seconds(["steps.convert_dataset", "--source", str(assets / "acereason.parquet"), "--out-dir",
