@@ -1,5 +1,5 @@
 """`axolotl train --launcher python` in the step's own interpreter keeps what the child process gave:
-Axolotl's failures are 1 (retried), an interrupted run is never recorded as finished, and a stop signal
+Axolotl's failures are 1, an interrupted run is never recorded as finished, and a stop signal
 ends the process as it ended the child."""
 from __future__ import annotations
 
@@ -42,8 +42,8 @@ def test_axolotl_sees_none_of_the_steps_flags_and_a_finished_training_is_0(monke
 
 
 def test_a_failure_inside_axolotl_is_1_with_its_traceback_whatever_its_type(monkeypatch, tmp_path, caplog):
-    """A missing file inside Axolotl is its failure, retried as the child's crash was; the step's own
-    mapping would call it bad input (2) and never retry it."""
+    """A missing file inside Axolotl is its failure: exit 1, as the child's crash was; the step's own
+    mapping would call it bad input (2)."""
     def crash(config):
         raise FileNotFoundError("/mnt/hf-cache/model.safetensors")
 
@@ -104,7 +104,7 @@ def test_a_stop_signal_ends_the_training_process_at_once_as_it_ended_the_child(s
     try:
         assert step.stdout.readline().strip() == "ready"
         step.send_signal(signum)
-        assert step.wait(timeout=60) == -signum  # a pod's container: exit code 128 + signum, retried
+        assert step.wait(timeout=60) == -signum  # a pod's container reports 128 + signum
     finally:
         step.kill()
     assert f"stopped by {signal.Signals(signum).name} during training" in step.stderr.read()

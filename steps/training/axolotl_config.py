@@ -181,7 +181,7 @@ def unknown_keys(cfg: dict[str, Any]) -> list[str]:
     """Top-level keys Axolotl's schema does not know: it drops them silently, so a typo would go unnoticed.
 
     The schema is the one Axolotl's validate_config uses: its plugins' keys merged in where the config
-    names plugins, the base schema otherwise (merging imports peft, 1.5 CPU s before a GPU launch).
+    names plugins, the base schema otherwise (merging imports peft: about 1 CPU s before a GPU launch).
     """
     if cfg.get("plugins"):
         from axolotl.integrations.config import merge_input_args

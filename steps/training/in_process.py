@@ -4,7 +4,7 @@
 process itself (axolotl/cli/utils/train.py, `_launch_python_training`), so the step calls that
 same function instead of starting a second interpreter that imports everything again. What the
 child process gave is kept here: the environment the `axolotl` command sets up, its exit codes
-(any failure of Axolotl's is 1, which is retried, never the 2 of bad input), and a stop signal
+(any failure of Axolotl's is 1, as the child's crash was, never the 2 of bad input), and a stop signal
 ending the process as it ended the child, with the checkpoints already saved left for the next
 attempt to resume from.
 """
