@@ -183,6 +183,9 @@ def unknown_keys(cfg: dict[str, Any]) -> list[str]:
     The schema is the one Axolotl's validate_config uses: its plugins' keys merged in where the config
     names plugins, the base schema otherwise (merging imports peft: about 1 CPU s before a GPU launch).
     """
+    from axolotl.utils.schemas.config import AxolotlInputConfig
+
+    schema = AxolotlInputConfig
     if cfg.get("plugins"):
         from axolotl.integrations.config import merge_input_args
         from axolotl.utils.config import prepare_plugins
@@ -190,8 +193,6 @@ def unknown_keys(cfg: dict[str, Any]) -> list[str]:
 
         prepare_plugins(DictDefault(copy.deepcopy(cfg)))
         _, schema = merge_input_args()
-    else:
-        from axolotl.utils.schemas.config import AxolotlInputConfig as schema
     known: set[str] = set()
     for name, field in schema.model_fields.items():
         aliases = getattr(field.validation_alias, "choices", [field.validation_alias])
