@@ -1,4 +1,4 @@
-"""steps.train for real: Axolotl trains the tiny model on a CPU; a finished run is not redone, a stopped one resumes."""
+"""steps.train for real: Axolotl trains the tiny model on a CPU; a finished run is not redone, a killed one resumes."""
 from __future__ import annotations
 
 import contextlib
@@ -97,18 +97,17 @@ def _wait_for_complete_checkpoint(output: Path, process: subprocess.Popen, timeo
     raise AssertionError("no checkpoint within the time limit")
 
 
-def test_a_stopped_run_resumes_from_its_newest_complete_checkpoint(tmp_path_factory, tmp_path):
+def test_a_killed_run_resumes_from_its_newest_complete_checkpoint(tmp_path_factory, tmp_path):
     assets = shared_assets(tmp_path_factory)
     run_dir = tmp_path / "train"
     args = train_args(assets, run_dir, overrides='{"max_steps": 6}', save_steps=2)
-    first_log = tmp_path / "first.log"
-    with first_log.open("w") as log_file:
-        first = subprocess.Popen([sys.executable, "-m", "steps.train", *args], cwd=PROJECT_ROOT, env=offline_env(),
-                                 stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
+    first_log = (tmp_path / "first.log").open("w")
+    first = subprocess.Popen([sys.executable, "-m", "steps.train", *args], cwd=PROJECT_ROOT, env=offline_env(),
+                             stdout=first_log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         reached = _wait_for_complete_checkpoint(run_dir / "output", first, timeout_s=300)
         first.send_signal(signal.SIGTERM)  # what the kubelet sends the pod's main process, mid-training
-        assert first.wait(timeout=60) in (-signal.SIGTERM, 128 + signal.SIGTERM), first_log.read_text()[-3000:]
+        assert first.wait(timeout=60) in (-signal.SIGTERM, 128 + signal.SIGTERM)  # at once, as the child did
     finally:
         with contextlib.suppress(ProcessLookupError):  # its data loader's workers, orphaned as in a pod
             os.killpg(first.pid, signal.SIGKILL)
