@@ -3,9 +3,10 @@
 One thread (the caller's) owns every node and decides what starts; each running attempt waits
 for its process in a worker thread and reports back through a queue.
 
-Semantics follow Argo v3.6: `depends` (plain `A` = Succeeded, Skipped or Daemoned, plus
+Semantics follow Argo v4.1 (docs/local-runner.md): `depends` (plain `A` = Succeeded, Skipped or Daemoned, plus
 continueOn) and `dependencies`; `when` after substitution (false -> Skipped; dependents
-proceed); withItems / withParam / withSequence (an empty list -> Skipped, "empty params");
+proceed); withItems / withParam / withSequence (an empty withParam or withSequence -> Skipped, "empty
+params"; an empty withItems is no fan-out);
 an expanded task fails when a child fails; retryStrategy (limit, retryPolicy, expression,
 backoff); activeDeadlineSeconds and timeout; parallelism of the workflow and of each DAG;
 failFast; the DAG's phase from its leaf (target) tasks, where a Skipped/Omitted task takes
@@ -31,13 +32,13 @@ from typing import Any
 
 from steps.contract import LOCAL_VOLUMES_FOLDER
 from workflows.argo.dag import dag_phase, ordered
+from workflows.argo.documents import with_submitted_parameters
 from workflows.argo.durations import parse_duration
 from workflows.argo.errors import ArgoError, ExpressionError, ManifestError, UnresolvedReference
 from workflows.argo.expr import DependsRef, evaluate_when
 from workflows.argo.phase import FAILED_OR_ERROR, Phase, depends_result
 from workflows.argo.subst import item_label, item_scope, substitute
 from workflows.argo.validate import Task, Template, Workflow, load_workflow
-from workflows.naming import is_dns_subdomain
 from workflows.runner.errors import RunnerError
 from workflows.runner.bindings import Bindings
 from workflows.runner.events import RunListener
@@ -90,7 +91,8 @@ def _random_suffix() -> str:
 
 class Engine:
     def __init__(self, manifest: dict[str, Any] | Workflow, options: RunOptions, listener: RunListener | None = None) -> None:
-        self.workflow = manifest if isinstance(manifest, Workflow) else load_workflow(manifest)
+        self.workflow = manifest if isinstance(manifest, Workflow) else load_workflow(
+            with_submitted_parameters(manifest, options.parameters))
         self.options = options
         self.workdir = options.workdir.resolve()
         self.listener = listener or RunListener()
@@ -148,7 +150,8 @@ class Engine:
 
     def _workflow_name(self) -> str:
         wanted = self.workflow.name
-        prefix = self.workflow.generate_name
+        # Kubernetes cuts a generateName to 58 characters before it adds 5 random ones (the validator checked both)
+        prefix = (self.workflow.generate_name or "")[:58] or None
         stored = self.state.workflow_name
         if stored:
             if (wanted and stored != wanted) or (not wanted and prefix and not stored.startswith(prefix)):
@@ -164,11 +167,6 @@ class Engine:
                     "or use another --workdir")
             self.state.forget_nodes()
         name = wanted or f"{prefix}{_random_suffix()}"
-        if not is_dns_subdomain(name):
-            field_name = "metadata.name" if wanted else "metadata.generateName"
-            raise ManifestError(f"{field_name} {wanted or prefix!r} does not make a valid workflow name ({name!r}): "
-                                "lowercase letters, digits, '-' and '.', starting and ending with a letter or digit, "
-                                "at most 253 characters")
         self.state.begin(name, prefix or wanted or "")
         return name
 
@@ -595,6 +593,7 @@ class Engine:
                                python=self.options.python)
                 spec.deadline_s, spec.deadline_reason = self._attempt_deadline(pod, resolved, spec.deadline_s)
                 argv, deadline = spec.argv, spec.deadline_s
+            limit = retry_limit(resolved.get("retryStrategy"), f"template '{pod.template.name}' retryStrategy")
         except (RunnerError, ArgoError, PrepareError, ValueError) as error:
             now = _now()
             pod.attempts.append(Attempt(number, now, now, ERROR, None, str(error)))
@@ -612,7 +611,6 @@ class Engine:
         pod.started = pod.started or now
         pod.attempts.append(Attempt(number, now))
         self._mark_started(pod, now)
-        limit = retry_limit(resolved.get("retryStrategy"))
         total = "∞" if limit is None else str(limit + 1)
         header = (f"\n==== {pod.display}: attempt {number + 1}/{total} at "
                   f"{datetime.now().strftime('%Y-%m-%d %H:%M:%S')} (tunebench run, workflow {self.name})\n")
@@ -694,9 +692,13 @@ class Engine:
             return
         if not final and not self.interrupted:
             resolved = pod.resolved or self.bindings.resolved_template(pod, len(pod.attempts) - 1)
-            decision = decide(resolved.get("retryStrategy"), f"template '{pod.template.name}' retryStrategy",
-                              len(pod.attempts) - 1, result, pod.nominal_elapsed,
-                              self.base_env.get("TRANSIENT_ERROR_PATTERN"))
+            try:
+                decision = decide(resolved.get("retryStrategy"), f"template '{pod.template.name}' retryStrategy",
+                                  len(pod.attempts) - 1, result, pod.nominal_elapsed,
+                                  self.base_env.get("TRANSIENT_ERROR_PATTERN"))
+            except ArgoError as error:  # Argo's processNodeRetries error: the node is an Error
+                self._pod_done(pod, ERROR, f"{result.message}; {error}")
+                return
             delay = decision.delay
             if decision.note:
                 pod.message = f"{result.message} ({decision.note})"
@@ -771,7 +773,7 @@ class Engine:
         _, failed_target = dag_phase(dag.template, decided, {name: t.phase for name, t in dag.tasks.items()})
         if failed_target is None:
             return
-        culprit = next((t for t in dag.order if t.phase in FAILED_OR_ERROR), dag.tasks[failed_target])
+        culprit = _culprit(dag, failed_target)
         dag.stopped_by = f"'{culprit.name}' {culprit.phase.lower()}"
         dag.stopped_task = culprit
         self.listener.fail_fast(dag, culprit)
@@ -787,8 +789,14 @@ class Engine:
         phase, failed_target = dag_phase(dag.template, targets, {name: t.phase for name, t in dag.tasks.items()})
         if failed_target is None:
             return phase, ""
-        culprit = next((t for t in dag.order if t.phase in FAILED_OR_ERROR), dag.tasks[failed_target])
-        return phase, describe_failure(culprit)
+        return phase, describe_failure(_culprit(dag, failed_target))
+
+
+def _culprit(dag: DagNode, failed_target: str) -> TaskNode:
+    """The failure a failed DAG names: the first failed task, in the DAG's order, on the branch of the target that
+    failed it (so not a failure that `continueOn` forgave beside it, as `B` in examples/dag-continue-on-fail.yaml)."""
+    branch = dag.template.tasks[failed_target].ancestors | {failed_target}
+    return next((t for t in dag.order if t.name in branch and t.phase in FAILED_OR_ERROR), dag.tasks[failed_target])
 
 
 def _has_failed_child(task: TaskNode) -> bool:
