@@ -255,3 +255,22 @@ def test_cli_config_rejected_by_axolotl_fails_before_launch_in_one_line(tmp_path
     assert last == "error: Axolotl rejected the config: Require cfg.load_in_4bit to be True for qlora"
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "run" / "axolotl.yaml").exists()
+
+
+CHECKS_BEFORE_A_LAUNCH = """
+import sys, yaml
+from steps.training.axolotl_config import probed_capabilities, unknown_keys, validate_config
+cfg = yaml.safe_load(open(sys.argv[1]))
+validate_config(cfg, *probed_capabilities(1))
+print(unknown_keys(cfg), "peft" in sys.modules)
+"""
+
+
+@pytest.mark.axolotl
+def test_the_checks_before_a_gpu_launch_import_no_peft_for_a_config_without_plugins():
+    """The step validates before accelerate or torchrun start the ranks, which import everything again:
+    the unknown-key check reads Axolotl's base schema, without merging plugins' schemas (that imports peft)."""
+    result = subprocess.run([sys.executable, "-c", CHECKS_BEFORE_A_LAUNCH, str(TINY_CONFIG)], cwd=PROJECT_ROOT,
+                            env=offline_env(), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split("\n")[-2] == "[] False"

@@ -1,4 +1,5 @@
-"""Running the `axolotl` CLI as a child process: which launcher, the command line, and the pitfalls of GPU pods."""
+"""Which launcher, and for accelerate and torchrun the `axolotl` CLI as a child process: its command line,
+its environment and the pitfalls of GPU pods (the python launcher runs in the step's process: in_process.py)."""
 from __future__ import annotations
 
 import importlib.util
