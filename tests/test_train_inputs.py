@@ -145,11 +145,13 @@ def _run_streaming_in_a_step(child_code: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", step_code], cwd=PROJECT_ROOT, stdout=subprocess.PIPE, text=True)
 
 
-@pytest.mark.parametrize("handles_term, expected_code", [(True, 7), (False, 128 + signal.SIGTERM)])
+@pytest.mark.parametrize("handles_term, expected_code", [(7, 7), (0, 128 + signal.SIGTERM), (None, 128 + signal.SIGTERM)])
 def test_a_stopped_pod_stops_the_trainer_and_its_exit_code_comes_back(tmp_path, handles_term, expected_code):
+    """A trainer that exits 0 once stopped (Axolotl's SIGINT handler saves and exits 0) is a stopped run, not a
+    finished one: 128 + the signal, so train neither writes done.json nor is taken as succeeded."""
     marker = tmp_path / "child-got-sigterm"
-    handler = (f"signal.signal(signal.SIGTERM, lambda *a: (pathlib.Path({str(marker)!r}).touch(), sys.exit(7))); "
-               if handles_term else "")
+    handler = (f"signal.signal(signal.SIGTERM, lambda *a: (pathlib.Path({str(marker)!r}).touch(), "
+               f"sys.exit({handles_term}))); " if handles_term is not None else "")
     step = _run_streaming_in_a_step(f"import pathlib, signal, sys, time; {handler}print('ready', flush=True); "
                                     "time.sleep(120)")
     try:
@@ -158,7 +160,7 @@ def test_a_stopped_pod_stops_the_trainer_and_its_exit_code_comes_back(tmp_path, 
         assert step.wait(timeout=60) == expected_code
     finally:
         step.kill()
-    assert marker.exists() == handles_term
+    assert marker.exists() == (handles_term is not None)
 
 
 def test_missing_axolotl_is_reported(monkeypatch, tmp_path, dataset):
