@@ -9,7 +9,6 @@ adapter, is removed and merged again.
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,6 +20,7 @@ from steps.common import StepFailure, StepInputError, read_json, step_errors, st
 from steps.contract import MERGED_FOLDER, MERGED_RECORD
 from steps.torch_threads import match_interop_threads
 from steps.training.axolotl_config import load_yaml_config
+from steps.training.in_process import prepare_axolotl_environment
 from steps.training.launch import require_axolotl
 from steps.training.logs import step_logger
 from steps.training.model_folder import adapter_problems, model_folder_problems
@@ -74,13 +74,10 @@ def load_check(model_dir: Path) -> None:
 
 def axolotl_merge(config: Path, adapter_dir: Path) -> None:
     """What `axolotl merge-lora CONFIG --lora-model-dir DIR` does, in this interpreter."""
-    os.environ.setdefault("AXOLOTL_DO_NOT_TRACK", "1")
+    prepare_axolotl_environment()
     match_interop_threads()
     from axolotl.cli.merge_lora import do_cli
-    from axolotl.utils import set_misc_env, set_pytorch_cuda_alloc_conf
 
-    set_pytorch_cuda_alloc_conf()  # what the axolotl command sets up before any command
-    set_misc_env()
     do_cli(config=str(config), lora_model_dir=str(adapter_dir))
 
 

@@ -48,6 +48,7 @@ from steps.training.launch import (
     run_streaming,
 )
 from steps.training.launch import train_command as axolotl_train_command
+from steps.training.in_process import prepare_axolotl_environment, train_in_process
 from steps.training.logs import step_logger
 from steps.training.model_folder import adapter_problems, model_folder_problems
 
@@ -133,6 +134,7 @@ def train(config: Path, *, base_model: str, dataset: Path, run_dir: Path, gpus: 
           master_port: int = DEFAULT_MASTER_PORT) -> int:
     """Train (or resume, or skip a finished run); returns the exit code of `axolotl train`."""
     require_axolotl()
+    prepare_axolotl_environment()
     check_dataset(dataset)
     if save_steps is not None and save_steps < 1:
         raise StepInputError(f"--save-steps {save_steps}: must be at least 1")
@@ -173,6 +175,9 @@ def train(config: Path, *, base_model: str, dataset: Path, run_dir: Path, gpus: 
 
 
 def _launch(config_file: Path, chosen: Launcher, processes: int, group: Rendezvous | None, cuda_devices: int) -> int:
+    if chosen == "python":  # one process: Axolotl runs it in its own interpreter, so this one can too
+        LOG.info("running: axolotl train %s --launcher python, in this process", config_file)
+        return train_in_process(config_file, LOG)
     env = child_env(processes=processes)
     if group is not None:
         LOG.info("node %d of %d: rendezvous %s at %s:%d", group.node_rank, group.nodes, group.rdzv_id,

@@ -4,11 +4,16 @@ Each test names the Argo document, example or test it follows (argoproj/argo-wor
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from workflows.argo.errors import ManifestError
+from workflows.argo.phase import Phase
+from workflows.runner.process import AttemptResult
+from workflows.runner.retry import decide
 from test_runner_support import OK, most_at_once, phases, pods, py, run, task, workflow, workspace
 
 pytestmark = pytest.mark.timeout(120)
@@ -33,6 +38,7 @@ def test_non_zero_exits_signal_kills_and_commands_that_cannot_start_are_failed(t
     assert phases(result) == {"exit": "Failed", "kill": "Failed", "start": "Failed", "exit-failed": "Succeeded",
                               "kill-failed": "Succeeded", "start-failed": "Succeeded", "start-errored": "Omitted"}
     assert pods(result)["kill"]["attempts"][-1]["exit_code"] == 137
+    assert pods(result)["start"]["attempts"][-1]["exit_code"] == 64  # cmd/argoexec/main.go: the emissary's exit
     assert result.phase == "Failed"  # the Omitted leaf takes the failure of the branch it hangs from
 
 
@@ -51,8 +57,10 @@ def test_when_is_govaluate_with_in_arrays_and_dotted_words_as_errors(tmp_path: P
     with a dot lexes as an ACCESSOR, which does not evaluate (docs/walk-through/conditionals.md for `when`)."""
     tasks = [task("in-array", "ok", when="'b' in ('a', 'b')"), task("not-in", "ok", when="c in ('a', 'b')"),
              task("number-vs-string", "ok", when="1 == '1'"), task("bare-word", "ok", when="heads == heads"),
-             task("dotted", "ok", when="v1.2 == v1.2"), task("quoted-dots", "ok", when="'v1.2' == 'v1.2'")]
-    result = run(workflow([py("ok", OK)], tasks, dag={"failFast": False}), tmp_path)
+             task("dotted", "ok", when="{{workflow.parameters.version}} == v1"),
+             task("quoted-dots", "ok", when="'{{workflow.parameters.version}}' == 'v1.2'")]
+    # a substituted value (a literal one is a wiring error: test_lint.py test_lint_reports_what_run_refuses)
+    result = run(workflow([py("ok", OK)], tasks, parameters={"version": "v1.2"}, dag={"failFast": False}), tmp_path)
     assert phases(result) == {"in-array": "Succeeded", "not-in": "Skipped", "number-vs-string": "Skipped",
                               "bare-word": "Succeeded", "dotted": "Error", "quoted-dots": "Succeeded"}
     assert "govaluate accessor" in pods(result)["dotted"]["message"]
@@ -121,7 +129,10 @@ def test_a_metrics_block_is_ignored(tmp_path: Path) -> None:
 def test_outputs_of_skipped_tasks_follow_v4_1(tmp_path: Path) -> None:
     """docs/enhanced-depends-logic.md "Output references from Skipped or Omitted tasks" and the e2e workflows
     test/e2e/functional/dag-skipped-producer-default.yaml, dag-skipped-consumer-default.yaml and
-    dag-skipped-output-ref.yaml (workflow/controller/dag_test.go TestDAGSkippedOutputRef)."""
+    dag-skipped-output-ref.yaml (test/e2e/functional_test.go TestDAGSkippedOutputRef). The page says an
+    embedded reference resolves to "", but v4.1's code fails it: util/template/simple_template.go ("output is an
+    absent optional"), asserted by util/template/replace_test.go SimpleTagAbsentValueErrors for
+    `pre-{{tasks.producer.outputs.parameters.msg}}-post`; so `embedded` is an Error, as on the cluster."""
     producer = py("produce", "open('/workspace/out', 'w').write('real')", outputs={"msg": "/workspace/out"})
     with_default = py("produce-default", "open('/workspace/out', 'w').write('real')", outputs={"msg": "/workspace/out"})
     with_default["outputs"]["parameters"][0]["valueFrom"]["default"] = "hello-from-producer"
@@ -139,10 +150,13 @@ def test_outputs_of_skipped_tasks_follow_v4_1(tmp_path: Path) -> None:
     result = run(workflow([producer, with_default, consume, consume_default], tasks, dag={"failFast": False}),
                  tmp_path)
     assert phases(result) == {"p": "Skipped", "pd": "Skipped", "producer-default": "Succeeded",
-                              "consumer-default": "Succeeded", "embedded": "Succeeded", "no-default": "Error"}
+                              "consumer-default": "Succeeded", "embedded": "Error", "no-default": "Error"}
     volume = workspace(result)
-    assert [(volume / name).read_text() for name in "abc"] == ["hello-from-producer", "fallback-from-input", "x--y"]
+    assert [(volume / name).read_text() for name in "ab"] == ["hello-from-producer", "fallback-from-input"]
+    assert not (volume / "c").exists()
     assert "absent optional" in pods(result)["no-default"]["message"]
+    assert "output is an absent optional" in pods(result)["embedded"]["message"]
+    assert result.phase == "Error"  # TestDAGSkippedOutputRef: the workflow is an Error
 
 
 def test_fail_fast_waits_for_a_target_so_a_fan_out_runs_all_its_children(tmp_path: Path) -> None:
@@ -258,3 +272,95 @@ def test_the_templates_own_fail_fast_lets_every_pod_of_a_begun_task_run(tmp_path
     assert first[:3] == ("Failed", "template has failed or errored children and failFast enabled",
                          {"x": "Failed", "fan": "Succeeded", "after": "Pending"})
     assert sorted(first[3].values()) == ["Failed", "Succeeded", "Succeeded", "Succeeded"]
+
+
+# --- issue 12 review: what a failed DAG names, retry strategies Argo cannot read, -p and dag.target -------------
+
+def test_a_failed_dag_names_the_failure_on_the_failed_targets_branch_not_one_continue_on_forgave(
+        tmp_path: Path) -> None:
+    """examples/dag-continue-on-fail.yaml: `B` fails with `continueOn: {failed: true}` and `D` after it runs; `E`
+    fails and omits the target `G`, which fails the DAG (dag.go assessDAGPhase). The DAG names `E`, whose
+    failure decided it, not `B`, which comes first in the DAG's order but decided nothing."""
+    templates = [py("ok", OK), py("fail", "import sys; sys.exit(1)")]
+    tasks = [task("A", "ok"), task("B", "fail", "A", continueOn={"failed": True}), task("C", "ok", "A"),
+             task("D", "ok", "B && C"), task("E", "fail", "A"), task("F", "ok", "A"), task("G", "ok", "E && F")]
+    result = run(workflow(templates, tasks), tmp_path, parallelism=4)
+    assert phases(result) == {"A": "Succeeded", "B": "Failed", "C": "Succeeded", "D": "Succeeded", "E": "Failed",
+                              "F": "Succeeded", "G": "Omitted"}
+    assert result.phase == "Failed"
+    assert result.message.startswith("task 'E' failed")
+
+
+def test_a_retry_limit_that_is_no_integer_once_substituted_is_the_tasks_error(tmp_path: Path) -> None:
+    """workflow/controller/operator.go processNodeRetries reads `limit` with intstr.Int32 and executeTemplate marks
+    the node Error when it cannot (a substituted input here; lint reports a literal one). It was a traceback."""
+    flaky = py("flaky", "import sys; sys.exit(1)", ("limit",), retryStrategy={"limit": "{{inputs.parameters.limit}}"})
+    tasks = [task("bad", "flaky", args={"limit": "two"}), task("good", "flaky", args={"limit": "1"})]
+    result = run(workflow([flaky], tasks, dag={"failFast": False}), tmp_path)
+    assert phases(result) == {"bad": "Error", "good": "Failed"}
+    assert "retryStrategy.limit: 'two' is not an integer" in pods(result)["bad"]["message"]
+    assert len(pods(result)["good"]["attempts"]) == 2
+
+
+def test_a_backoff_factor_applies_only_when_positive() -> None:
+    """operator.go processNodeRetries: `timeToWait = duration * factor^(retries)` only `if factor > 0`; otherwise
+    every wait is the base duration."""
+    failed = AttemptResult(Phase.FAILED, 1, "exit code 1", 0.0, 1.0)
+    delays = [decide({"limit": 5, "backoff": {"duration": "2s", "factor": factor}}, "t", 2, failed, 0.0).delay
+              for factor in (0, 3)]
+    assert delays == [2.0, 18.0]
+
+
+def test_a_parameter_given_with_p_is_validated_as_argo_submit_p_does(tmp_path: Path) -> None:
+    """`argo submit -p` sets spec.arguments before the server validates the Workflow: a parameterised dag.target
+    whose default names no task runs with `-p target=E` (examples/dag-targets.yaml), and is refused without."""
+    tasks = [task("A", "ok"), task("E", "ok", "A"), task("F", "ok", "A")]
+    manifest = workflow([py("ok", OK)], tasks, parameters={"target": "CHANGE-ME"},
+                        dag={"target": "{{workflow.parameters.target}}"})
+    result = run(manifest, tmp_path / "e", parameters={"target": "E"})
+    assert phases(result) == {"A": "Succeeded", "E": "Succeeded", "F": "Pending"}
+    with pytest.raises(ManifestError, match="gives 'CHANGE-ME' with the workflow parameters' values"):
+        run(manifest, tmp_path / "default")
+
+
+def test_with_sequence_expands_as_argo_expand_sequence_does(tmp_path: Path) -> None:
+    """workflow/controller/operator.go expandSequence: `count: 0` is no item (the task is "Skipped, empty params"),
+    otherwise end = start + count - 1, so a negative count counts down past start; `end` below `start` counts down;
+    `format` is applied to each number."""
+    echo = py("echo", "pass", ("i",))
+    tasks = [task("none", "echo", withSequence={"count": "0"}, args={"i": "{{item}}"}),
+             task("negative", "echo", withSequence={"start": "1", "count": "-2"}, args={"i": "{{item}}"}),
+             task("down", "echo", withSequence={"start": "3", "end": "1", "format": "%02d"}, args={"i": "{{item}}"})]
+    result = run(workflow([echo], tasks), tmp_path)
+    assert phases(result) == {"none": "Skipped", "negative": "Succeeded", "down": "Succeeded"}
+    assert sorted(name for name in pods(result) if name.startswith(("negative", "down"))) == [
+        "down(0:03)", "down(1:02)", "down(2:01)", "negative(0:1)", "negative(1:0)", "negative(2:-1)", "negative(3:-2)"]
+
+
+def test_a_long_generate_name_is_cut_as_kubernetes_cuts_it(tmp_path: Path) -> None:
+    """k8s.io/apiserver names.SimpleNameGenerator: a generateName longer than 58 characters is cut to 58 before the
+    5 random characters, so `{{workflow.name}}` (and RUN's folder) is 63 characters long; a resume finds it."""
+    manifest = workflow([py("ok", OK)], [task("a", "ok")])
+    manifest["metadata"]["generateName"] = "a" * 69 + "-"
+    result = run(manifest, tmp_path)
+    assert len(result.workflow_name) == 63 and result.workflow_name.startswith("a" * 58)
+    assert run(manifest, tmp_path).workflow_name == result.workflow_name
+
+
+def test_a_task_whose_when_is_false_skips_an_expansion_it_cannot_parse(tmp_path: Path) -> None:
+    """workflow/controller/dag.go expandTask: a withParam that is no JSON list, or a withSequence that is no number,
+    is an error only when the task's `when` (evaluated before any `{{item}}`) is true; when it is false the task
+    has no items: "Skipped, empty params"."""
+    echo = py("echo", "pass", ("i",))
+    tasks = [task("param-off", "echo", when="{{workflow.parameters.run}} == yes", withParam="{{workflow.parameters.list}}",
+                  args={"i": "{{item}}"}),
+             task("param-on", "echo", when="{{workflow.parameters.list}} == none", withParam="{{workflow.parameters.list}}",
+                  args={"i": "{{item}}"}),
+             task("sequence-off", "echo", when="{{workflow.parameters.run}} == yes",
+                  withSequence={"count": "{{workflow.parameters.list}}"}, args={"i": "{{item}}"})]
+    result = run(workflow([echo], tasks, parameters={"run": "no", "list": "none"}, dag={"failFast": False}), tmp_path)
+    assert phases(result) == {"param-off": "Skipped", "param-on": "Error", "sequence-off": "Skipped"}
+    timeline = json.loads((result.workdir / "timeline.json").read_text())
+    messages = {entry["task"]: entry["message"] for entry in timeline["tasks"]}
+    assert "withParam value could not be parsed as a JSON list: none" in messages["param-on"]
+    assert messages["param-off"] == "Skipped, empty params"

@@ -55,6 +55,13 @@ def test_a_misspelt_key_is_found():
     assert unknown_keys({**load("tiny-cpu-lora.yaml"), "lerning_rate": 0.1}) == ["lerning_rate"]
 
 
+def test_a_plugins_keys_are_known_only_with_the_plugin():
+    plugin_key = {"lm_eval_tasks": ["gsm8k"]}
+    assert unknown_keys({**load("tiny-cpu-lora.yaml"), **plugin_key}) == ["lm_eval_tasks"]
+    assert unknown_keys({**load("tiny-cpu-lora.yaml"), **plugin_key,
+                         "plugins": ["axolotl.integrations.lm_eval.LMEvalPlugin"]}) == []
+
+
 def test_a_broken_config_is_rejected_with_axolotls_message():
     from steps.training.axolotl_config import AxolotlConfigError
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import typer
-from fixtures.mmlu_assets import tiny_assets  # noqa: F401  (fixture)
+from fixtures.mmlu_assets import tiny_assets, unfrozen_heap  # noqa: F401  (fixtures)
 from typer.testing import CliRunner
 
 from steps.common import StepInputError
@@ -23,6 +23,7 @@ from steps.mmlu_pro.engines.base import resolve_model, token_counter
 from steps.mmlu_pro.extract import extract_answer
 from steps.mmlu_pro.results import read_records
 
+pytestmark = pytest.mark.usefixtures("unfrozen_heap")
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = GenerationSettings(max_new_tokens=12, max_model_len=420, batch_size=3)
 SUBJECT = "computer science"
@@ -93,6 +94,15 @@ def test_prompt_tokens_count_what_the_model_is_fed(tiny_assets):  # noqa: F811
     texts = ["Question:\nWhat is 2 + 2?\nAnswer: Let's think step by step.", "é ü 漢字 The answer is (J)."]
     assert token_counter(tokenizer)(texts) == [len(tokenizer(text)["input_ids"]) for text in texts]
     assert tokenizer(texts[0])["input_ids"][0] == tokenizer.bos_token_id
+
+
+def test_prompts_are_counted_alike_before_and_after_a_padded_batch(tiny_assets):  # noqa: F811
+    # The hf engine's batches are tokenized with padding=True, which the Rust tokenizer keeps as its state.
+    engine = load_engine("hf", str(tiny_assets["model"]), None, GenerationSettings(batch_size=2))
+    texts = ["Question: 1+1?", "Question: what is the sum of two and two, in words?"]
+    before = engine.count_tokens(texts)
+    engine.generate(texts, [2, 2])
+    assert engine.count_tokens(texts) == before and before[0] < before[1]
 
 
 def test_a_run_killed_midway_resumes_with_only_the_rest_and_equals_an_uninterrupted_run(

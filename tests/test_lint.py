@@ -224,3 +224,132 @@ def test_submit_dry_run_refuses_wiring_errors_before_the_server(workflow, monkey
     result = CliRunner().invoke(app, ["submit", str(REFERENCE), "--dry-run", "--server", "http://127.0.0.1:9"])
     assert result.exit_code == 2
     assert "wiring errors" in result.output and "depends on 'eval-finetune'" in result.output
+
+
+# --- lint catches what run catches, and passes what Argo accepts (issue 12 review) -----------------------------
+
+def _plain(tasks: list[dict], templates: list[dict] | None = None, **spec) -> dict:
+    echo = {"name": "echo", "inputs": {"parameters": [{"name": "x", "value": "1"}]},
+            "container": {"image": "python:3.11", "command": ["python", "-c", "pass"]}}
+    return {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "metadata": {"generateName": "p-"},
+            "spec": {"entrypoint": "main", "templates": [{"name": "main", "dag": {"tasks": tasks}}, echo]
+                     + (templates or []), **spec}}
+
+
+def _with_echo(**fields) -> dict:
+    manifest = _plain([{"name": "a", "template": "echo"}])
+    manifest["spec"]["templates"][1].update(fields)
+    return manifest
+
+
+def _parameterised_target() -> dict:
+    manifest = _plain([{"name": "a", "template": "echo"}],
+                      arguments={"parameters": [{"name": "target", "value": "nope"}]})
+    manifest["spec"]["templates"][0]["dag"]["target"] = "{{workflow.parameters.target}}"
+    return manifest
+
+
+RUN_REFUSES = {
+    # operator.go processNodeRetries reads limit and backoff.factor with intstr.Int32, durations with
+    # ParseStringToDuration: a value of the wrong form is the node's Error on Argo, a traceback here before
+    "retry limit": (_with_echo(retryStrategy={"limit": "abc"}), "limit 'abc' is not an integer"),
+    "backoff factor": (_with_echo(retryStrategy={"limit": 1, "backoff": {"duration": "1s", "factor": 1.5}}),
+                       "factor 1.5 is not an integer"),
+    "backoff duration": (_with_echo(retryStrategy={"limit": 1, "backoff": {"duration": "5x"}}),
+                         "'5x' is not a duration"),
+    # validate.go validateTemplate: "has invalid duration format in timeout" for a whole number
+    "timeout without unit": (_with_echo(timeout="10"), "timeout '10' has no unit"),
+    # validate.go: "activeDeadlineSeconds must be a positive integer > 0 or an argo variable"
+    "activeDeadlineSeconds": (_with_echo(activeDeadlineSeconds="abc"), "activeDeadlineSeconds 'abc' must be"),
+    # validate.go validateArgumentsValues: "value should be present in ... enum list"
+    "enum": (_plain([{"name": "a", "template": "echo"}],
+                    arguments={"parameters": [{"name": "t", "value": "c", "enum": ["a", "b"]}]}),
+             "workflow parameter 't' = 'c' is not one of a, b"),
+    # validate.go addItemsToScope: "only one of count or end can be defined in withSequence"
+    "withSequence": (_plain([{"name": "a", "template": "echo", "withSequence": {"count": "2", "end": "5"},
+                              "arguments": {"parameters": [{"name": "x", "value": "{{item}}"}]}}]),
+                     "only one of count or end can be defined in withSequence"),
+    # validate.go validateDAG: an items-based result of a task that does not fan out
+    "AnySucceeded without items": (_plain([{"name": "a", "template": "echo"},
+                                           {"name": "b", "template": "echo", "depends": "a.AnySucceeded"}]),
+                                   "dependency 'a' uses an items-based condition such as .AnySucceeded"),
+    # the API server's DNS-1123 check of metadata.name / generateName + 5 characters
+    "workflow name": ({**_plain([{"name": "a", "template": "echo"}]), "metadata": {"generateName": "Hello_World-"}},
+                      "metadata.generateName 'Hello_World-' does not make a valid workflow name"),
+    # a `when` or `withSequence` without references that cannot evaluate: the task is an Error on every run
+    # (workflow/controller/steps.go shouldExecute, operator.go expandSequence); run did start the workflow
+    "static when": (_plain([{"name": "a", "template": "echo", "when": "v1.2 == v1.2"}]),
+                    "when 'v1.2 == v1.2' cannot be evaluated"),
+    "static withSequence": (_plain([{"name": "a", "template": "echo", "withSequence": {"count": "two"},
+                                     "arguments": {"parameters": [{"name": "x", "value": "{{item}}"}]}}]),
+                            "invalid withSequence"),
+    "static withParam": (_plain([{"name": "a", "template": "echo", "withParam": "a,b",
+                                  "arguments": {"parameters": [{"name": "x", "value": "{{item}}"}]}}]),
+                         "withParam 'a,b' is not a JSON list"),
+    # examples/dag-targets.yaml's parameterised target, with a value that names no task: run refused it, lint passed
+    "parameterised target": (_parameterised_target(), "gives 'nope' with the workflow parameters' values"),
+}
+
+
+@pytest.mark.parametrize("name", RUN_REFUSES)
+def test_lint_reports_what_run_refuses(name, tmp_path):
+    manifest, expected = RUN_REFUSES[name]
+    assert any(expected in problem for problem in lint_manifest(manifest)), lint_manifest(manifest)
+    path = tmp_path / "w.yaml"
+    path.write_text(yaml.safe_dump(manifest))
+    result = CliRunner().invoke(app, ["run", str(path), "--workdir", str(tmp_path / "w"), "--quiet"])
+    assert result.exit_code == 2, result.output
+    assert expected in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "w" / "logs").exists() or not any((tmp_path / "w" / "logs").iterdir())
+
+
+ARGO_ACCEPTS = {
+    # examples/global-parameters-from-configmap.yaml: a workflow parameter from a ConfigMap, referenced
+    "workflow parameter valueFrom": _plain(
+        [{"name": "a", "template": "echo", "arguments": {"parameters": [{"name": "x",
+                                                                          "value": "{{workflow.parameters.m}}"}]}}],
+        arguments={"parameters": [{"name": "m", "valueFrom": {"configMapKeyRef": {"name": "c", "key": "k"}}}]}),
+    # examples/arguments-parameters-from-configmap.yaml: an input parameter from a ConfigMap is supplied
+    "input valueFrom": _plain([{"name": "a", "template": "from-map"}], [
+        {"name": "from-map", "inputs": {"parameters": [{"name": "m", "valueFrom": {
+            "configMapKeyRef": {"name": "c", "key": "k"}}}]},
+         "container": {"image": "python:3.11", "command": ["python", "-c", "pass"]}}]),
+    # examples/dag-inline-workflow.yaml: a dag whose tasks are inline templates, one depending on another
+    "inline tasks": _plain([{"name": "a", "inline": {"container": {"image": "busybox"}}},
+                            {"name": "b", "template": "echo", "depends": "a"}]),
+    # test/e2e/functional/dag-skipped-volume-default.yaml: a configMap volume, mounted
+    "configMap volume": _plain([{"name": "a", "template": "mounts"}], [
+        {"name": "mounts", "container": {"image": "python:3.11", "command": ["python", "-c", "pass"],
+                                         "volumeMounts": [{"name": "cfg", "mountPath": "/cfg"}]}}],
+        volumes=[{"name": "cfg", "configMap": {"name": "c", "optional": True}}]),
+    # test/e2e/functional/nested-dag-outputs.yaml: a dag template's output parameter, read by the next task
+    "dag outputs": _plain([{"name": "n", "template": "nested"},
+                           {"name": "b", "template": "echo", "depends": "n", "arguments": {"parameters": [
+                               {"name": "x", "value": "{{tasks.n.outputs.parameters.out}}"}]}}], [
+        {"name": "nested", "dag": {"tasks": [{"name": "g", "template": "echo"}]},
+         "outputs": {"parameters": [{"name": "out", "valueFrom": {"parameter": "{{tasks.g.outputs.parameters.x}}"}}]}}]),
+}
+
+
+@pytest.mark.parametrize("name", ARGO_ACCEPTS)
+def test_lint_passes_what_argo_accepts_and_notes_what_run_does_not_emulate(name, tmp_path):
+    manifest = ARGO_ACCEPTS[name]
+    assert lint_manifest(manifest) == []
+    assert local_run_notes(manifest)
+    path = tmp_path / "w.yaml"
+    path.write_text(yaml.safe_dump(manifest))
+    result = CliRunner().invoke(app, ["lint", str(path)])
+    assert result.exit_code == 0 and "lint passed" in result.output, result.output
+
+
+def test_a_plain_cron_workflow_may_refer_to_a_template_on_the_cluster(tmp_path):
+    """examples/dag-inline-cronworkflow.yaml refers to a WorkflowTemplate that is not in the file: valid on a cluster,
+    a note for `tunebench run`; rendered manifests must still refer to the templates rendered with them
+    (test_cron_must_reference_a_rendered_template)."""
+    cron = {"apiVersion": "argoproj.io/v1alpha1", "kind": "CronWorkflow", "metadata": {"name": "dag-inline"},
+            "spec": {"schedules": ["*/5 * * * *"], "workflowSpec": {"workflowTemplateRef": {"name": "dag-inline"}}}}
+    path = tmp_path / "cron.yaml"
+    path.write_text(yaml.safe_dump(cron))
+    result = CliRunner().invoke(app, ["lint", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "workflowTemplateRef 'dag-inline'" in result.output and "same file" in result.output

@@ -1,6 +1,7 @@
 """steps.train for real: Axolotl trains the tiny model on a CPU; a finished run is not redone, a killed one resumes."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 from test_train_support import (
+    AUDITED_THREADS,
     PROJECT_ROOT,
     offline_env,
     run_step,
@@ -54,8 +56,18 @@ def test_trains_and_writes_an_adapter_checkpoints_and_the_final_config(trained):
 def test_the_log_streams_axolotl_and_says_what_ran(trained):
     log = trained.result.stdout + trained.result.stderr
     assert "starting from step 0" in log
-    assert f"axolotl.cli.main train {trained.config} --launcher python" in log
+    assert f"running: axolotl train {trained.config} --launcher python, in this process" in log
     assert "'loss'" in log  # the trainer's own per-step log came through
+
+
+def test_the_python_launcher_trains_in_the_steps_own_process_on_the_pods_threads(trained):
+    """No second interpreter importing torch, transformers and Axolotl again: the step validates and
+    trains in one process, with the thread count the pod gives it (OMP_NUM_THREADS) for both pools."""
+    assert trained.result.returncode == 0, trained.result.stderr[-3000:]
+    pythons = [command for _, command in trained.process["started"]
+               if any("python" in Path(part).name or "axolotl" in part for part in command)]
+    assert pythons == [], pythons
+    assert trained.process["threads"] == trained.process["interop_threads"] == int(AUDITED_THREADS)
 
 
 def test_a_finished_run_is_not_redone(trained):
@@ -112,8 +124,11 @@ def resumed(tmp_path_factory) -> ResumedRun:
                              stdout=first_log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         reached = _wait_for_complete_checkpoint(run_dir / "output", first, timeout_s=300)
+        first.send_signal(signal.SIGTERM)  # what the kubelet sends the pod's main process, mid-training
+        assert first.wait(timeout=60) in (-signal.SIGTERM, 128 + signal.SIGTERM)  # at once, as the child did
     finally:
-        os.killpg(first.pid, signal.SIGKILL)  # a pod lost with its node: no chance to clean up
+        with contextlib.suppress(ProcessLookupError):  # its data loader's workers, orphaned as in a pod
+            os.killpg(first.pid, signal.SIGKILL)
         first.wait()
     assert reached.step < 6 and not (run_dir / "done.json").exists()
 

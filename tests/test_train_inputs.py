@@ -145,11 +145,13 @@ def _run_streaming_in_a_step(child_code: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", step_code], cwd=PROJECT_ROOT, stdout=subprocess.PIPE, text=True)
 
 
-@pytest.mark.parametrize("handles_term, expected_code", [(True, 7), (False, 128 + signal.SIGTERM)])
+@pytest.mark.parametrize("handles_term, expected_code", [(7, 7), (0, 128 + signal.SIGTERM), (None, 128 + signal.SIGTERM)])
 def test_a_stopped_pod_stops_the_trainer_and_its_exit_code_comes_back(tmp_path, handles_term, expected_code):
+    """A trainer that exits 0 once stopped (Axolotl's SIGINT handler saves and exits 0) is a stopped run, not a
+    finished one: 128 + the signal, so train neither writes done.json nor is taken as succeeded."""
     marker = tmp_path / "child-got-sigterm"
-    handler = (f"signal.signal(signal.SIGTERM, lambda *a: (pathlib.Path({str(marker)!r}).touch(), sys.exit(7))); "
-               if handles_term else "")
+    handler = (f"signal.signal(signal.SIGTERM, lambda *a: (pathlib.Path({str(marker)!r}).touch(), "
+               f"sys.exit({handles_term}))); " if handles_term is not None else "")
     step = _run_streaming_in_a_step(f"import pathlib, signal, sys, time; {handler}print('ready', flush=True); "
                                     "time.sleep(120)")
     try:
@@ -158,7 +160,7 @@ def test_a_stopped_pod_stops_the_trainer_and_its_exit_code_comes_back(tmp_path, 
         assert step.wait(timeout=60) == expected_code
     finally:
         step.kill()
-    assert marker.exists() == handles_term
+    assert marker.exists() == (handles_term is not None)
 
 
 def test_missing_axolotl_is_reported(monkeypatch, tmp_path, dataset):
@@ -255,3 +257,22 @@ def test_cli_config_rejected_by_axolotl_fails_before_launch_in_one_line(tmp_path
     assert last == "error: Axolotl rejected the config: Require cfg.load_in_4bit to be True for qlora"
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "run" / "axolotl.yaml").exists()
+
+
+CHECKS_BEFORE_A_LAUNCH = """
+import sys, yaml
+from steps.training.axolotl_config import probed_capabilities, unknown_keys, validate_config
+cfg = yaml.safe_load(open(sys.argv[1]))
+validate_config(cfg, *probed_capabilities(1))
+print(unknown_keys(cfg), "peft" in sys.modules)
+"""
+
+
+@pytest.mark.axolotl
+def test_the_checks_before_a_gpu_launch_import_no_peft_for_a_config_without_plugins():
+    """The step validates before accelerate or torchrun start the ranks, which import everything again:
+    the unknown-key check reads Axolotl's base schema, without merging plugins' schemas (that imports peft)."""
+    result = subprocess.run([sys.executable, "-c", CHECKS_BEFORE_A_LAUNCH, str(TINY_CONFIG)], cwd=PROJECT_ROOT,
+                            env=offline_env(), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split("\n")[-2] == "[] False"

@@ -37,6 +37,11 @@ class TrainedRun:
     result: subprocess.CompletedProcess
 
     @property
+    def process(self) -> dict:
+        """What the step's own process did (run_audited_train's report); the shared run has one."""
+        return json.loads((self.run_dir.parent / PROCESS_REPORT).read_text())
+
+    @property
     def config(self) -> Path:
         return self.run_dir / "axolotl.yaml"
 
@@ -55,6 +60,39 @@ def offline_env(**extra: str) -> dict[str, str]:
 def run_step(module: str, *args: object, timeout: float = 600, **popen) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=PROJECT_ROOT, env=offline_env(),
                           capture_output=True, text=True, timeout=timeout, **popen)
+
+
+# `python -m steps.train ARGS` as the pod runs it, reporting what its own process did: the processes it
+# started (audit events) and torch's thread pools once training is over.
+AUDITED_STEP = """
+import json, runpy, sys
+report, args = sys.argv[1], sys.argv[2:]
+started = []
+def audit(event, details):
+    if event in ("subprocess.Popen", "os.posix_spawn", "os.exec", "os.spawn", "os.fork", "os.forkpty"):
+        started.append([event, [str(part) for part in (details[1] if event != "os.fork" else [])]])
+sys.addaudithook(audit)
+sys.argv = ["steps.train", *args]
+try:
+    runpy.run_module("steps.train", run_name="__main__", alter_sys=True)
+finally:
+    import torch
+    with open(report, "w") as out:
+        json.dump({"started": started, "threads": torch.get_num_threads(),
+                   "interop_threads": torch.get_num_interop_threads()}, out)
+"""
+PROCESS_REPORT = "process.json"  # beside the run folder
+# The pod's CPU limit as the downward API passes it; not the 2 torch would take from this machine's cores.
+AUDITED_THREADS = "1"
+
+
+def run_audited_train(*args: object) -> subprocess.CompletedProcess:
+    """steps.train with `args` (train_args), its process's report in PROCESS_REPORT beside its --run-dir."""
+    listed = list(map(str, args))
+    report = Path(listed[listed.index("--run-dir") + 1]).parent / PROCESS_REPORT
+    return subprocess.run([sys.executable, "-c", AUDITED_STEP, str(report), *listed], cwd=PROJECT_ROOT,
+                          env=offline_env(OMP_NUM_THREADS=AUDITED_THREADS), capture_output=True, text=True,
+                          timeout=600)
 
 
 def train_args(assets: TinyAssets, run_dir: Path, overrides: str = QUICK_OVERRIDES,
@@ -89,7 +127,7 @@ def shared_trained_run(tmp_path_factory) -> TrainedRun:
     assets = shared_assets(tmp_path_factory)
 
     def train(folder: Path) -> None:
-        result = run_step("steps.train", *train_args(assets, folder / "train"))
+        result = run_audited_train(*train_args(assets, folder / "train"))
         (folder / RESULT).write_text(json.dumps({"args": result.args, "returncode": result.returncode,
                                                  "stdout": result.stdout, "stderr": result.stderr}))
 

@@ -98,8 +98,11 @@ def _manifest_sections(documents: list[dict[str, Any]], schema: Path | None, loc
         metadata = document.get("metadata") or {}
         name = metadata.get("name") or metadata.get("generateName", "")
         section = Section(f"{document.get('kind')} {name}", note=note)
+        # In a plain Argo file, a workflowTemplateRef may name a WorkflowTemplate that lives on the cluster (Argo's
+        # examples/dag-inline-cronworkflow.yaml); rendered manifests must refer to the templates rendered with them.
+        known = None if local_notes else set(templates)
         section.problems = (validate_manifest(document, schema_file)
-                            + lint_manifest(document, set(templates), templates)
+                            + lint_manifest(document, known, templates)
                             + resource_manifest_problems(document))
         if local_notes:
             not_emulated = local_run_notes(document, templates)

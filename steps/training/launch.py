@@ -1,4 +1,5 @@
-"""Running the `axolotl` CLI as a child process: which launcher, the command line, and the pitfalls of GPU pods."""
+"""Which launcher, and for accelerate and torchrun the `axolotl` CLI as a child process: its command line,
+its environment and the pitfalls of GPU pods (the python launcher runs in the step's process: in_process.py)."""
 from __future__ import annotations
 
 import importlib.util
@@ -117,13 +118,23 @@ def run_streaming(command: list[str], env: dict[str, str]) -> int:
     """Run `command` with the step's stdout/stderr (the log streams live); return its exit code.
 
     SIGTERM/SIGINT (a pod being stopped) go on to the child, so the trainer stops cleanly
-    instead of being orphaned. A child killed by a signal returns 128 + the signal, as a shell does.
+    instead of being orphaned. A child killed by a signal returns 128 + the signal, as a shell does;
+    so does one that exits 0 after being stopped (Axolotl's SIGINT handler saves the weights so far
+    and exits 0): a stopped run is not a finished one, and must not be recorded as done.
     """
     child = subprocess.Popen(command, env=env)
-    previous = {sig: signal.signal(sig, lambda signum, _frame: child.send_signal(signum)) for sig in FORWARDED_SIGNALS}
+    forwarded: list[int] = []
+
+    def forward(signum: int, _frame: object) -> None:
+        forwarded.append(signum)
+        child.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in FORWARDED_SIGNALS}
     try:
         code = child.wait()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if code == 0 and forwarded:
+        return 128 + forwarded[0]
     return 128 - code if code < 0 else code

@@ -29,17 +29,21 @@ def ordered(tasks: Mapping[str, Task]) -> list[Task]:
 
 
 def sequence_items(spec: Mapping[str, Any], where: str) -> list[str]:
-    """The items of a substituted `withSequence` (`count`/`start`/`end`/`format`)."""
+    """The items of a substituted `withSequence` (`count`/`start`/`end`/`format`), as operator.go expandSequence
+    makes them: `count` N means `end` = start + N - 1 (so a negative count counts down past start), 0 is none."""
     try:
-        if spec.get("count") is not None:
-            start = int(str(spec.get("start", 0)))
-            values = list(range(start, start + int(str(spec["count"]))))
-        elif spec.get("end") is not None:
-            start, end = int(str(spec.get("start", 0))), int(str(spec["end"]))
-            step = 1 if end >= start else -1
-            values = list(range(start, end + step, step))
+        start = int(str(spec.get("start", 0)))
+        if spec.get("end") is not None:
+            end = int(str(spec["end"]))
+        elif spec.get("count") is not None:
+            count = int(str(spec["count"]))
+            if count == 0:
+                return []
+            end = start + count - 1
         else:
             raise ManifestError(f"{where}: withSequence needs count or end")
+        step = 1 if end >= start else -1
+        values = list(range(start, end + step, step))
         fmt = spec.get("format")
         return [fmt % value if fmt else str(value) for value in values]
     except (TypeError, ValueError) as error:

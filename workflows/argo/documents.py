@@ -74,3 +74,20 @@ def merge_template_spec(template_spec: dict[str, Any], workflow_spec: dict[str, 
         else:
             merged[key] = copy.deepcopy(value)
     return merged
+
+
+def with_submitted_parameters(manifest: dict[str, Any], values: dict[str, str]) -> dict[str, Any]:
+    """The manifest as `argo submit -p NAME=VALUE` makes it before it is validated: each named workflow parameter's
+    value replaced. Names the workflow does not declare are left to the caller to refuse."""
+    spec = manifest.get("spec")
+    if not values or not isinstance(spec, dict) or not isinstance(spec.get("arguments"), dict):
+        return manifest
+    parameters = spec["arguments"].get("parameters")
+    if not isinstance(parameters, list):
+        return manifest
+    submitted = copy.deepcopy(manifest)
+    for param in submitted["spec"]["arguments"]["parameters"]:
+        if isinstance(param, dict) and param.get("name") in values:
+            param.pop("valueFrom", None)
+            param["value"] = values[param["name"]]
+    return submitted

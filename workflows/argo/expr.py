@@ -3,8 +3,12 @@
 - `when` (govaluate, after `{{...}}` substitution): `true == true`, `'a' != 'b'`, `3 > 2`,
   `Succeeded == Succeeded`, `'b' in ('a', 'b')`. As in Argo, a bare word that is not
   `true`/`false` is a string, so an unquoted substituted value compares as text; a bare word
-  with a dot (`v1.2`, `model.bin`) is a govaluate accessor, which Argo cannot evaluate: an error.
-  Numbers and strings never equal each other (`1 == '1'` is false), as in govaluate.
+  with a dot (`v1.2`, `model.bin`) is a govaluate accessor, which Argo cannot evaluate: an error
+  (`v1.2` only when evaluated, so `false && v1.2` is false; `model.bin`, a lowercase field, at once).
+  Numbers and strings never equal each other (`1 == '1'` is false); govaluate's lexer is followed:
+  numbers are float64 (`.5`, `0x1F`; `1e3` is no number), a word starts with a letter, a string ends
+  at either quote, a quoted date or RFC 3339 time is a number of seconds, `+` with text joins text
+  (`'a' + 1`), and `**`, `&`, `|`, `^`, `<<`, `>>`, `~` work.
 - `retryStrategy.expression` (expr-lang): `lastRetry.status == 'Error' || asInt(lastRetry.exitCode) == 1`;
   identifiers are variables, with `asInt`, `asFloat`, `string`, `int`, `float`, `len`.
 - `depends`: `A && (B.Failed || !C.Succeeded)`, task names with dashes, the results
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import math
 import re
+from datetime import datetime, timezone
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +32,7 @@ from workflows.argo.phase import TASK_RESULTS
 
 _NUMBER = re.compile(r"\d+(?:\.\d+)?(?:[eE][+-]?\d+)?")
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
-_OPERATORS = ("&&", "||", "==", "!=", "<=", ">=", "=~", "!~", "<", ">", "!", "+", "-", "*", "/", "%",
+_OPERATORS = ("&&", "||", "==", "!=", "<=", ">=", "=~", "!~", "**", "<", ">", "!", "+", "-", "*", "/", "%",
               "?", ":", "(", ")", "[", "]", ",")
 _WORD_OPERATORS = {"and": "&&", "or": "||", "not": "!", "in": "in", "matches": "matches",
                    "contains": "contains", "startsWith": "startsWith", "endsWith": "endsWith"}
@@ -40,59 +45,125 @@ class Token:
     pos: int
 
 
+_GOVALUATE_SYMBOLS = frozenset({"==", "!=", ">", ">=", "<", "<=", "=~", "!~", "&&", "||", "+", "-", "*", "/", "%",
+                                "**", "&", "|", "^", "<<", ">>", "!", "~", "?", ":", "??"})
+_GOVALUATE_NUMBER = re.compile(r"0x([0-9a-fA-F]*)|[0-9.]+")
+_GOVALUATE_WORD = re.compile(r"[^\W\d_][\w.]*")  # a letter, then letters, digits, '_' and '.'
+_GOVALUATE_SYMBOL = re.compile(r"""[^\w\s()\[\]'",]+""")
+# The quoted strings govaluate's lexer reads as times (tryParseTime), compared as Unix seconds: the ISO 8601 and
+# RFC 3339 layouts; Go parses them in the controller's time.Local, which is UTC in Argo's image.
+_GOVALUATE_TIMES = [re.compile(pattern) for pattern in (
+    r"(\d{4})-(\d\d)-(\d\d)",
+    r"(\d{4})-(\d\d)-(\d\d) (\d\d):(\d\d)",
+    r"(\d{4})-(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d)(\.\d+)?(?P<zone>[+-]\d\d:\d\d)?",
+    r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(\.\d+)?(?P<zone>Z|[+-]\d\d:\d\d)",
+    r"(\d{4})-(\d\d)-(\d\d)T(\d\d)(?::(\d\d)(?::(\d\d)(\.\d+)?)?)?(?P<zone>Z|[+-]\d{4})",
+)]
+
+
+def _govaluate_time(text: str) -> float | None:
+    """Unix seconds when govaluate's lexer would read the quoted `text` as a time, else None."""
+    for pattern in _GOVALUATE_TIMES:
+        match = pattern.fullmatch(text)
+        if not match:
+            continue
+        year, month, day, hour, minute, second = ([int(part) if part else 0 for part in match.groups()[:6]] + [0] * 6)[:6]
+        zone = match.groupdict().get("zone") or "Z"
+        offset = 0 if zone == "Z" else (1 if zone[0] == "+" else -1) * (int(zone[1:3]) * 60 + int(zone[-2:])) * 60
+        try:
+            moment = datetime(year, month, day, hour, minute, second, tzinfo=timezone.utc)
+        except ValueError:
+            return None  # not a date (month 13): a plain string, as Go's time.Parse fails
+        return moment.timestamp() - offset  # whole seconds: govaluate compares time.Unix()
+    return None
+
+
 def tokenize(text: str, word_operators: bool) -> list[Token]:
+    """expr-lang's tokens (`word_operators`: `and`, `not`, `matches`, ...), or govaluate's (`when`)."""
+    read = _expr_token if word_operators else _govaluate_token
     tokens: list[Token] = []
     i = 0
     while i < len(text):
-        char = text[i]
-        if char.isspace():
+        if text[i].isspace():
             i += 1
             continue
-        if char in "'\"":
-            value, i = _read_string(text, i)
-            tokens.append(Token("str", value, i))
-            continue
-        number = _NUMBER.match(text, i)
-        if number:
-            raw = number.group()
-            number_value: float | int = float(raw) if any(c in raw for c in ".eE") else int(raw)
-            tokens.append(Token("num", number_value, i))
-            i = number.end()
-            continue
-        ident = _IDENT.match(text, i)
-        if ident:
-            word = ident.group()
-            if word_operators and word in _WORD_OPERATORS:
-                tokens.append(Token("op", _WORD_OPERATORS[word], i))
-            elif not word_operators and word in ("in", "IN"):  # govaluate's one word operator
-                tokens.append(Token("op", "in", i))
-            else:
-                tokens.append(Token("ident", word, i))
-            i = ident.end()
-            continue
-        for op in _OPERATORS:
-            if text.startswith(op, i):
-                tokens.append(Token("op", op, i))
-                i += len(op)
-                break
-        else:
-            raise ExpressionError(f"unexpected character {char!r} at position {i} in {text!r}")
+        token, i = read(text, i)
+        tokens.append(token)
     tokens.append(Token("end", None, len(text)))
     return tokens
 
 
-def _read_string(text: str, start: int) -> tuple[str, int]:
+def _govaluate_token(text: str, i: int) -> tuple[Token, int]:
+    """The token at `i` as govaluate's lexer (parsing.go) reads it, and where the next begins: numbers are runs of
+    digits and dots (`.5`, `5.`; no exponent) or `0x` hex; a word starts with a letter; a string ends at either
+    quote and may read as a time; `[any text]` is a word; an operator is the whole run of symbol characters
+    (`==-1` is no operator)."""
+    char = text[i]
+    if char.isdigit() or char == ".":
+        match = _GOVALUATE_NUMBER.match(text, i)
+        assert match is not None
+        try:
+            number = float(int(match.group(1), 16)) if match.group(1) is not None else float(match.group())
+        except ValueError:
+            raise ExpressionError(f"unable to parse the number {match.group()!r} at position {i} in {text!r}") from None
+        return Token("num", number, i), match.end()
+    if char in ",()":
+        return Token("op", char, i), i + 1
+    if char == "[":
+        end = text.find("]", i)
+        if end < 0:
+            raise ExpressionError(f"unclosed parameter bracket at position {i} in {text!r}")
+        return Token("str", text[i + 1:end], i), end + 1  # a variable, which Argo turns into its own name
+    if char.isalpha():
+        match = _GOVALUATE_WORD.match(text, i)
+        assert match is not None
+        word = match.group()
+        return (Token("op", "in", i) if word in ("in", "IN") else Token("ident", word, i)), match.end()
+    if char in "'\"":
+        quoted, after = _read_string(text, i, ends="'\"")
+        moment = _govaluate_time(quoted)
+        return (Token("str", quoted, i) if moment is None else Token("num", moment, i)), after
+    match = _GOVALUATE_SYMBOL.match(text, i)
+    symbol = match.group() if match else char
+    if symbol not in _GOVALUATE_SYMBOLS:
+        raise ExpressionError(f"invalid token {symbol!r} at position {i} in {text!r}")
+    return Token("op", symbol, i), i + len(symbol)
+
+
+def _expr_token(text: str, i: int) -> tuple[Token, int]:
+    """The expr-lang token at `i`, and where the next begins."""
+    char = text[i]
+    if char in "'\"":
+        value, after = _read_string(text, i)
+        return Token("str", value, after), after
+    number = _NUMBER.match(text, i)
+    if number:
+        raw = number.group()
+        return Token("num", float(raw) if any(c in raw for c in ".eE") else int(raw), i), number.end()
+    ident = _IDENT.match(text, i)
+    if ident:
+        word = ident.group()
+        token = Token("op", _WORD_OPERATORS[word], i) if word in _WORD_OPERATORS else Token("ident", word, i)
+        return token, ident.end()
+    op = next((op for op in _OPERATORS if text.startswith(op, i)), None)
+    if op is None:
+        raise ExpressionError(f"unexpected character {char!r} at position {i} in {text!r}")
+    return Token("op", op, i), i + len(op)
+
+
+def _read_string(text: str, start: int, ends: str = "") -> tuple[str, int]:
+    """A quoted string from `start`, ending at its own quote (or at any of `ends`: govaluate's either quote)."""
     quote = text[start]
     out: list[str] = []
     i = start + 1
-    escapes = {"n": "\n", "t": "\t", "\\": "\\", "'": "'", '"': '"'}
+    escapes = {"n": "\n", "t": "\t", "\\": "\\", "'": "'", '"': '"'} if not ends else {}  # govaluate: `\x` is x
     while i < len(text):
         char = text[i]
         if char == "\\" and i + 1 < len(text):
             out.append(escapes.get(text[i + 1], text[i + 1]))
             i += 2
             continue
-        if char == quote:
+        if char == quote or char in ends:
             return "".join(out), i + 1
         out.append(char)
         i += 1
@@ -218,13 +289,23 @@ class _Parser:
 
     def compare(self) -> Callable[[], Any]:
         ops = ("==", "!=", "<", "<=", ">", ">=", "=~", "!~", "in", "matches", "contains", "startsWith", "endsWith")
-        return self._left_chain(self.additive, ops, self._on_values(self.binary))
+        return self._left_chain(self.additive if self.expr_mode else self.bitwise, ops, self._on_values(self.binary))
+
+    # govaluate's bitwise and shift levels, between its comparators and `+` (stagePlanner.go)
+    def bitwise(self) -> Callable[[], Any]:
+        return self._left_chain(self.shift, ("&", "|", "^"), self._on_values(self.integers))
+
+    def shift(self) -> Callable[[], Any]:
+        return self._left_chain(self.additive, ("<<", ">>"), self._on_values(self.integers))
 
     def additive(self) -> Callable[[], Any]:
         return self._left_chain(self.multiplicative, ("+", "-"), self._on_values(self.arith))
 
     def multiplicative(self) -> Callable[[], Any]:
-        return self._left_chain(self.unary, ("*", "/", "%"), self._on_values(self.arith))
+        return self._left_chain(self.exponential, ("*", "/", "%"), self._on_values(self.arith))
+
+    def exponential(self) -> Callable[[], Any]:
+        return self._left_chain(self.unary, ("**",), self._on_values(self.arith))
 
     def _left_chain(self, operand: Callable[[], Callable[[], Any]], ops: tuple[str, ...],
                     apply: Callable[[str, Callable[[], Any], Callable[[], Any]], Any]) -> Callable[[], Any]:
@@ -255,6 +336,9 @@ class _Parser:
         if self.accept("+"):
             operand = self.unary()
             return lambda: self.number(operand(), "+")
+        if not self.expr_mode and self.accept("~"):
+            operand = self.unary()
+            return lambda: float(~int(self.number(operand(), "~")))
         return self.primary()
 
     def primary(self) -> Callable[[], Any]:
@@ -294,8 +378,16 @@ class _Parser:
             return lambda: value
         if not self.expr_mode:
             if "." in name:
-                raise self.error(f"unquoted {name!r} is a govaluate accessor, not a string, and Argo cannot "
-                                 f"evaluate it; quote it: '{name}'")
+                error = self.error(f"unquoted {name!r} is a govaluate accessor, not a string, and Argo cannot "
+                                   f"evaluate it; quote it: '{name}'")
+                fields = name.split(".")[1:]
+                if name.endswith(".") or any(part[:1].upper() != part[:1] for part in fields):
+                    raise error  # govaluate's lexer refuses a hanging or unexported (lowercase) field at once
+
+                def fail() -> Any:
+                    raise error  # any other accessor fails only when evaluated: `false && v1.2` is false
+
+                return fail
             # Argo's `when`: govaluate variables are turned into strings.
             return lambda: name
         if name == "nil":
@@ -356,6 +448,8 @@ class _Parser:
     def arith(self, op: str, left: Any, right: Any) -> Any:
         if op == "+" and isinstance(left, str) and isinstance(right, str):
             return left + right
+        if op == "+" and not self.expr_mode and (isinstance(left, str) or isinstance(right, str)):
+            return _go_text(left) + _go_text(right)  # govaluate's addStage: fmt.Sprintf("%v%v") when either is text
         if _kind(left) != "number" or _kind(right) != "number":
             raise self.error(f"{_show(left)} {op} {_show(right)}: arithmetic needs numbers")
         if op == "+":
@@ -364,12 +458,31 @@ class _Parser:
             return left - right
         if op == "*":
             return left * right
+        if op == "**":
+            return math.pow(left, right)
         if right == 0:
             raise self.error("division by zero")
         if op == "/":
             result = left / right
             return int(result) if self.expr_mode and isinstance(left, int) and isinstance(right, int) and result.is_integer() else result
         return math.fmod(left, right)
+
+    def integers(self, op: str, left: Any, right: Any) -> float:
+        """govaluate's bitwise and shift operators, over the numbers as 64-bit integers."""
+        a, b = int(self.number(left, op)), int(self.number(right, op))
+        mask = (1 << 64) - 1
+        results = {"&": a & b, "|": a | b, "^": a ^ b,
+                   "<<": ((a & mask) << (b & mask)) & mask, ">>": (a & mask) >> (b & mask)}
+        return float(results[op])
+
+
+def _go_text(value: Any) -> str:
+    """A value as Go's `%v` prints it (govaluate's numbers are float64: 3 prints as "3")."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)) and float(value).is_integer() and abs(value) < 1e21:
+        return str(int(value))
+    return str(value)
 
 
 def _known(variables: Mapping[str, Any], prefix: str = "") -> list[str]:

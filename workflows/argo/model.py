@@ -13,6 +13,12 @@ class InputParam:
     value: str | None = None
     default: str | None = None
     enum: tuple[str, ...] | None = None
+    value_from: bool = False  # its value comes from `valueFrom` (a ConfigMap, ...): supplied, but not emulated
+
+    @property
+    def supplied(self) -> bool:
+        """Has a value without a caller passing one."""
+        return self.value is not None or self.default is not None or self.value_from
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,9 @@ class Template:
     fail_fast: bool = True  # dag.failFast: stop once a target's branch failed
     stop_on_failed_child: bool = False  # the template's own `failFast`: stop once any child failed
     targets: list[str] | None = None
+    # dag tasks that run a template the local runner does not hold (`inline`, `templateRef`; not emulated): known by
+    # name, so that the tasks depending on them are not reported as wiring errors
+    foreign_tasks: set[str] = field(default_factory=set)
 
     @property
     def paced(self) -> bool:

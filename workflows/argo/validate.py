@@ -10,16 +10,19 @@ contexts, pod GC, TTL, ...) are accepted and ignored.
 """
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from workflows.argo.dag import ordered
+from workflows.argo.dag import ordered, sequence_items
+from workflows.argo.durations import parse_duration
 from workflows.argo.errors import ExpressionError, ManifestError
-from workflows.argo.expr import DependsExpr
+from workflows.argo.expr import DependsExpr, evaluate_when
 from workflows.argo.model import InputParam, Mount, OutputParam, Task, Template, Workflow
-from workflows.argo.subst import references, strings_in
+from workflows.argo.subst import references, strings_in, substitute
+from workflows.naming import object_name_problem
 from workflows.argo.jobset import not_emulated as jobset_not_emulated
 from workflows.argo.jobset import without_jobset_cleanup
 
@@ -52,12 +55,6 @@ WORKFLOW_VARIABLES = ("workflow.name", "workflow.namespace", "workflow.uid", "wo
                       "workflow.creationTimestamp", "workflow.mainEntrypoint")
 UNSUPPORTED_TASK_VARIABLES = ("outputs.result", "outputs.artifacts", "startedAt", "finishedAt", "hostNodeName", "ip")
 PYTHON_COMMAND = re.compile(r"^(?:.*/)?python(?:3(?:\.\d+)?)?$")
-
-
-def _int_or_none(value: Any) -> int | None:
-    if value is None:
-        return None
-    return int(str(value))
 
 
 def _str_or_none(value: Any) -> str | None:
@@ -205,6 +202,14 @@ def validate(manifest: Any) -> Validation:
     )
     if not workflow.name and not workflow.generate_name:
         check.problem("metadata: set name or generateName")
+    else:
+        # the API server's check of the name, or of generateName (cut to 58 characters) plus 5 random ones
+        field_name, given = ("metadata.name", workflow.name) if workflow.name else \
+            ("metadata.generateName", workflow.generate_name or "")
+        made = given if workflow.name else given[:58] + "x0x0x"
+        problem = object_name_problem(made)
+        if problem:
+            check.problem(f"{field_name} {given!r} does not make a valid workflow name ({made!r}): {problem}")
 
     for template in templates.values():
         if template.kind == "dag":
@@ -214,8 +219,7 @@ def validate(manifest: Any) -> Validation:
     if entrypoint in templates:
         _check_recursion(workflow, entrypoint, [], check)
         entry = templates[entrypoint]
-        missing = [p.name for p in entry.inputs
-                   if p.value is None and p.default is None and p.name not in workflow.parameters]
+        missing = [p.name for p in entry.inputs if not p.supplied and p.name not in workflow.parameters]
         if missing:
             check.problem(f"entrypoint template '{entrypoint}' needs input parameter(s) {', '.join(missing)}, "
                           "which a workflow cannot pass; give them defaults")
@@ -245,12 +249,17 @@ def _workflow_parameters(arguments: dict[str, Any], check: _Checker) -> dict[str
     for raw in args.get("parameters") or []:
         where = f"spec.arguments.parameters.{raw.get('name', '?')}"
         check.fields(raw, where, {"name", "value", "default", "enum", "description"}, {"globalName"})
-        if "valueFrom" in raw:
-            continue  # reported by fields() above
+        if "valueFrom" in raw:  # not emulated (fields() said so), but the parameter exists for its references
+            params[raw["name"]] = InputParam(raw["name"], value_from=True)
+            continue
         value = _str_or_none(raw.get("value", raw.get("default")))
         if value is None:
             check.problem(f"{where}: a workflow parameter needs a value")
         enum = tuple(str(v) for v in raw["enum"]) if raw.get("enum") else None
+        if enum and value is not None and value not in enum:
+            # Argo's validateArgumentsValues: "value should be present in ... enum list"
+            check.problem(f"workflow parameter '{raw['name']}' = {value!r} is not one of {', '.join(enum)} "
+                          f"(the enum of {where})")
         params[raw["name"]] = InputParam(raw["name"], value=value, enum=enum)
     return params
 
@@ -279,6 +288,7 @@ def _volume(raw: dict[str, Any], where: str, volumes: dict[str, str], check: _Ch
         shown = ", ".join(k for k in kinds if k not in ("persistentVolumeClaim", "emptyDir")) or "no source"
         check.unsupported(f"volume source {shown}", f"{where}.{name}",
                           "persistentVolumeClaim, volumeClaimTemplates and emptyDir are mapped to folders")
+        volumes[name] = NOT_EMULATED  # known, so that its mounts are not wiring errors; the run is refused anyway
         return
     volumes[name] = supported[0]
 
@@ -296,7 +306,8 @@ def _template(raw: dict[str, Any], check: _Checker, volumes: dict[str, str]) -> 
         check.fields(param, pwhere, {"name", "value", "default", "enum", "description"})
         inputs.append(InputParam(param.get("name", ""), value=_str_or_none(param.get("value")),
                                  default=_str_or_none(param.get("default")),
-                                 enum=tuple(str(v) for v in param["enum"]) if param.get("enum") else None))
+                                 enum=tuple(str(v) for v in param["enum"]) if param.get("enum") else None,
+                                 value_from="valueFrom" in param))
     outputs_raw = raw.get("outputs") or {}
     check.fields(outputs_raw, f"{where} outputs", {"parameters"})
     outputs = []
@@ -311,6 +322,7 @@ def _template(raw: dict[str, Any], check: _Checker, volumes: dict[str, str]) -> 
 
     if raw.get("retryStrategy") is not None:
         _retry_strategy(raw["retryStrategy"], f"{where} retryStrategy", check)
+    _deadlines(raw, where, check)
     local_volumes = dict(volumes)
     for volume in raw.get("volumes") or []:
         _volume(volume, f"{where} volumes", local_volumes, check)
@@ -339,8 +351,47 @@ def _retry_strategy(raw: Any, where: str, check: _Checker) -> None:
     policy = data.get("retryPolicy")
     if policy is not None and policy not in RETRY_POLICIES:
         check.problem(f"{where}: retryPolicy '{policy}' is not one of {', '.join(RETRY_POLICIES)}")
+    if _static(data.get("limit")) and not _is_int(data["limit"]):
+        check.problem(f"{where}: limit {data['limit']!r} is not an integer (Argo reads it with intstr.Int32)")
     if data.get("backoff") is not None:
-        check.fields(data["backoff"], f"{where}.backoff", {"duration", "factor", "maxDuration", "cap"})
+        backoff = check.fields(data["backoff"], f"{where}.backoff", {"duration", "factor", "maxDuration", "cap"})
+        if _static(backoff.get("factor")) and not _is_int(backoff["factor"]):
+            check.problem(f"{where}.backoff: factor {backoff['factor']!r} is not an integer "
+                          "(Argo reads it with intstr.Int32)")
+        for name in ("duration", "cap", "maxDuration"):
+            if _static(backoff.get(name)):
+                _duration_problem(backoff[name], f"{where}.backoff.{name}", check)
+
+
+def _deadlines(raw: dict[str, Any], where: str, check: _Checker) -> None:
+    """A template's `timeout` and `activeDeadlineSeconds` as Argo's validateTemplate / validateLeaf check them."""
+    timeout = raw.get("timeout")
+    if _static(timeout):
+        if _is_int(timeout):
+            check.problem(f"{where}: timeout {timeout!r} has no unit; Argo rejects a whole number "
+                          "(\"has invalid duration format in timeout\"): write e.g. '{timeout}s'")
+        else:
+            _duration_problem(timeout, f"{where} timeout", check)
+    deadline = raw.get("activeDeadlineSeconds")
+    if _static(deadline) and (not _is_int(deadline) or int(str(deadline)) < 0):
+        check.problem(f"{where}: activeDeadlineSeconds {deadline!r} must be a positive integer or an argo variable "
+                      "(Argo's validateLeaf)")
+
+
+def _static(value: Any) -> bool:
+    """Set and free of `{{...}}`: its value is known before the workflow runs."""
+    return value is not None and "{{" not in str(value)
+
+
+def _is_int(value: Any) -> bool:
+    return not isinstance(value, bool) and re.fullmatch(r"[+-]?\d+", str(value).strip()) is not None
+
+
+def _duration_problem(value: Any, where: str, check: _Checker) -> None:
+    try:
+        parse_duration(value, where)
+    except ManifestError as error:
+        check.problem(str(error))
 
 
 def _container_template(name: str, raw: dict[str, Any], inputs: list[InputParam], outputs: list[OutputParam],
@@ -387,22 +438,25 @@ def _dag_template(name: str, raw: dict[str, Any], inputs: list[InputParam], outp
     if raw.get("retryStrategy") is not None:
         check.unsupported("retryStrategy on a dag template", where)
     tasks: dict[str, Task] = {}
+    foreign: set[str] = set()
     for traw in dag.get("tasks") or []:
         task = _task(name, traw, check)
         if task is None:
+            if isinstance(traw, dict) and traw.get("name") and ("templateRef" in traw or "inline" in traw):
+                foreign.add(str(traw["name"]))
             continue
         if task.name in tasks:
             check.problem(f"{where}: two tasks are named '{task.name}'")
             continue
         tasks[task.name] = task
-    if not tasks:
+    if not tasks and not foreign:
         check.problem(f"{where}: a dag without tasks")
     fail_fast = dag.get("failFast")
     targets = str(dag["target"]).split() if dag.get("target") else None
     return Template(name, "dag", raw, inputs, outputs, tasks=tasks,
                     parallelism=_positive(raw.get("parallelism"), f"{where} parallelism", check),
                     fail_fast=True if fail_fast is None else bool(fail_fast), targets=targets,
-                    stop_on_failed_child=raw.get("failFast") is True)
+                    stop_on_failed_child=raw.get("failFast") is True, foreign_tasks=foreign)
 
 
 def _task(dag_name: str, raw: dict[str, Any], check: _Checker) -> Task | None:
@@ -444,6 +498,9 @@ def _task(dag_name: str, raw: dict[str, Any], check: _Checker) -> Task | None:
     sequence = raw.get("withSequence")
     if sequence is not None:
         check.fields(sequence, f"{where} withSequence", {"count", "start", "end", "format"})
+        if isinstance(sequence, dict) and sequence.get("count") is not None and sequence.get("end") is not None:
+            # Argo's addItemsToScope (workflow/validate/validate.go)
+            check.problem(f"{where}: only one of count or end can be defined in withSequence")
     with_items = raw.get("withItems")
     if with_items is not None and not isinstance(with_items, list):
         check.problem(f"{where}: withItems must be a list")
@@ -471,7 +528,7 @@ def _check_dag(workflow: Workflow, template: Template, check: _Checker) -> None:
         else:
             task.deps = list(dict.fromkeys(task.dependencies))
         for dep in task.deps:
-            if dep not in tasks:
+            if dep not in tasks and dep not in template.foreign_tasks:
                 check.problem(f"task '{task.name}' of {where} depends on '{dep}', which is not a task of this dag "
                               f"(tasks: {', '.join(tasks)})")
         task.deps = [dep for dep in task.deps if dep in tasks]
@@ -483,6 +540,12 @@ def _check_dag(workflow: Workflow, template: Template, check: _Checker) -> None:
     for task in tasks.values():
         for dep in task.deps:
             tasks[dep].dependents.append(task.name)
+        for depends_ref in task.depends.refs if task.depends is not None else []:
+            items_based = depends_ref.result in ("AnySucceeded", "AllFailed")
+            if items_based and depends_ref.task in tasks and not tasks[depends_ref.task].expands:
+                # Argo's validateDAG
+                check.problem(f"task '{task.name}' of {where}: dependency '{depends_ref.task}' uses an items-based condition "
+                              f"such as .AnySucceeded or .AllFailed but does not contain any items")
 
     cycle = _find_cycle(tasks)
     if cycle:
@@ -494,16 +557,35 @@ def _check_dag(workflow: Workflow, template: Template, check: _Checker) -> None:
     for task in reversed(ordered(tasks)):
         task.path_length = 1 + max((tasks[d].path_length for d in task.dependents), default=0)
     for target in template.targets or []:
-        if "{{" in target:  # a parameterised target: its references are checked, its value at run time
+        if "{{" in target:  # a parameterised target: its references are checked, and its value when it is known
+            problems = False
             for ref in references(target):
                 reason = _target_reference_problem(workflow, template, ref)
                 if reason:
+                    problems = True
                     check.reference(f"{where} target", ref, reason)
+            if not problems:
+                _check_parameterised_target(workflow, template, target, check)
         elif target not in tasks:
             check.problem(f"{where}: target '{target}' is not a task of this dag (tasks: {', '.join(tasks)})")
 
     for task in tasks.values():
         _check_task(workflow, template, task, check)
+
+
+def _check_parameterised_target(workflow: Workflow, dag: Template, target: str, check: _Checker) -> None:
+    """A target made of workflow parameters names the tasks their values give, as the runner substitutes them
+    (a dag's inputs are known only when it runs)."""
+    values = {f"workflow.parameters.{name}": param.value for name, param in workflow.parameters.items()
+              if param.value is not None}
+    if not all(ref in values for ref in references(target)):
+        return
+    names = substitute(target, {ref: str(value) for ref, value in values.items()}, f"dag '{dag.name}' target")
+    unknown = [name for name in names.split() if name not in dag.tasks and name not in dag.foreign_tasks]
+    if unknown:
+        check.problem(f"dag '{dag.name}': target {target!r} gives '{' '.join(unknown)}' with the workflow parameters' "
+                      f"values, which is not a task of this dag (tasks: {', '.join(dag.tasks)}); "
+                      "`-p` can give another value")
 
 
 def _target_reference_problem(workflow: Workflow, dag: Template, ref: str) -> str | None:
@@ -561,6 +643,7 @@ def _check_task(workflow: Workflow, dag: Template, task: Task, check: _Checker) 
         texts.append(task.with_param)
     texts += strings_in(task.with_items or [])
     texts += strings_in(task.with_sequence or {})
+    _check_static_expansion(task, where, check)
     for key in ("template", "name"):
         if "{{" in str(task.raw.get(key, "")):
             check.unsupported(f"a {{{{...}}}} reference in the task's {key}", where)
@@ -575,7 +658,7 @@ def _check_task(workflow: Workflow, dag: Template, task: Task, check: _Checker) 
         return
     declared = set(target.input_names())
     for param in target.inputs:
-        if param.name not in task.arguments and param.value is None and param.default is None:
+        if param.name not in task.arguments and not param.supplied:
             check.problem(f"{where}: input parameter '{param.name}' of template '{target.name}' is not supplied "
                           "(add it to the task's arguments)")
         elif param.enum and param.name in task.arguments and "{{" not in task.arguments[param.name] \
@@ -586,6 +669,29 @@ def _check_task(workflow: Workflow, dag: Template, task: Task, check: _Checker) 
         if name not in declared:
             check.warnings.append(f"{where} passes parameter '{name}', which template '{target.name}' does not "
                                   "declare as an input (Argo ignores it)")
+
+
+def _check_static_expansion(task: Task, where: str, check: _Checker) -> None:
+    """A `when` or `withSequence` without `{{...}}` that cannot evaluate: on Argo the task is an Error every run."""
+    if task.when is not None and "{{" not in task.when:
+        try:
+            evaluate_when(task.when)
+        except ExpressionError as error:
+            check.problem(f"{where}: when {task.when!r} cannot be evaluated, so the task is an Error: {error}")
+    # (a task whose `when` is false is Skipped instead, expandTask: only a task without one is certain to fail)
+    if task.with_sequence is not None and task.when is None and "{{" not in str(task.with_sequence):
+        try:
+            sequence_items(task.with_sequence, where)
+        except ManifestError as error:
+            check.problem(str(error))
+    if task.with_param is not None and task.when is None and "{{" not in task.with_param:
+        try:
+            items = json.loads(task.with_param)
+        except (json.JSONDecodeError, RecursionError):
+            items = None
+        if not isinstance(items, list):
+            check.problem(f"{where}: withParam {task.with_param!r} is not a JSON list, so the task is an Error "
+                          "(expandTask)")
 
 
 def task_reference_problem(workflow: Workflow, dag: Template, task: Task, ref: str) -> str | None:
@@ -601,6 +707,8 @@ def task_reference_problem(workflow: Workflow, dag: Template, task: Task, ref: s
     if ref.startswith("tasks."):
         parts = ref.split(".")
         other = parts[1] if len(parts) > 1 else ""
+        if other in dag.foreign_tasks:
+            return None  # its task is reported as not emulated already
         if other not in dag.tasks:
             return f"there is no task '{other}' in dag '{dag.name}' (tasks: {', '.join(dag.tasks)})"
         if other not in task.ancestors:
@@ -615,8 +723,9 @@ def task_reference_problem(workflow: Workflow, dag: Template, task: Task, ref: s
         if rest.startswith("outputs.parameters."):
             output = rest.removeprefix("outputs.parameters.")
             template = workflow.templates.get(dag.tasks[other].template)
-            if template is not None and template.kind in ("container", "dag") and output not in template.output_names():
-                have = ", ".join(template.output_names()) or "none"
+            declared = _declared_outputs(template) if template is not None else []
+            if template is not None and template.kind in ("container", "dag") and output not in declared:
+                have = ", ".join(declared) or "none"
                 return (f"task '{other}' (template '{template.name}') has no output parameter '{output}' "
                         f"(its outputs: {have})")
             return None
@@ -624,6 +733,13 @@ def task_reference_problem(workflow: Workflow, dag: Template, task: Task, ref: s
     if ref.startswith("steps."):
         return "steps.* references belong to steps templates; in a dag use tasks.<name>"
     return "unknown variable"
+
+
+def _declared_outputs(template: Template) -> list[str]:
+    """Every output parameter the template declares, those the runner does not emulate (a dag's outputs,
+    `valueFrom.expression`, ...) included: a reference to one is no wiring error."""
+    raw = ((template.raw.get("outputs") or {}).get("parameters") or []) if isinstance(template.raw, dict) else []
+    return [str(param.get("name")) for param in raw if isinstance(param, dict)]
 
 
 def workflow_reference_problem(workflow: Workflow, ref: str) -> str | None:

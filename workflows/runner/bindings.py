@@ -7,7 +7,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from workflows.argo.dag import sequence_items
-from workflows.argo.errors import ManifestError
+from workflows.argo.errors import ArgoError, ManifestError
+from workflows.argo.expr import evaluate_when
 from workflows.argo.model import Template, Workflow
 from workflows.argo.phase import Phase
 from workflows.argo.subst import pure_reference, substitute, substitute_deep
@@ -47,7 +48,9 @@ class Bindings:
                     scope[f"{prefix}.exitCode"] = str(pod.exit_code)
                 for output, value in pod.outputs.items():
                     scope[f"{prefix}.outputs.parameters.{output}"] = value
-        scope.update({key: value for key, (value, _) in self.outputs_never_produced(dag, task).items()})
+        # a producer's default is a value; an absent optional is none (see `explain` and `arguments`)
+        scope.update({key: value for key, (value, producer) in self.outputs_never_produced(dag, task).items()
+                      if producer is None})
         return scope
 
     def outputs_never_produced(self, dag: DagNode, task: TaskNode) -> dict[str, tuple[str, str | None]]:
@@ -55,7 +58,8 @@ class Bindings:
         (docs/enhanced-depends-logic.md, "Output references from Skipped or Omitted tasks";
         workflow/controller/scope.go addSkippedNodeOutputsToScope): reference -> (value, producer), where
         producer is None when the producer declares a `valueFrom.default` (the value), else the producer's
-        name: an absent optional, "" inside a longer string, unsupplied as a whole argument."""
+        name: an absent optional, unsupplied as a whole argument (the input's default applies) and an error
+        anywhere else (util/template/simple_template.go: "output is an absent optional")."""
         found: dict[str, tuple[str, str | None]] = {}
         for name in task.spec.ancestors:
             other = dag.tasks[name]
@@ -73,6 +77,10 @@ class Bindings:
                 other = dag.tasks.get(parts[1]) if len(parts) > 1 else None
                 if other is None:
                     return f"there is no task '{parts[1] if len(parts) > 1 else ''}' in this dag"
+                if other.phase in (SKIPPED, OMITTED) and ".outputs.parameters." in ref:
+                    # Argo v4.1's own words (util/template/simple_template.go)
+                    return (f"output is an absent optional (skipped/omitted node with no default): task "
+                            f"'{other.name}' was {other.phase.lower()} and its output declares no valueFrom.default")
                 if other.phase != SUCCEEDED:
                     return f"task '{other.name}' ended {other.phase}{' (' + other.message + ')' if other.message else ''}, so it has no outputs"
                 if ref.endswith(".exitCode"):
@@ -95,13 +103,33 @@ class Bindings:
             except (json.JSONDecodeError, RecursionError):  # nested too deep to parse
                 items = None
             if not isinstance(items, list):
+                if self.when_is_false(task, scope, where):
+                    return []
                 shown = text.strip()
                 shown = shown if len(shown) <= 200 else shown[:200] + "..."
                 raise ManifestError(f"{where}: withParam value could not be parsed as a JSON list: {shown}")
             return items
         if spec.with_sequence is not None:
-            return sequence_items(substitute_deep(spec.with_sequence, scope, f"{where} withSequence", explain), where)
+            sequence = substitute_deep(spec.with_sequence, scope, f"{where} withSequence", explain)
+            try:
+                return sequence_items(sequence, where)
+            except ManifestError:
+                if self.when_is_false(task, scope, where):
+                    return []
+                raise
         return None
+
+    @staticmethod
+    def when_is_false(task: TaskNode, scope: Mapping[str, str], where: str) -> bool:
+        """Argo's expandTask (workflow/controller/dag.go): a withParam or withSequence that cannot be expanded is
+        no error, only no items ("Skipped, empty params"), when the task's `when` — before any `{{item}}` — is
+        false."""
+        if task.spec.when is None:
+            return False
+        try:
+            return not evaluate_when(substitute(task.spec.when, scope, f"{where} when"))
+        except ArgoError:
+            return False  # cannot be decided without the item: Argo reports the expansion's error
 
     def arguments(self, dag: DagNode, task: TaskNode, scope: Mapping[str, str], where: str) -> dict[str, str]:
         """The task's arguments, substituted; one that is exactly a reference to an absent optional (the

@@ -1,11 +1,14 @@
-"""The local runner's controller: walks the DAG of a Workflow manifest as Argo does and runs its pods as processes.
+"""The local runner's controller: walks the DAGs of a Workflow manifest as Argo does and decides which tasks start
+and how each task and DAG ends; runner/dispatch.py runs the pods it creates, runner/resume.py says what an
+earlier run in the workdir leaves to this one.
 
-One thread (the caller's) owns every node and decides what starts; each running attempt waits
-for its process in a worker thread and reports back through a queue.
+One thread (the caller's) owns every node; each running attempt waits for its process in a worker thread and
+reports back through the dispatcher's queue.
 
-Semantics follow Argo v3.6: `depends` (plain `A` = Succeeded, Skipped or Daemoned, plus
+Semantics follow Argo v4.1 (docs/local-runner.md): `depends` (plain `A` = Succeeded, Skipped or Daemoned, plus
 continueOn) and `dependencies`; `when` after substitution (false -> Skipped; dependents
-proceed); withItems / withParam / withSequence (an empty list -> Skipped, "empty params");
+proceed); withItems / withParam / withSequence (an empty withParam or withSequence -> Skipped, "empty
+params"; an empty withItems is no fan-out);
 an expanded task fails when a child fails; retryStrategy (limit, retryPolicy, expression,
 backoff); activeDeadlineSeconds and timeout; parallelism of the workflow and of each DAG;
 failFast; the DAG's phase from its leaf (target) tasks, where a Skipped/Omitted task takes
@@ -13,15 +16,8 @@ the worst phase of the tasks it depends on.
 """
 from __future__ import annotations
 
-import functools
 import hashlib
-import itertools
-import json
 import os
-import queue
-import secrets
-import string
-import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -31,34 +27,22 @@ from typing import Any
 
 from steps.contract import LOCAL_VOLUMES_FOLDER
 from workflows.argo.dag import dag_phase, ordered
-from workflows.argo.durations import parse_duration
+from workflows.argo.documents import with_submitted_parameters
 from workflows.argo.errors import ArgoError, ExpressionError, ManifestError, UnresolvedReference
 from workflows.argo.expr import DependsRef, evaluate_when
 from workflows.argo.phase import FAILED_OR_ERROR, Phase, depends_result
 from workflows.argo.subst import item_label, item_scope, substitute
 from workflows.argo.validate import Task, Template, Workflow, load_workflow
-from workflows.naming import is_dns_subdomain
-from workflows.runner.errors import RunnerError
 from workflows.runner.bindings import Bindings
+from workflows.runner.dispatch import PodDispatcher
+from workflows.runner.errors import RunnerError
 from workflows.runner.events import RunListener
-from workflows.runner.jobset import LocalJobSet
-from workflows.runner.nodes import (
-    Attempt,
-    DagNode,
-    PodNode,
-    RunResult,
-    TaskNode,
-    describe_failure,
-    log_name,
-    short_labels,
-)
-from workflows.runner.process import AttemptResult, AttemptRunner, LocalProcess, PrepareError, default_python, prepare
-from workflows.runner.retry import decide, retry_limit
+from workflows.runner.nodes import DagNode, PodNode, RunResult, TaskNode, describe_failure, log_name, short_labels
+from workflows.runner.process import default_python
+from workflows.runner.resume import fingerprint, stop_leftovers, take_over, workflow_name
 from workflows.runner.state import RunState
-from workflows.runner.survivors import stop, survivors
 from workflows.runner.timeline import build_timeline
 from workflows.runner.workdir import WorkdirLock, make_workdir, real_dir
-from workflows.runner.written import missing
 
 PENDING, RUNNING, SUCCEEDED, FAILED = Phase.PENDING, Phase.RUNNING, Phase.SUCCEEDED, Phase.FAILED
 ERROR, SKIPPED, OMITTED = Phase.ERROR, Phase.SKIPPED, Phase.OMITTED
@@ -83,24 +67,16 @@ def _now() -> float:
     return time.time()
 
 
-def _random_suffix() -> str:
-    alphabet = string.ascii_lowercase + string.digits
-    return "".join(secrets.choice(alphabet) for _ in range(5))
-
-
 class Engine:
     def __init__(self, manifest: dict[str, Any] | Workflow, options: RunOptions, listener: RunListener | None = None) -> None:
-        self.workflow = manifest if isinstance(manifest, Workflow) else load_workflow(manifest)
+        self.workflow = manifest if isinstance(manifest, Workflow) else load_workflow(
+            with_submitted_parameters(manifest, options.parameters))
         self.options = options
         self.workdir = options.workdir.resolve()
         self.listener = listener or RunListener()
         self.base_env = dict(os.environ if options.env is None else options.env)
-        self.events: queue.Queue[tuple[PodNode, AttemptResult]] = queue.Queue()
-        self.ready: list[PodNode] = []
-        self.running: set[PodNode] = set()
         self.pods: list[PodNode] = []
         self.all_tasks: list[TaskNode] = []
-        self.sequence = itertools.count()
         self.limit = self._global_limit()
         self.parameters = self._parameters()
         make_workdir(self.workdir)
@@ -110,8 +86,8 @@ class Engine:
             for folder in ("logs", LOCAL_VOLUMES_FOLDER):
                 real_dir(self.workdir / folder, self.workdir)
             self.state = RunState.open(self.workdir)
-            self.name = self._workflow_name()
-            self.stopped_leftovers = self._stop_leftovers()
+            self.name = workflow_name(self.workflow, self.state, self.workdir, options.new_run)
+            self.stopped_leftovers = stop_leftovers(self.state, self.workdir, options.kill_grace_s)
         except BaseException:
             self.lock.release()
             raise
@@ -119,14 +95,17 @@ class Engine:
         self.created = self.state.created or datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         self.scope = self._workflow_scope()
         self.bindings = Bindings(self.workflow, self.scope, self.name)
+        self.pods_in_flight = PodDispatcher(
+            workflow=self.workflow, run_name=self.name, workdir=self.workdir, cwd=options.cwd, python=options.python,
+            base_env=self.base_env, state=self.state, bindings=self.bindings, listener=self.listener,
+            limit=self.limit, backoff_scale=options.backoff_scale, kill_grace_s=options.kill_grace_s)
         self.deadline: float | None = None
-        self.halted: str | None = None  # why nothing more starts at all (the workflow's deadline, an interrupt)
         self.started = _now()
         self.interrupted = False
 
     @property
     def running_count(self) -> int:
-        return len(self.running)
+        return len(self.pods_in_flight.running)
 
     # --- setup ---------------------------------------------------------------------------------
 
@@ -145,46 +124,6 @@ class Engine:
                 raise ManifestError(f"workflow parameter '{name}' = {value!r} is not one of {', '.join(enum)}")
             values[name] = value
         return values
-
-    def _workflow_name(self) -> str:
-        wanted = self.workflow.name
-        prefix = self.workflow.generate_name
-        stored = self.state.workflow_name
-        if stored:
-            if (wanted and stored != wanted) or (not wanted and prefix and not stored.startswith(prefix)):
-                raise RunnerError(
-                    f"{self.workdir} holds the run '{stored}' of another workflow; use another --workdir "
-                    "(or delete this one to start over)")
-            if not self.options.new_run:
-                return stored
-            if wanted:
-                raise RunnerError(
-                    f"--new-run: the workflow's metadata.name '{wanted}' is fixed, and {self.workdir} already holds "
-                    "its run (Argo refuses a second Workflow of one name too); give it metadata.generateName, "
-                    "or use another --workdir")
-            self.state.forget_nodes()
-        name = wanted or f"{prefix}{_random_suffix()}"
-        if not is_dns_subdomain(name):
-            field_name = "metadata.name" if wanted else "metadata.generateName"
-            raise ManifestError(f"{field_name} {wanted or prefix!r} does not make a valid workflow name ({name!r}): "
-                                "lowercase letters, digits, '-' and '.', starting and ending with a letter or digit, "
-                                "at most 253 characters")
-        self.state.begin(name, prefix or wanted or "")
-        return name
-
-    def _stop_leftovers(self) -> list[str]:
-        """A resume first stops any step an earlier, killed run left running (it would write beside ours)."""
-        stopped = []
-        for key, leader in self.state.leftover_processes().items():
-            found = stop(leader, self.options.kill_grace_s)
-            if survivors(leader):
-                raise RunnerError(f"pod '{key}' of an earlier run in {self.workdir} is still running (pids "
-                                  f"{', '.join(map(str, found))}) and could not be stopped; stop it, then run again")
-            if found:
-                stopped.append(f"pod '{key}' of an earlier run was still running (pids {', '.join(map(str, found))}); "
-                               "stopped it")
-        self.state.forget_processes()
-        return stopped
 
     def _workflow_scope(self) -> dict[str, str]:
         wf = self.workflow
@@ -213,30 +152,33 @@ class Engine:
             self.lock.release()
             raise
         self.listener.workflow_started(self)
+        pods = self.pods_in_flight
         try:
             idle = 0
             while True:
                 self._reconcile(root)
-                self._launch()
-                if root.fulfilled and not self.running:
+                pods.launch()
+                if root.fulfilled and not pods.running:
                     break
-                if not self.running and not self._waiting_retries():
+                if not pods.running and not pods.waiting_retries():
                     # pods that ended at once (could not start) let tasks finish on the next pass
                     idle += 1
                     if idle > 3:
                         raise RunnerError("the runner stalled: no task can start and none is running")
                     continue
                 idle = 0
-                self._wait()
+                pods.wait(self.deadline)
+                if self.deadline is not None and _now() >= self.deadline:
+                    self._workflow_deadline()
         except KeyboardInterrupt:
             self.interrupted = True
             self._stop_everything("interrupted")
-            self._kill_all("interrupted")
-            self._drain()
+            pods.kill_all("interrupted")
+            pods.drain()
             root.phase, root.message = FAILED, "interrupted"
         except BaseException:
-            self._kill_all("the runner stopped")
-            self._drain()
+            pods.kill_all("the runner stopped")
+            pods.drain()
             raise
         finally:
             try:
@@ -293,63 +235,19 @@ class Engine:
                                 f"(tasks: {', '.join(dag.template.tasks)})")
         return targets
 
-    def _waiting_retries(self) -> bool:
-        return any(pod.retry_at is not None for pod in self.ready)
-
-    def _wait(self) -> None:
-        timeout = 0.5
-        now = _now()
-        retry_times = [pod.retry_at for pod in self.ready if pod.retry_at is not None]
-        if retry_times:
-            timeout = max(0.0, min(timeout, min(retry_times) - now))
-        if self.deadline is not None:
-            timeout = max(0.0, min(timeout, self.deadline - now))
-        try:
-            pod, result = self.events.get(timeout=timeout)
-            self._finish_attempt(pod, result)
-            while True:
-                pod, result = self.events.get_nowait()
-                self._finish_attempt(pod, result)
-        except queue.Empty:
-            pass
-        if self.deadline is not None and _now() >= self.deadline:
-            self._workflow_deadline()
-
-    def _drain(self) -> None:
-        while self.running:
-            pod, result = self.events.get()
-            self._finish_attempt(pod, result, final=True)
-
-    def _kill_all(self, reason: str) -> None:
-        threads = []
-        for pod in list(self.running):
-            if pod.running is not None:
-                thread = threading.Thread(target=pod.running.kill, args=(reason,), daemon=True)
-                thread.start()
-                threads.append(thread)
-        for thread in threads:
-            thread.join()
-
     def _workflow_deadline(self) -> None:
         reason = f"the workflow's activeDeadlineSeconds ({self.workflow.active_deadline_seconds} s) exceeded"
         self.deadline = None
         self._stop_everything(reason)
-        self._kill_all(reason)
-        self._drain()
+        self.pods_in_flight.kill_all(reason)
+        self.pods_in_flight.drain()
 
     def _stop_everything(self, reason: str) -> None:
-        self.halted = reason
+        """The workflow halts (its deadline, an interrupt): no DAG starts a task, no queued pod starts."""
         for task in self.all_tasks:
             if task.dag.stopped_by is None:
                 task.dag.stopped_by = reason
-        for pod in list(self.ready):
-            self.ready.remove(pod)
-            pod.retry_at = None
-            if pod.attempts:
-                pod.phase, pod.message, pod.finished = FAILED, reason, _now()
-            else:
-                pod.phase, pod.message = OMITTED, f"not started: {reason}"
-            self.listener.pod_ended(pod)
+        self.pods_in_flight.halt(reason)
 
     # --- reconciling the DAGs ------------------------------------------------------------------------
 
@@ -377,7 +275,7 @@ class Engine:
             self.listener.dag_ended(dag)
 
     def _start_waiting_dags(self, dag: DagNode) -> None:
-        while dag.waiting_dags and (self.halted is not None or dag.has_room()):
+        while dag.waiting_dags and (self.pods_in_flight.halted is not None or dag.has_room()):
             self._start_dag(dag.waiting_dags.pop(0))
 
     def _settle_running_tasks(self, dag: DagNode) -> None:
@@ -501,8 +399,9 @@ class Engine:
         """A nested DAG invocation starts, or is omitted once the workflow halted (deadline, interrupt)."""
         parent = child.parent
         assert parent is not None
-        if self.halted is not None:
-            child.phase, child.message = OMITTED, f"not started: {self.halted}"
+        halted = self.pods_in_flight.halted
+        if halted is not None:
+            child.phase, child.message = OMITTED, f"not started: {halted}"
             self.listener.dag_ended(child)
             return
         try:
@@ -518,209 +417,23 @@ class Engine:
         return dag.fresh_upstream or any(dag.tasks[name].ran_now for name in task.spec.deps)
 
     def _queue_pod(self, pod: PodNode) -> None:
+        """A new pod either takes over an earlier run's success (resume) or is queued to run."""
+        self.pods.append(pod)
         try:
             resolved = self.bindings.resolved_template(pod, 0)
         except (UnresolvedReference, ManifestError) as error:
-            self.pods.append(pod)
-            self._pod_done(pod, ERROR, str(error))
+            self.pods_in_flight.pod_done(pod, ERROR, str(error))
             return
-        pod.fingerprint = _fingerprint(pod.template.name, resolved, pod.inputs)
+        pod.fingerprint = fingerprint(pod.template.name, resolved, pod.inputs)
         task = pod.task
         assert task is not None
         previous = self.state.node(pod.key)
         if (self.options.resume and previous and previous.get("phase") == SUCCEEDED
-                and previous.get("fingerprint") == pod.fingerprint and not self._fresh(pod.dag, task)):
-            if self._reuse(pod, previous):
-                self.pods.append(pod)
-                self.listener.pod_ended(pod)
-                return
-        pod.sequence = next(self.sequence)
-        self.pods.append(pod)
-        self.ready.append(pod)
-
-    def _reuse(self, pod: PodNode, previous: dict[str, Any]) -> bool:
-        """Take an earlier success over, unless a file it wrote is gone (then the pod reruns)."""
-        try:
-            written = [str(path) for path in previous.get("written") or []]
-            attempts = [Attempt(**a) for a in previous.get("attempts") or []]
-            outputs = {str(k): str(v) for k, v in (previous.get("outputs") or {}).items()}
-        except (TypeError, AttributeError):
-            pod.rerun_reason = "its record in state.json is damaged"
-            return False
-        gone = missing(written, self.workdir)
-        if gone:
-            shown = ", ".join(gone[:3]) + (f" and {len(gone) - 3} more" if len(gone) > 3 else "")
-            pod.rerun_reason = f"files it wrote are gone: {shown}"
-            return False
-        pod.reused, pod.written, pod.attempts, pod.outputs = True, written, attempts, outputs
-        pod.started, pod.finished = previous.get("started"), previous.get("finished")
-        pod.phase, pod.message = SUCCEEDED, "reused: succeeded in an earlier run with the same inputs"
-        return True
-
-    # --- launching pods ----------------------------------------------------------------------------------
-
-    def _launch(self) -> None:
-        if not self.ready:
+                and previous.get("fingerprint") == pod.fingerprint and not self._fresh(pod.dag, task)
+                and take_over(pod, previous, self.workdir)):
+            self.listener.pod_ended(pod)
             return
-        now = _now()
-        self.ready.sort(key=lambda p: (-(p.task.spec.path_length if p.task else 0), p.sequence))
-        for pod in list(self.ready):
-            if self.limit is not None and len(self.running) >= self.limit:
-                return
-            if pod.retry_at is not None and pod.retry_at > now:
-                continue
-            if not pod.attempts and self.halted is not None:
-                self.ready.remove(pod)
-                pod.phase, pod.message = OMITTED, f"not started: {self.halted}"
-                self.listener.pod_ended(pod)
-                continue
-            if not pod.dag.has_room():
-                continue
-            self.ready.remove(pod)
-            self._start_attempt(pod)
-
-    def _start_attempt(self, pod: PodNode) -> None:
-        number = len(pod.attempts)
-        pod.retry_at = None
-        group: LocalJobSet | None = None
-        try:
-            resolved = self.bindings.resolved_template(pod, number)
-            if pod.template.kind == "resource":
-                group = self._local_jobset(pod, resolved, number)
-                argv, deadline = [f"JobSet {group.plan.name}"], group.deadline_s
-            else:
-                spec = prepare(pod.template, resolved, workdir=self.workdir, cwd=self.options.cwd,
-                               base_env=self.base_env, secret_env_names=self.workflow.secret_env_names,
-                               volume_kinds=self.workflow.volumes, pod_key=f"{log_name(pod.key)}-{number}",
-                               python=self.options.python)
-                spec.deadline_s, spec.deadline_reason = self._attempt_deadline(pod, resolved, spec.deadline_s)
-                argv, deadline = spec.argv, spec.deadline_s
-        except (RunnerError, ArgoError, PrepareError, ValueError) as error:
-            now = _now()
-            pod.attempts.append(Attempt(number, now, now, ERROR, None, str(error)))
-            pod.started = pod.started or now
-            self._pod_done(pod, ERROR, str(error))
-            return
-        if deadline is not None and deadline <= 0:
-            now = _now()
-            message = "timeout exceeded before the attempt could start"
-            pod.attempts.append(Attempt(number, now, now, FAILED, None, message))
-            self._pod_done(pod, FAILED, message)
-            return
-        pod.phase = RUNNING
-        now = _now()
-        pod.started = pod.started or now
-        pod.attempts.append(Attempt(number, now))
-        self._mark_started(pod, now)
-        limit = retry_limit(resolved.get("retryStrategy"))
-        total = "∞" if limit is None else str(limit + 1)
-        header = (f"\n==== {pod.display}: attempt {number + 1}/{total} at "
-                  f"{datetime.now().strftime('%Y-%m-%d %H:%M:%S')} (tunebench run, workflow {self.name})\n")
-        process = group.with_header(header) if group is not None else LocalProcess(
-            spec, pod.log_path or self.workdir / "logs" / "pod.log", header, self.options.kill_grace_s,
-            on_start=functools.partial(self.state.process_started, pod.key))
-        pod.running = process
-        self.running.add(pod)
-        pod.dag.running_pods += 1
-        self._mark_ran(pod)
-        pod.resolved = resolved
-        self.listener.pod_started(pod, number + 1, argv)
-        thread = threading.Thread(target=self._run_attempt, args=(pod, process), name=f"pod-{pod.key}", daemon=True)
-        thread.start()
-
-    def _local_jobset(self, pod: PodNode, resolved: dict[str, Any], number: int) -> LocalJobSet:
-        """The JobSet of a `resource` template as a group of local processes, one per node (runner/jobset.py)."""
-        def start_node(node: dict[str, Any], key: str, volume_kinds: dict[str, str], log: Path) -> LocalProcess:
-            spec = prepare(pod.template, node, workdir=self.workdir, cwd=self.options.cwd, base_env=self.base_env,
-                           secret_env_names=self.workflow.secret_env_names,
-                           volume_kinds={**self.workflow.volumes, **volume_kinds}, pod_key=key, python=self.options.python)
-            return LocalProcess(spec, log, f"\n==== {pod.display}: {key}\n", self.options.kill_grace_s,
-                                on_start=lambda leader: self.state.process_started(key, leader))
-
-        active = resolved.get("activeDeadlineSeconds")
-        deadline = self._attempt_deadline(pod, resolved, float(active) if active is not None else None)
-        return LocalJobSet(resolved, start_node, pod.log_path or self.workdir / "logs" / "pod.log",
-                           f"{log_name(pod.key)}-{number}", self.workdir, deadline, self.state.process_ended)
-
-    def _run_attempt(self, pod: PodNode, process: AttemptRunner) -> None:
-        try:
-            result = process.run()
-        except Exception as error:  # noqa: BLE001 - reported as the attempt's error, never lost
-            now = _now()
-            result = AttemptResult(ERROR, None, f"runner error: {error!r}", now, now)
-        self.events.put((pod, result))
-
-    def _mark_started(self, pod: PodNode, now: float) -> None:
-        task: TaskNode | None = pod.task
-        while task is not None:
-            task.started = task.started or now
-            task = task.dag.task
-
-    def _mark_ran(self, pod: PodNode) -> None:
-        task: TaskNode | None = pod.task
-        while task is not None:
-            task.ran_now = True
-            parent = task.dag
-            task = parent.task if isinstance(parent, DagNode) else None
-
-    def _attempt_deadline(self, pod: PodNode, resolved: dict[str, Any],
-                          active: float | None) -> tuple[float | None, str]:
-        """Seconds this attempt may run, and what to say when it runs out."""
-        limits: list[tuple[float, str]] = []
-        if active is not None:
-            limits.append((active, f"activeDeadlineSeconds ({active:g} s) exceeded"))
-        if resolved.get("timeout") is not None:
-            total = parse_duration(resolved["timeout"], f"template '{pod.template.name}' timeout")
-            first = pod.attempts[0].started if pod.attempts else _now()
-            limits.append((total - (_now() - first), f"timeout ({resolved['timeout']}) exceeded"))
-        if not limits:
-            return None, ""
-        return min(limits)
-
-    # --- finishing attempts, retries -------------------------------------------------------------------
-
-    def _finish_attempt(self, pod: PodNode, result: AttemptResult, final: bool = False) -> None:
-        self.running.discard(pod)
-        self.state.process_ended(pod.key)
-        pod.dag.running_pods -= 1
-        pod.running = None
-        attempt = pod.attempts[-1]
-        attempt.started, attempt.finished = result.started, result.finished
-        attempt.status, attempt.exit_code, attempt.message = result.status, result.exit_code, result.message
-        pod.nominal_elapsed += result.finished - result.started
-        if result.status == SUCCEEDED:
-            pod.outputs, pod.written = result.outputs, result.written
-            self._pod_done(pod, SUCCEEDED, "")
-            return
-        if not final and not self.interrupted:
-            resolved = pod.resolved or self.bindings.resolved_template(pod, len(pod.attempts) - 1)
-            decision = decide(resolved.get("retryStrategy"), f"template '{pod.template.name}' retryStrategy",
-                              len(pod.attempts) - 1, result, pod.nominal_elapsed,
-                              self.base_env.get("TRANSIENT_ERROR_PATTERN"))
-            delay = decision.delay
-            if decision.note:
-                pod.message = f"{result.message} ({decision.note})"
-            if delay is not None:
-                scaled = delay * self.options.backoff_scale
-                pod.retry_at = _now() + scaled
-                pod.nominal_elapsed += delay
-                pod.phase = RUNNING
-                pod.message = f"{result.message}; retrying in {scaled:.0f}s"
-                self.ready.append(pod)
-                self.state.record(pod)
-                self.listener.pod_retrying(pod, scaled, result)
-                return
-        self._pod_done(pod, result.status, result.message)
-
-    def _pod_done(self, pod: PodNode, phase: Phase, message: str) -> None:
-        pod.phase, pod.finished = phase, _now()
-        if message or phase != SUCCEEDED:
-            pod.message = pod.message if pod.message and message and pod.message.startswith(message) else message
-        else:
-            pod.message = ""
-        self.state.record(pod)
-        self.state.save()
-        self.listener.pod_ended(pod)
+        self.pods_in_flight.enqueue(pod)
 
     # --- tasks and DAGs finishing ---------------------------------------------------------------------------
 
@@ -771,7 +484,7 @@ class Engine:
         _, failed_target = dag_phase(dag.template, decided, {name: t.phase for name, t in dag.tasks.items()})
         if failed_target is None:
             return
-        culprit = next((t for t in dag.order if t.phase in FAILED_OR_ERROR), dag.tasks[failed_target])
+        culprit = _culprit(dag, failed_target)
         dag.stopped_by = f"'{culprit.name}' {culprit.phase.lower()}"
         dag.stopped_task = culprit
         self.listener.fail_fast(dag, culprit)
@@ -787,26 +500,18 @@ class Engine:
         phase, failed_target = dag_phase(dag.template, targets, {name: t.phase for name, t in dag.tasks.items()})
         if failed_target is None:
             return phase, ""
-        culprit = next((t for t in dag.order if t.phase in FAILED_OR_ERROR), dag.tasks[failed_target])
-        return phase, describe_failure(culprit)
+        return phase, describe_failure(_culprit(dag, failed_target))
+
+
+def _culprit(dag: DagNode, failed_target: str) -> TaskNode:
+    """The failure a failed DAG names: the first failed task, in the DAG's order, on the branch of the target that
+    failed it (so not a failure that `continueOn` forgave beside it, as `B` in examples/dag-continue-on-fail.yaml)."""
+    branch = dag.template.tasks[failed_target].ancestors | {failed_target}
+    return next((t for t in dag.order if t.name in branch and t.phase in FAILED_OR_ERROR), dag.tasks[failed_target])
 
 
 def _has_failed_child(task: TaskNode) -> bool:
     return task.phase in FAILED_OR_ERROR or any(child.phase in FAILED_OR_ERROR for child in task.children)
-
-
-def _fingerprint(template: str, resolved: dict[str, Any], inputs: dict[str, str]) -> str:
-    container = resolved.get("container") or {}
-    env = []
-    for item in container.get("env") or []:
-        if "valueFrom" in item:
-            env.append([item.get("name"), "secret:" + json.dumps(item["valueFrom"], sort_keys=True)])
-        else:
-            env.append([item.get("name"), item.get("value")])
-    data = {"template": template, "command": container.get("command"), "args": container.get("args"), "env": env,
-            "workingDir": container.get("workingDir"), "inputs": inputs,
-            "outputs": (resolved.get("outputs") or {}).get("parameters")}
-    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def run_workflow(manifest: dict[str, Any], options: RunOptions, listener: RunListener | None = None) -> RunResult:

@@ -175,3 +175,19 @@ def describe_failure(task: TaskNode) -> str:
         return f"{text}: {failed[0].message}"
     message = failed[0].message if failed else task.message
     return f"{text}: {message}" if message else text
+
+
+def mark_started(pod: PodNode, now: float) -> None:
+    """The pod's task, and the tasks of the DAGs it runs in, started no later than `now`."""
+    task: TaskNode | None = pod.task
+    while task is not None:
+        task.started = task.started or now
+        task = task.dag.task
+
+
+def mark_ran(pod: PodNode) -> None:
+    """A pod of this task (and of the tasks invoking its DAG) ran in this invocation of the runner."""
+    task: TaskNode | None = pod.task
+    while task is not None:
+        task.ran_now = True
+        task = task.dag.task

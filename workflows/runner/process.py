@@ -30,6 +30,7 @@ from typing import Any, Protocol
 from steps.contract import LOCAL_VOLUMES_FOLDER
 from workflows.argo.phase import Phase
 from workflows.argo.validate import Template, uses_python
+from workflows.runner.supervisor import CANNOT_START_EXIT_CODE
 from workflows.runner.survivors import ProcessIdentity, identify
 from workflows.runner.threads import thread_count, thread_env
 from workflows.runner.workdir import open_log, real_dir
@@ -222,7 +223,7 @@ class LocalProcess:
             if reason is not None:  # a container whose command cannot start fails (it is not an Error)
                 message = f"could not start {self.spec.argv[0]!r}: {reason}"
                 log.write(f"tunebench run: {message}\n".encode())
-                return AttemptResult(FAILED, None, message, started, time.time())
+                return AttemptResult(FAILED, CANNOT_START_EXIT_CODE, message, started, time.time())
             supervised = [sys.executable, "-I", "-S", SUPERVISOR, "--grace", str(self.kill_grace_s),
                           "--parent", str(os.getpid()), "--", *self.spec.argv]
             try:
@@ -232,7 +233,7 @@ class LocalProcess:
             except OSError as error:
                 message = f"could not start {self.spec.argv[0]!r}: {error.strerror or error}"
                 log.write(f"tunebench run: {message}\n".encode())
-                return AttemptResult(FAILED, None, message, started, time.time())
+                return AttemptResult(FAILED, CANNOT_START_EXIT_CODE, message, started, time.time())
             if self.on_start is not None:
                 self.on_start(identify(self.process.pid))
             if self.killed_reason is not None:  # killed while starting

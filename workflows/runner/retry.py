@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from workflows.argo.durations import parse_duration
-from workflows.argo.errors import ExpressionError
+from workflows.argo.errors import ExpressionError, ManifestError
 from workflows.argo.expr import evaluate_expr
 from workflows.argo.phase import Phase
 from workflows.runner.process import AttemptResult
@@ -27,20 +27,29 @@ class RetryDecision:
     note: str = ""  # why it is final, when that is worth saying
 
 
-def retry_limit(strategy: dict[str, Any] | None) -> int | None:
-    """Retries allowed (0: none; None: unlimited)."""
+def retry_limit(strategy: dict[str, Any] | None, where: str = "retryStrategy") -> int | None:
+    """Retries allowed (0: none; None: unlimited). Raises ManifestError for a limit that is not an integer."""
     if strategy is None:
         return 0
     if strategy.get("limit") is None:
         return None
-    return int(str(strategy["limit"]))
+    return _integer(strategy["limit"], f"{where}.limit")
+
+
+def _integer(value: Any, where: str) -> int:
+    """An IntOrString field as Argo's intstr.Int32 reads it: an error (the node's Error) when it is no integer."""
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        raise ManifestError(f"{where}: {value!r} is not an integer") from None
 
 
 def decide(strategy: dict[str, Any] | None, where: str, retries_done: int, result: AttemptResult,
            nominal_elapsed: float, transient_pattern: str | None = None) -> RetryDecision:
+    """Raises ManifestError for a strategy Argo cannot read (a limit, factor or duration of the wrong form)."""
     if strategy is None:
         return RetryDecision(None)
-    limit = retry_limit(strategy)
+    limit = retry_limit(strategy, where)
     if limit is not None and retries_done >= limit:
         return RetryDecision(None, f"no retries left of {limit}")
     policy = strategy.get("retryPolicy") or ("Always" if strategy.get("expression") else "OnFailure")
@@ -70,8 +79,8 @@ def decide(strategy: dict[str, Any] | None, where: str, retries_done: int, resul
     if not backoff:
         return RetryDecision(0.0)
     base = parse_duration(backoff.get("duration", 0), f"{where}.backoff.duration")
-    factor = float(str(backoff.get("factor", 1)))
-    delay = base * factor ** retries_done
+    factor = _integer(backoff.get("factor", 1), f"{where}.backoff.factor")
+    delay = base * factor ** retries_done if factor > 0 else base  # Argo applies only a positive factor
     if backoff.get("cap") is not None:
         delay = min(delay, parse_duration(backoff["cap"], f"{where}.backoff.cap"))
     if backoff.get("maxDuration") is not None:

@@ -19,6 +19,9 @@ import subprocess
 import sys
 
 PARENT_DIED = signal.SIGUSR1
+# What Argo's container reports for a command that cannot start: argoexec's emissary fails to find or run it and
+# exits 64 (cmd/argoexec/main.go), a Failed node with that exit code.
+CANNOT_START_EXIT_CODE = 64
 
 
 class ParentDied(Exception):
@@ -71,7 +74,7 @@ def main(argv: list[str]) -> int:
         child = subprocess.Popen(command)
     except OSError as error:
         print(f"tunebench run: could not start {command[0]!r}: {error.strerror or error}", file=sys.stderr)
-        return 127
+        return CANNOT_START_EXIT_CODE
     try:
         while True:
             try:

@@ -1,6 +1,7 @@
 """What every engine shares: settings, the result type, the stop rule, models and adapters."""
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from collections.abc import Callable
@@ -50,8 +51,14 @@ def token_counter(tokenizer: Any) -> Callable[[list[str]], list[int]]:
     """Prompt lengths as the engines see them: special tokens (BOS) included, no truncation."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is not None:
-        # The Rust tokenizer directly: the same ids `tokenizer(texts)` makes, without building them into lists.
-        return lambda texts: [len(encoding.ids) for encoding in backend.encode_batch(texts, add_special_tokens=True)]
+        # The Rust tokenizer directly: the same ids `tokenizer(texts)` makes, without building them into
+        # lists. A copy of its own, without padding or truncation: those are state of the Rust tokenizer,
+        # and the hf engine's `tokenizer(batch, padding=True)` leaves padding on, which would count every
+        # later prompt at its batch's padded length.
+        counter = copy.deepcopy(backend)
+        counter.no_padding()
+        counter.no_truncation()
+        return lambda texts: [len(encoding.ids) for encoding in counter.encode_batch(texts, add_special_tokens=True)]
     return lambda texts: [len(ids) for ids in tokenizer(texts, add_special_tokens=True)["input_ids"]]
 
 

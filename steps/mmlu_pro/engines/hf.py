@@ -12,6 +12,7 @@ from steps.mmlu_pro.engines.base import (
     resolve_model,
     token_counter,
 )
+from steps.mmlu_pro.engines.heap import frozen_imports
 from steps.torch_threads import match_interop_threads
 
 # transformers imports these whenever they are installed, though greedy generation of a plain
@@ -22,11 +23,28 @@ from steps.torch_threads import match_interop_threads
 # own "not importable" marker, so transformers' availability checks see them absent. (A
 # torchao-quantised checkpoint therefore does not load here; MMLU-Pro evaluates bf16 models.)
 UNUSED_BY_GENERATION = ("sklearn", "torchao", "scipy")
+# torch._dynamo imports triton whenever it is installed; triton compiles GPU kernels only, so on a
+# CPU nothing can use it. Hidden there, it also keeps its nanobind leak report away from the
+# frozen heap (see heap.py) and the CPU step's exit cheap.
+UNUSED_WITHOUT_GPU = ("triton",)
 
 
-def hide_unused_packages() -> None:
-    for name in UNUSED_BY_GENERATION:
+def hide_unused_packages(names: tuple[str, ...] = UNUSED_BY_GENERATION) -> None:
+    for name in names:
         sys.modules.setdefault(name, None)  # type: ignore[arg-type]  # never hide one already in use
+
+
+def stop_criteria(tokenizer: Any, stop_strings: tuple[str, ...] = STOP_STRINGS) -> Any:
+    """What `generate(stop_strings=..., tokenizer=...)` stops with, built once for every batch.
+
+    generate builds StopStringCriteria's tables over the whole vocabulary on every call: its cache is
+    keyed on the order of `get_vocab()`, which differs from call to call. That is about 0.6 s of CPU
+    per batch for a 128k vocabulary (benchmarks/stop_criteria.py), the GPU idle meanwhile. The
+    criterion keeps no state between calls, so one serves them all.
+    """
+    from transformers.generation.stopping_criteria import StoppingCriteriaList, StopStringCriteria
+
+    return StoppingCriteriaList([StopStringCriteria(tokenizer, list(stop_strings))])
 
 
 class HFEngine:
@@ -36,21 +54,25 @@ class HFEngine:
     _model: Any  # a transformers model, or a PeftModel over one
 
     def __init__(self, model: str, revision: str | None, settings: GenerationSettings):
-        hide_unused_packages()
-        import torch
+        with frozen_imports():
+            hide_unused_packages()
+            import torch
 
+            cuda = torch.cuda.is_available()
+            if not cuda:
+                hide_unused_packages(UNUSED_WITHOUT_GPU)
+            from transformers import AutoModelForCausalLM, AutoTokenizer
         match_interop_threads(torch)
-        from transformers import AutoModelForCausalLM, AutoTokenizer
 
         ref = resolve_model(model)
         base_revision = None if ref.adapter else revision
         self.chunk_size = self._batch_size = settings.batch_size
-        cuda = torch.cuda.is_available()
         self._tokenizer = AutoTokenizer.from_pretrained(ref.tokenizer, revision=base_revision)
         # Decoder-only models continue the last token, so batches are padded on the left.
         self._tokenizer.padding_side = "left"
         if self._tokenizer.pad_token is None:
             self._tokenizer.pad_token = self._tokenizer.eos_token
+        self._stopping = stop_criteria(self._tokenizer)
         self._model: Any = AutoModelForCausalLM.from_pretrained(
             ref.base, revision=base_revision, dtype=torch.bfloat16 if cuda else torch.float32,
             device_map="auto" if cuda else None)
@@ -80,7 +102,9 @@ class HFEngine:
                 **inputs, do_sample=False, temperature=None, top_p=None, top_k=None,
                 # Greedy continuations do not depend on how far the batch runs, so the batch
                 # runs to its longest limit and each row is cut to its own.
-                max_new_tokens=max(limits), stop_strings=list(STOP_STRINGS), tokenizer=tokenizer,
+                # The tokenizer too: a model whose generation config names stop strings of its own gets
+                # them replaced by ours (a criterion passed in wins over one of its type), as before.
+                max_new_tokens=max(limits), stopping_criteria=self._stopping, tokenizer=tokenizer,
                 pad_token_id=tokenizer.pad_token_id)
         new_tokens = output[:, inputs["input_ids"].shape[1]:].tolist()
         return [self._decode(tokens[:limit], limit) for tokens, limit in zip(new_tokens, limits, strict=True)]
