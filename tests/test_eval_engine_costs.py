@@ -3,13 +3,12 @@ order) with records still in dataset order and resume unchanged; torch on the st
 no imports generation does not use; stop-string tables built once; the loaded heap frozen."""
 from __future__ import annotations
 
-import gc
 import importlib.util
 import json
 import os
 import subprocess
 import sys
-import weakref
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,6 @@ from fixtures.mmlu_assets import tiny_assets, unfrozen_heap  # noqa: F401  (fixt
 from steps.eval_mmlu_pro import evaluate, records_path
 from steps.mmlu_pro.data import load_subject
 from steps.mmlu_pro.engines import GenerationSettings, load_engine
-from steps.mmlu_pro.engines.heap import frozen_imports
 from steps.mmlu_pro.engines.hf import stop_criteria
 from steps.mmlu_pro.results import read_records
 
@@ -140,39 +138,50 @@ def test_reading_the_local_dataset_does_not_import_pandas(tiny_assets):  # noqa:
     assert result.stdout.split() == ["False"]  # pyarrow.dataset would import it: 0.2 s of the step's start
 
 
-class _Node:
-    link: object = None
+def _in_a_fresh_interpreter(body: str) -> None:
+    """Run `body` (asserts about the collector's global state) alone in a new interpreter: in the test process,
+    threads other tests left behind, or their frozen heap, would change the counts under it."""
+    prelude = ("import gc, weakref\nfrom steps.mmlu_pro.engines.heap import frozen_imports\n"
+               "class Node:\n    link = None\n")
+    result = subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(body)], capture_output=True, text=True,
+                            check=False, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr
 
 
 def test_imports_run_without_full_collections_then_their_heap_is_frozen_but_not_their_garbage():
-    gc.unfreeze()
-    thresholds = gc.get_threshold()
-    kept = _Node()
-    kept.link = kept
-    with frozen_imports():
-        assert gc.get_threshold()[:2] == thresholds[:2] and gc.get_threshold()[2] > 10**9
-        cycle = _Node()
-        cycle.link = cycle
-        garbage = weakref.ref(cycle)
-        del cycle
-    assert gc.get_threshold() == thresholds and gc.get_freeze_count() > 0 and garbage() is None
-    assert all(item is not kept for item in gc.get_objects())  # frozen: no collection walks it
+    _in_a_fresh_interpreter("""
+        thresholds = gc.get_threshold()
+        kept = Node()
+        kept.link = kept
+        with frozen_imports():
+            assert gc.get_threshold()[:2] == thresholds[:2] and gc.get_threshold()[2] > 10**9
+            cycle = Node()
+            cycle.link = cycle
+            garbage = weakref.ref(cycle)
+            del cycle
+        assert gc.get_threshold() == thresholds and gc.get_freeze_count() > 0 and garbage() is None
+        assert all(item is not kept for item in gc.get_objects())  # frozen: no collection walks it
+    """)
 
 
 def test_the_heap_is_frozen_once_and_not_when_the_imports_fail():
-    gc.unfreeze()
-    thresholds = gc.get_threshold()
-    with pytest.raises(ImportError), frozen_imports():
-        raise ImportError("no module named torch")
-    assert gc.get_threshold() == thresholds and gc.get_freeze_count() == 0
-    with frozen_imports():
-        pass
-    frozen = gc.get_freeze_count()
-    later = _Node()
-    later.link = later
-    with frozen_imports():
-        pass
-    assert gc.get_freeze_count() == frozen and any(item is later for item in gc.get_objects())
+    _in_a_fresh_interpreter("""
+        thresholds = gc.get_threshold()
+        try:
+            with frozen_imports():
+                raise ImportError("no module named torch")
+        except ImportError:
+            pass
+        assert gc.get_threshold() == thresholds and gc.get_freeze_count() == 0
+        with frozen_imports():
+            pass
+        frozen = gc.get_freeze_count()
+        later = Node()
+        later.link = later
+        with frozen_imports():
+            pass
+        assert gc.get_freeze_count() == frozen and any(item is later for item in gc.get_objects())
+    """)
 
 
 @pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="triton (a nanobind extension) is not installed")

@@ -200,8 +200,10 @@ def test_stopping_the_run_stops_every_node(tmp_path):
     code = ("import sys, yaml; from pathlib import Path; from workflows.runner import RunOptions, run_workflow; "
             f"run_workflow(yaml.safe_load(open({str(path)!r})), RunOptions(workdir=Path({str(tmp_path / 'wd')!r}), "
             f"cwd=Path({str(tmp_path)!r}), kill_grace_s=1.0))")
+    # SIGINT as at a terminal: a shell running pytest in the background would hand the runner an ignored SIGINT
     runner = subprocess.Popen([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1],
-                              env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+                              env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     starts = [tmp_path / "wd" / "volumes" / "workspace" / f"starts-{i}.jsonl" for i in range(2)]
     deadline = time.monotonic() + 60
     while not all(s.exists() and s.read_text().strip() for s in starts) and time.monotonic() < deadline:
