@@ -33,13 +33,17 @@ NO_FULL_COLLECTION = 2**31 - 1
 NANOBIND_EXTENSIONS = ("triton",)
 
 
+_frozen_once = False  # this process's heap was frozen here already
+
+
 @contextlib.contextmanager
 def frozen_imports() -> Iterator[None]:
     """Run the block (imports only) without full collections, then collect the young generations
-    and freeze everything alive. A block that raises freezes nothing, nor does one in a process
-    whose heap is frozen already: its imports are done, and it would freeze whatever the process
-    holds by then."""
-    if gc.get_freeze_count():
+    and freeze everything alive. A block that raises freezes nothing, nor does a second one in the
+    process: the imports are done by then, and it would freeze whatever the process holds. (Not told
+    by gc.get_freeze_count(): Python 3.12 starts with a few hundred objects frozen.)"""
+    global _frozen_once
+    if _frozen_once:
         yield
         return
     thresholds = gc.get_threshold()
@@ -48,6 +52,7 @@ def frozen_imports() -> Iterator[None]:
         yield
         gc.collect(1)
         gc.freeze()
+        _frozen_once = True
         _unfreeze_at_exit_for_nanobind()
     finally:
         gc.set_threshold(*thresholds)
