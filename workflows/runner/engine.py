@@ -257,8 +257,8 @@ class Engine:
         self._start_waiting_dags(dag)
         while True:
             self._settle_running_tasks(dag)
-            if dag.template.paced and any(task.phase == RUNNING for task in dag.order):
-                break  # a paced DAG starts its next tasks only once the ones begun have all ended
+            if dag.step_running():
+                break
             self._check_fail_fast(dag)
             if not self._start_ready_tasks(dag):
                 break

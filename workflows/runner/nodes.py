@@ -96,6 +96,10 @@ class DagNode(Node):
         self.targets: list[str] | None = None  # dag.target, substituted
         self.prefix = ""
 
+    def step_running(self) -> bool:
+        """A DAG a failure can stop (Template.paced) starts its next tasks only once every task it began has
+        ended: true while some have not."""
+        return self.template.paced and any(task.phase == RUNNING for task in self.order)
 
     def has_room(self) -> bool:
         """Argo's DAG `parallelism` counts the DAG's active children: its own pods and the nested DAG

@@ -201,10 +201,8 @@ class ConsoleReporter(RunListener):
 
 
 def _held_for_its_step(task: TaskNode) -> bool:
-    """Ready, but its DAG starts tasks in steps (Template.paced) and a step is still running."""
-    dag = task.dag
-    return (dag.template.paced and all(dag.tasks[name].fulfilled for name in task.spec.deps)
-            and any(other.phase == RUNNING for other in dag.order))
+    """Ready, but its DAG's step is still running (DagNode.step_running)."""
+    return task.dag.step_running() and all(task.dag.tasks[name].fulfilled for name in task.spec.deps)
 
 
 class _View:
