@@ -92,8 +92,7 @@ def test_the_hf_engine_stays_on_its_threads_and_skips_packages_generation_does_n
             "[name for name in ('sklearn', 'torchao', 'scipy', 'pandas', 'triton') if sys.modules.get(name) is not None], "
             "gc.get_freeze_count() > 0, gc.get_threshold() == thresholds); "
             "model = weakref.ref(engine._model); del engine; gc.collect(); print(model() is None)")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=ROOT,
-                            env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), "CUDA_VISIBLE_DEVICES": ""})
+    result = _python(code, OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["1", "1", "[]", "True", "True", "True"]
     assert "leaked" not in result.stderr
@@ -132,10 +131,15 @@ def test_one_stop_criterion_serves_every_batch_and_stops_where_stop_strings_does
 def test_reading_the_local_dataset_does_not_import_pandas(tiny_assets):  # noqa: F811
     code = ("import sys; from steps.mmlu_pro.data import load_subject; "
             f"load_subject({str(tiny_assets['dataset'])!r}, 'math', None); print('pandas' in sys.modules)")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=ROOT,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    result = _python(code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["False"]  # pyarrow.dataset would import it: 0.2 s of the step's start
+
+
+def _python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """`python -c CODE` in a new interpreter with the project importable."""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT), **env})
 
 
 def _in_a_fresh_interpreter(body: str) -> None:
@@ -143,8 +147,7 @@ def _in_a_fresh_interpreter(body: str) -> None:
     threads other tests left behind, or their frozen heap, would change the counts under it."""
     prelude = ("import gc, weakref\nfrom steps.mmlu_pro.engines.heap import frozen_imports\n"
                "class Node:\n    link = None\n")
-    result = subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(body)], capture_output=True, text=True,
-                            check=False, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    result = _python(prelude + textwrap.dedent(body))
     assert result.returncode == 0, result.stderr
 
 
@@ -188,6 +191,5 @@ def test_the_heap_is_frozen_once_and_not_when_the_imports_fail():
 @pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="triton (a nanobind extension) is not installed")
 def test_a_frozen_heap_with_triton_loaded_exits_without_a_leak_report():
     code = "from steps.mmlu_pro.engines.heap import frozen_imports\nwith frozen_imports(): import triton"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=ROOT,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    result = _python(code)
     assert result.returncode == 0 and "leaked" not in result.stderr, result.stderr

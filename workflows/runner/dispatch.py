@@ -34,10 +34,6 @@ ERROR, OMITTED = Phase.ERROR, Phase.OMITTED
 POLL_S = 0.5  # how long a wait may last without an event, so deadlines and retry times are seen
 
 
-def _now() -> float:
-    return time.time()
-
-
 class PodDispatcher:
     def __init__(self, *, workflow: Workflow, run_name: str, workdir: Path, cwd: Path, python: str,
                  base_env: dict[str, str], state: RunState, bindings: Bindings, listener: RunListener,
@@ -74,7 +70,7 @@ class PodDispatcher:
         parallelism, once a retry's backoff has passed."""
         if not self.ready:
             return
-        now = _now()
+        now = time.time()
         self.ready.sort(key=lambda p: (-(p.task.spec.path_length if p.task else 0), p.sequence))
         for pod in list(self.ready):
             if self.limit is not None and len(self.running) >= self.limit:
@@ -98,7 +94,7 @@ class PodDispatcher:
             self.ready.remove(pod)
             pod.retry_at = None
             if pod.attempts:
-                pod.phase, pod.message, pod.finished = FAILED, reason, _now()
+                pod.phase, pod.message, pod.finished = FAILED, reason, time.time()
             else:
                 pod.phase, pod.message = OMITTED, f"not started: {reason}"
             self.listener.pod_ended(pod)
@@ -108,7 +104,7 @@ class PodDispatcher:
     def wait(self, deadline: float | None) -> None:
         """Handle the attempts that end within a short wait (no longer than to the next retry or `deadline`)."""
         timeout = POLL_S
-        now = _now()
+        now = time.time()
         retry_times = [pod.retry_at for pod in self.ready if pod.retry_at is not None]
         if retry_times:
             timeout = max(0.0, min(timeout, min(retry_times) - now))
@@ -159,19 +155,19 @@ class PodDispatcher:
                 argv, deadline = spec.argv, spec.deadline_s
             limit = retry_limit(resolved.get("retryStrategy"), f"template '{pod.template.name}' retryStrategy")
         except (RunnerError, ArgoError, PrepareError, ValueError) as error:
-            now = _now()
+            now = time.time()
             pod.attempts.append(Attempt(number, now, now, ERROR, None, str(error)))
             pod.started = pod.started or now
             self.pod_done(pod, ERROR, str(error))
             return
         if deadline is not None and deadline <= 0:
-            now = _now()
+            now = time.time()
             message = "timeout exceeded before the attempt could start"
             pod.attempts.append(Attempt(number, now, now, FAILED, None, message))
             self.pod_done(pod, FAILED, message)
             return
         pod.phase = RUNNING
-        now = _now()
+        now = time.time()
         pod.started = pod.started or now
         pod.attempts.append(Attempt(number, now))
         mark_started(pod, now)
@@ -208,7 +204,7 @@ class PodDispatcher:
         try:
             result = process.run()
         except Exception as error:  # noqa: BLE001 - reported as the attempt's error, never lost
-            now = _now()
+            now = time.time()
             result = AttemptResult(ERROR, None, f"runner error: {error!r}", now, now)
         self.events.put((pod, result))
 
@@ -220,8 +216,8 @@ class PodDispatcher:
             limits.append((active, f"activeDeadlineSeconds ({active:g} s) exceeded"))
         if resolved.get("timeout") is not None:
             total = parse_duration(resolved["timeout"], f"template '{pod.template.name}' timeout")
-            first = pod.attempts[0].started if pod.attempts else _now()
-            limits.append((total - (_now() - first), f"timeout ({resolved['timeout']}) exceeded"))
+            first = pod.attempts[0].started if pod.attempts else time.time()
+            limits.append((total - (time.time() - first), f"timeout ({resolved['timeout']}) exceeded"))
         if not limits:
             return None, ""
         return min(limits)
@@ -255,7 +251,7 @@ class PodDispatcher:
                 pod.message = f"{result.message} ({decision.note})"
             if delay is not None:
                 scaled = delay * self.backoff_scale
-                pod.retry_at = _now() + scaled
+                pod.retry_at = time.time() + scaled
                 pod.nominal_elapsed += delay
                 pod.phase = RUNNING
                 pod.message = f"{result.message}; retrying in {scaled:.0f}s"
@@ -267,7 +263,7 @@ class PodDispatcher:
 
     def pod_done(self, pod: PodNode, phase: Phase, message: str) -> None:
         """A pod's final phase, recorded in state.json (a resume reads it) and told to the listener."""
-        pod.phase, pod.finished = phase, _now()
+        pod.phase, pod.finished = phase, time.time()
         if message or phase != SUCCEEDED:
             pod.message = pod.message if pod.message and message and pod.message.startswith(message) else message
         else:
